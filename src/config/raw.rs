@@ -1,0 +1,132 @@
+//! The configuration file exactly as written: serde structures that reject
+//! unknown keys and keep the position of every value that is checked later.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub dhcp: RawDhcp,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub state_dir: Option<Spanned<String>>,
+    pub interfaces: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDhcp {
+    pub lease_time: Option<Spanned<RawDuration>>,
+    pub offer_time: Option<Spanned<RawDuration>>,
+    pub decline_time: Option<Spanned<RawDuration>>,
+    pub authoritative: Option<bool>,
+    /// Packets per second accepted from one MAC before it is rate limited.
+    pub rate_limit: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub options: RawOptions,
+    #[serde(default)]
+    pub subnet: Vec<RawSubnet>,
+    #[serde(default)]
+    pub class: Vec<RawClass>,
+    #[serde(default)]
+    pub host: Vec<RawHost>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawDuration {
+    Seconds(i64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubnet {
+    pub cidr: Spanned<String>,
+    #[serde(default)]
+    pub pool: Vec<Spanned<String>>,
+    pub router: Option<Spanned<String>>,
+    #[serde(default)]
+    pub dns: Vec<Spanned<String>>,
+    pub domain: Option<Spanned<String>>,
+    pub lease_time: Option<Spanned<RawDuration>>,
+    #[serde(default)]
+    pub options: RawOptions,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClass {
+    pub name: Spanned<String>,
+    #[serde(rename = "match", default)]
+    pub matcher: RawMatch,
+    #[serde(default)]
+    pub options: RawOptions,
+    #[serde(default)]
+    pub force: Vec<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    pub vendor_class: Option<Spanned<String>>,
+    pub user_class: Option<Spanned<String>>,
+    #[serde(default)]
+    pub requests: Vec<Spanned<i64>>,
+    pub mac: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    pub mac: Spanned<String>,
+    pub ip: Option<Spanned<String>>,
+    pub hostname: Option<Spanned<String>>,
+    #[serde(default)]
+    pub options: RawOptions,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawOptions {
+    pub vlan_id: Option<Spanned<RawVlan>>,
+    pub ntp_servers: Option<Spanned<Vec<String>>>,
+    pub time_servers: Option<Spanned<Vec<String>>>,
+    pub time_offset: Option<Spanned<RawOffset>>,
+    pub provisioning_url: Option<Spanned<String>>,
+    pub tftp_server: Option<Spanned<String>>,
+    pub bootfile: Option<Spanned<String>>,
+    pub vendor_specific: Option<Spanned<BTreeMap<String, RawScalar>>>,
+    pub sip_servers: Option<Spanned<Vec<String>>>,
+    pub raw: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawVlan {
+    Id(i64),
+    Typed { value: i64, encoding: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawOffset {
+    Seconds(i64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawScalar {
+    Int(i64),
+    Text(String),
+}

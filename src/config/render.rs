@@ -1,0 +1,81 @@
+//! The normalized configuration as TOML: defaults filled in, durations in seconds,
+//! every option by code with its typed value (`hex:`, `text:`, `ip:`).
+
+use std::fmt::Write;
+
+use super::{Config, OptionSet};
+use crate::dhcp::options as opt;
+
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn options(out: &mut String, prefix: &str, set: &OptionSet) {
+    for (code, value) in set {
+        let _ = writeln!(
+            out,
+            "{prefix}options.raw.{code} = {}   # {}",
+            quote(&value.to_string()),
+            opt::name(*code)
+        );
+    }
+}
+
+pub fn normalized(c: &Config) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "[server]");
+    let _ = writeln!(o, "state_dir = {}", quote(&c.server.state_dir.display().to_string()));
+    let ifs: Vec<String> = c.server.interfaces.iter().map(|i| quote(i)).collect();
+    let _ = writeln!(o, "interfaces = [{}]", ifs.join(", "));
+    let d = &c.dhcp;
+    let _ = writeln!(o, "\n[dhcp]");
+    let _ = writeln!(o, "lease_time = {}", d.lease_time);
+    let _ = writeln!(o, "offer_time = {}", d.offer_time);
+    let _ = writeln!(o, "decline_time = {}", d.decline_time);
+    let _ = writeln!(o, "authoritative = {}", d.authoritative);
+    let _ = writeln!(o, "rate_limit = {}", d.rate_limit);
+    options(&mut o, "", &d.options);
+    for s in &d.subnets {
+        let _ = writeln!(o, "\n[[dhcp.subnet]]");
+        let _ = writeln!(o, "cidr = {}", quote(&s.net.to_string()));
+        let pools: Vec<String> = s.pools.iter().map(|p| quote(&p.to_string())).collect();
+        let _ = writeln!(o, "pool = [{}]", pools.join(", "));
+        if let Some(l) = s.lease_time {
+            let _ = writeln!(o, "lease_time = {l}");
+        }
+        options(&mut o, "", &s.options);
+    }
+    for k in &d.classes {
+        let _ = writeln!(o, "\n[[dhcp.class]]");
+        let _ = writeln!(o, "name = {}", quote(&k.name));
+        let m = &k.matcher;
+        if let Some(v) = &m.vendor_class {
+            let _ = writeln!(o, "match.vendor_class = {}", quote(v));
+        }
+        if let Some(v) = &m.user_class {
+            let _ = writeln!(o, "match.user_class = {}", quote(v));
+        }
+        if !m.requests.is_empty() {
+            let _ = writeln!(o, "match.requests = {:?}", m.requests);
+        }
+        if let Some(v) = &m.mac {
+            let _ = writeln!(o, "match.mac = {}", quote(v));
+        }
+        options(&mut o, "", &k.options);
+        if !k.force.is_empty() {
+            let _ = writeln!(o, "force = {:?}", k.force);
+        }
+    }
+    for h in &d.hosts {
+        let _ = writeln!(o, "\n[[dhcp.host]]");
+        let _ = writeln!(o, "mac = {}", quote(&h.mac.to_string()));
+        if let Some(ip) = h.ip {
+            let _ = writeln!(o, "ip = {}", quote(&ip.to_string()));
+        }
+        if let Some(n) = &h.hostname {
+            let _ = writeln!(o, "hostname = {}", quote(n));
+        }
+        options(&mut o, "", &h.options);
+    }
+    o
+}

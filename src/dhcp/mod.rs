@@ -1,0 +1,3 @@
+//! DHCPv4: option encodings, class selection, the exchange logic and the server.
+
+pub mod options;

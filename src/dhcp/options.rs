@@ -1,0 +1,490 @@
+//! DHCP option values as the configuration holds them, and their wire encodings
+//! (RFC 2132, RFC 3361 for SIP servers, RFC 3004 user classes).
+//!
+//! Everything here is pure: values are decided at load time, and the few parts
+//! that depend on the exchange (the appliance's address on the asking interface,
+//! the client's MAC and classes) are filled in by [`OptionValue::render`].
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use crate::units::Mac;
+
+pub const PAD: u8 = 0;
+pub const SUBNET_MASK: u8 = 1;
+pub const TIME_OFFSET: u8 = 2;
+pub const ROUTER: u8 = 3;
+pub const TIME_SERVERS: u8 = 4;
+pub const DNS_SERVERS: u8 = 6;
+pub const HOSTNAME: u8 = 12;
+pub const DOMAIN_NAME: u8 = 15;
+pub const BROADCAST_ADDR: u8 = 28;
+pub const NTP_SERVERS: u8 = 42;
+pub const VENDOR_SPECIFIC: u8 = 43;
+pub const REQUESTED_IP: u8 = 50;
+pub const LEASE_TIME: u8 = 51;
+pub const OVERLOAD: u8 = 52;
+pub const MESSAGE_TYPE: u8 = 53;
+pub const SERVER_ID: u8 = 54;
+pub const PARAM_LIST: u8 = 55;
+pub const MESSAGE: u8 = 56;
+pub const MAX_MESSAGE_SIZE: u8 = 57;
+pub const RENEWAL_TIME: u8 = 58;
+pub const REBINDING_TIME: u8 = 59;
+pub const VENDOR_CLASS: u8 = 60;
+pub const CLIENT_ID: u8 = 61;
+pub const TFTP_SERVER: u8 = 66;
+pub const BOOTFILE: u8 = 67;
+pub const USER_CLASS: u8 = 77;
+pub const RELAY_AGENT_INFO: u8 = 82;
+pub const SIP_SERVERS: u8 = 120;
+pub const VLAN_ID: u8 = 132;
+pub const PROVISIONING_URL: u8 = 160;
+pub const END: u8 = 255;
+
+/// A short name for an option code, for logs and `dialtone check`.
+pub fn name(code: u8) -> &'static str {
+    match code {
+        SUBNET_MASK => "subnet_mask",
+        TIME_OFFSET => "time_offset",
+        ROUTER => "router",
+        TIME_SERVERS => "time_servers",
+        DNS_SERVERS => "dns",
+        HOSTNAME => "hostname",
+        DOMAIN_NAME => "domain",
+        BROADCAST_ADDR => "broadcast",
+        NTP_SERVERS => "ntp_servers",
+        VENDOR_SPECIFIC => "vendor_specific",
+        LEASE_TIME => "lease_time",
+        MESSAGE_TYPE => "message_type",
+        SERVER_ID => "server_id",
+        RENEWAL_TIME => "renewal_time",
+        REBINDING_TIME => "rebinding_time",
+        TFTP_SERVER => "tftp_server",
+        BOOTFILE => "bootfile",
+        RELAY_AGENT_INFO => "relay_agent_info",
+        SIP_SERVERS => "sip_servers",
+        VLAN_ID => "vlan_id",
+        PROVISIONING_URL => "provisioning_url",
+        _ => "raw",
+    }
+}
+
+/// An IPv4 address in the configuration: a literal, or `"self"`, the appliance's
+/// own address on the interface the request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddrSpec {
+    SelfAddr,
+    Ip(Ipv4Addr),
+}
+
+impl AddrSpec {
+    pub fn resolve(self, server: Ipv4Addr) -> Ipv4Addr {
+        match self {
+            AddrSpec::SelfAddr => server,
+            AddrSpec::Ip(ip) => ip,
+        }
+    }
+}
+
+impl fmt::Display for AddrSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddrSpec::SelfAddr => f.write_str("self"),
+            AddrSpec::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// One piece of a text option with placeholders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    Literal(String),
+    /// `{mac}`: twelve lower-case hex digits.
+    Mac,
+    /// `{MAC}`: twelve upper-case hex digits.
+    MacUpper,
+    VendorClass,
+    UserClass,
+    /// The appliance's address on the asking interface (written `self` as a whole value).
+    ServerIp,
+}
+
+/// A text value whose placeholders are filled in per exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template(pub Vec<Piece>);
+
+impl Template {
+    /// Parses `{mac}`, `{MAC}`, `{vendor_class}`, `{user_class}` and `{server}`; the
+    /// whole value `self` stands for the appliance's address.
+    pub fn parse(s: &str) -> Result<Template, String> {
+        if s == "self" {
+            return Ok(Template(vec![Piece::ServerIp]));
+        }
+        let mut pieces = Vec::new();
+        let mut rest = s;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                pieces.push(Piece::Literal(rest[..open].to_string()));
+            }
+            let after = &rest[open + 1..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed `{{` in `{s}`"))?;
+            let piece = match &after[..close] {
+                "mac" => Piece::Mac,
+                "MAC" => Piece::MacUpper,
+                "vendor_class" => Piece::VendorClass,
+                "user_class" => Piece::UserClass,
+                "server" => Piece::ServerIp,
+                other => {
+                    return Err(format!(
+                        "unknown placeholder `{{{other}}}` in `{s}` (expected {{mac}}, {{MAC}}, {{vendor_class}}, {{user_class}} or {{server}})"
+                    ));
+                }
+            };
+            pieces.push(piece);
+            rest = &after[close + 1..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Literal(rest.to_string()));
+        }
+        Ok(Template(pieces))
+    }
+
+    /// Fills in the placeholders; `None` when one of them has no value for this
+    /// client (e.g. `{user_class}` from a phone that sent no option 77).
+    pub fn render(&self, ctx: &RenderCtx<'_>) -> Option<String> {
+        let mut out = String::new();
+        for p in &self.0 {
+            match p {
+                Piece::Literal(s) => out.push_str(s),
+                Piece::Mac => out.push_str(&ctx.mac.bare()),
+                Piece::MacUpper => out.push_str(&ctx.mac.bare().to_ascii_uppercase()),
+                Piece::VendorClass => out.push_str(ctx.vendor_class?),
+                Piece::UserClass => out.push_str(ctx.user_class?),
+                Piece::ServerIp => out.push_str(&ctx.server.to_string()),
+            }
+        }
+        Some(out)
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == [Piece::ServerIp] {
+            return f.write_str("self");
+        }
+        for p in &self.0 {
+            match p {
+                Piece::Literal(s) => f.write_str(s)?,
+                Piece::Mac => f.write_str("{mac}")?,
+                Piece::MacUpper => f.write_str("{MAC}")?,
+                Piece::VendorClass => f.write_str("{vendor_class}")?,
+                Piece::UserClass => f.write_str("{user_class}")?,
+                Piece::ServerIp => f.write_str("{server}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a rendered option may depend on.
+pub struct RenderCtx<'a> {
+    pub server: Ipv4Addr,
+    pub mac: Mac,
+    pub vendor_class: Option<&'a str>,
+    pub user_class: Option<&'a str>,
+}
+
+/// The value of one option as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OptionValue {
+    /// Bytes fixed at load time.
+    Bytes(Vec<u8>),
+    /// A list of IPv4 addresses, some of which may be `self`.
+    Addrs(Vec<AddrSpec>),
+    /// ASCII text with placeholders.
+    Text(Template),
+}
+
+impl OptionValue {
+    /// The option's payload for one exchange, or `None` if a placeholder has no value.
+    pub fn render(&self, ctx: &RenderCtx<'_>) -> Option<Vec<u8>> {
+        match self {
+            OptionValue::Bytes(b) => Some(b.clone()),
+            OptionValue::Addrs(list) => Some(encode_addrs(
+                &list
+                    .iter()
+                    .map(|a| a.resolve(ctx.server))
+                    .collect::<Vec<_>>(),
+            )),
+            OptionValue::Text(t) => t.render(ctx).map(String::into_bytes),
+        }
+    }
+}
+
+impl fmt::Display for OptionValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionValue::Bytes(b) => write!(f, "hex:{}", hex(b)),
+            OptionValue::Addrs(list) => {
+                f.write_str("ip:")?;
+                for (i, a) in list.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{a}")?;
+                }
+                Ok(())
+            }
+            OptionValue::Text(t) => write!(f, "text:{t}"),
+        }
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let digits: String = s
+        .chars()
+        .filter(|c| !matches!(c, ':' | ' ' | '-'))
+        .collect();
+    if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("`{s}` is not hex bytes (expected e.g. hex:0a0b or hex:0a:0b)"));
+    }
+    (0..digits.len() / 2)
+        .map(|i| u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// Option 2: signed seconds east of UTC, 32-bit big endian.
+pub fn encode_time_offset(seconds: i32) -> Vec<u8> {
+    seconds.to_be_bytes().to_vec()
+}
+
+/// Parses a time offset written `"-05:00"`, `"+05:30"` or as signed seconds.
+pub fn parse_time_offset(s: &str) -> Result<i32, String> {
+    let err = || format!("`{s}` is not a time offset (expected e.g. \"-05:00\" or -18000)");
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'-') => (-1, &s[1..]),
+        Some(b'+') => (1, &s[1..]),
+        _ => (1, s),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(err)?;
+    let h: i32 = h.parse().map_err(|_| err())?;
+    let m: i32 = m.parse().map_err(|_| err())?;
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return Err(err());
+    }
+    Ok(sign * (h * 3600 + m * 60))
+}
+
+pub fn encode_addrs(list: &[Ipv4Addr]) -> Vec<u8> {
+    list.iter().flat_map(|a| a.octets()).collect()
+}
+
+/// Option 43 sub-options as type-length-value triples.
+pub fn encode_vendor_tlv(subs: &[(u8, Vec<u8>)]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for (code, data) in subs {
+        let len = u8::try_from(data.len())
+            .map_err(|_| format!("sub-option {code} is longer than 255 bytes"))?;
+        out.push(*code);
+        out.push(len);
+        out.extend_from_slice(data);
+    }
+    Ok(out)
+}
+
+/// A name in DNS wire format (RFC 1035 3.1), as option 120 carries it.
+pub fn encode_dns_name(name: &str) -> Result<Vec<u8>, String> {
+    let name = name.trim_end_matches('.');
+    if name.is_empty() {
+        return Err("empty host name".into());
+    }
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(format!(
+                "`{name}` is not a host name (labels must be 1-63 characters)"
+            ));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!("`{name}` is not a host name"));
+        }
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    if out.len() > 255 {
+        return Err(format!("`{name}` is longer than 255 bytes"));
+    }
+    Ok(out)
+}
+
+/// Option 120 (RFC 3361): byte 0 then DNS names, or byte 1 then IPv4 addresses.
+/// The two forms cannot be mixed in one option.
+pub fn encode_sip_servers(entries: &[String]) -> Result<Vec<u8>, String> {
+    if entries.is_empty() {
+        return Err("sip_servers needs at least one name or address".into());
+    }
+    let ips: Vec<Option<Ipv4Addr>> = entries.iter().map(|e| e.parse().ok()).collect();
+    if ips.iter().all(Option::is_some) {
+        let mut out = vec![1u8];
+        for ip in ips.into_iter().flatten() {
+            out.extend_from_slice(&ip.octets());
+        }
+        Ok(out)
+    } else if ips.iter().all(Option::is_none) {
+        let mut out = vec![0u8];
+        for e in entries {
+            out.extend(encode_dns_name(e)?);
+        }
+        Ok(out)
+    } else {
+        Err("sip_servers mixes names and addresses; RFC 3361 allows one kind per option".into())
+    }
+}
+
+/// How option 132 (VLAN ID) is put on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VlanEncoding {
+    /// ASCII decimal text, `"100"` (CIC's String type): the default.
+    Text,
+    U16,
+    U32,
+}
+
+pub fn encode_vlan(id: u16, enc: VlanEncoding) -> Vec<u8> {
+    match enc {
+        VlanEncoding::Text => id.to_string().into_bytes(),
+        VlanEncoding::U16 => id.to_be_bytes().to_vec(),
+        VlanEncoding::U32 => u32::from(id).to_be_bytes().to_vec(),
+    }
+}
+
+/// Splits option 77 into its RFC 3004 instances, or returns the raw value as one
+/// instance when it is not in that form (AudioCodes sends the model as plain text).
+pub fn user_class_instances(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut i = 0usize;
+    while i < data.len() {
+        let len = usize::from(data[i]);
+        if len == 0 || i + 1 + len > data.len() {
+            return vec![data.to_vec()];
+        }
+        out.push(data[i + 1..i + 1 + len].to_vec());
+        i += 1 + len;
+    }
+    if out.is_empty() {
+        vec![data.to_vec()]
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_offset_matches_phones_md() {
+        // PHONES.md section 2: -18000 = ff ff b9 b0.
+        assert_eq!(parse_time_offset("-05:00"), Ok(-18000));
+        assert_eq!(encode_time_offset(-18000), vec![0xff, 0xff, 0xb9, 0xb0]);
+        assert_eq!(parse_time_offset("+05:30"), Ok(19800));
+        assert_eq!(parse_time_offset("3600"), Ok(3600));
+        assert!(parse_time_offset("-25:00").is_err());
+        assert!(parse_time_offset("five").is_err());
+    }
+
+    #[test]
+    fn vlan_encodings() {
+        assert_eq!(encode_vlan(100, VlanEncoding::Text), b"100".to_vec());
+        assert_eq!(encode_vlan(100, VlanEncoding::U16), vec![0x00, 0x64]);
+        assert_eq!(encode_vlan(100, VlanEncoding::U32), vec![0, 0, 0, 0x64]);
+    }
+
+    #[test]
+    fn sip_servers_both_encodings() {
+        let names = encode_sip_servers(&["sfb.lab.voip".into()]).unwrap();
+        let mut want = vec![0u8, 3];
+        want.extend_from_slice(b"sfb");
+        want.push(3);
+        want.extend_from_slice(b"lab");
+        want.push(4);
+        want.extend_from_slice(b"voip");
+        want.push(0);
+        assert_eq!(names, want);
+        let ips = encode_sip_servers(&["10.250.1.151".into(), "10.250.1.152".into()]).unwrap();
+        assert_eq!(ips, vec![1, 10, 250, 1, 151, 10, 250, 1, 152]);
+        assert!(encode_sip_servers(&["10.0.0.1".into(), "a.b".into()]).is_err());
+        assert!(encode_sip_servers(&[]).is_err());
+    }
+
+    #[test]
+    fn vendor_specific_sfb() {
+        // PHONES.md section 2, option 43 for MS-UC-Client.
+        let subs = vec![
+            (1u8, b"MS-UC-Client".to_vec()),
+            (2, b"https".to_vec()),
+            (3, b"sfb.lab.voip".to_vec()),
+            (4, b"443".to_vec()),
+            (5, b"/CertProv/CertProvisioningService.svc".to_vec()),
+        ];
+        let out = encode_vendor_tlv(&subs).unwrap();
+        assert_eq!(&out[..14], b"\x01\x0cMS-UC-Client");
+        assert_eq!(&out[14..21], b"\x02\x05https");
+        assert_eq!(&out[21..35], b"\x03\x0csfb.lab.voip");
+        assert_eq!(&out[35..40], b"\x04\x03443");
+        assert_eq!(out[40], 5);
+        assert_eq!(usize::from(out[41]), "/CertProv/CertProvisioningService.svc".len());
+        assert_eq!(out.len(), 42 + 37);
+    }
+
+    #[test]
+    fn user_class_forms() {
+        assert_eq!(user_class_instances(b"450HD"), vec![b"450HD".to_vec()]);
+        assert_eq!(
+            user_class_instances(b"\x05450HD\x03abc"),
+            vec![b"450HD".to_vec(), b"abc".to_vec()]
+        );
+        assert_eq!(user_class_instances(b"\x09450HD"), vec![b"\x09450HD".to_vec()]);
+    }
+
+    #[test]
+    fn templates() {
+        let t = Template::parse("{user_class}.img").unwrap();
+        let mac: Mac = "00:90:8f:12:34:56".parse().unwrap();
+        let ctx = RenderCtx {
+            server: Ipv4Addr::new(10, 0, 0, 1),
+            mac,
+            vendor_class: None,
+            user_class: Some("450HD"),
+        };
+        assert_eq!(t.render(&ctx).as_deref(), Some("450HD.img"));
+        let t = Template::parse("{vendor_class}.img").unwrap();
+        assert_eq!(t.render(&ctx), None);
+        let t = Template::parse("http://{server}/{MAC}.cfg").unwrap();
+        assert_eq!(
+            t.render(&ctx).as_deref(),
+            Some("http://10.0.0.1/00908F123456.cfg")
+        );
+        assert_eq!(
+            Template::parse("self").unwrap().render(&ctx).as_deref(),
+            Some("10.0.0.1")
+        );
+        assert!(Template::parse("{model}").is_err());
+        assert!(Template::parse("{mac").is_err());
+    }
+}
