@@ -8,3 +8,12 @@ pub mod config;
 pub mod dhcp;
 pub mod glob;
 pub mod units;
+pub mod leases;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,290 @@
+//! The lease database: SQLite (bundled) in `state_dir/leases.sqlite`, one row per
+//! address, readable with the `sqlite3` tool.
+//!
+//! Durability: WAL with `synchronous = FULL`, so a committed row survives a crash
+//! of the process or the machine. The DHCP side hands its writes to one writer
+//! thread, which commits everything queued since its last commit in a single
+//! transaction and only then releases the replies waiting on it. Many concurrent
+//! exchanges therefore share one fsync, and no ACK leaves before its lease is on disk.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rusqlite::{Connection, OpenFlags, params};
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+use super::table::{Lease, LeaseState};
+use crate::units::Mac;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("lease database {path}: {source}")]
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the lease writer has stopped")]
+    WriterGone,
+    #[error("lease write failed: {0}")]
+    Write(String),
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS leases (
+    ip           TEXT PRIMARY KEY,
+    mac          TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    expires      INTEGER NOT NULL,
+    hostname     TEXT,
+    vendor_class TEXT,
+    user_class   TEXT,
+    interface    TEXT NOT NULL,
+    updated      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leases_mac ON leases(mac);
+";
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database for the server.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::StateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let err = |source| StoreError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing database read-only (for `dialtone leases`, while the
+    /// server runs).
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(
+            |source| StoreError::Sqlite {
+                path: path.display().to_string(),
+                source,
+            },
+        )?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Every stored lease. Rows that cannot be read are reported and skipped.
+    pub fn load(&self) -> Result<Vec<Lease>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT ip, mac, state, expires, hostname, vendor_class, user_class, interface FROM leases",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, String>(7)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (ip, mac, state, expires, hostname, vendor_class, user_class, interface) =
+                row.map_err(|e| self.err(e))?;
+            let parsed = (
+                ip.parse::<Ipv4Addr>(),
+                mac.parse::<Mac>(),
+                LeaseState::parse(&state),
+            );
+            match parsed {
+                (Ok(ip), Ok(mac), Some(state)) => out.push(Lease {
+                    ip,
+                    mac,
+                    hostname,
+                    vendor_class,
+                    user_class,
+                    interface,
+                    state,
+                    expires: u64::try_from(expires).unwrap_or(0),
+                }),
+                _ => tracing::warn!(
+                    target: "dialtone::leases",
+                    ip, mac, state, "skipping unreadable lease row"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes leases in one transaction.
+    pub fn write(&mut self, leases: &[Lease]) -> Result<(), StoreError> {
+        let now = crate::now();
+        let path = self.path.display().to_string();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO leases (ip, mac, state, expires, hostname, vendor_class, user_class, interface, updated)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT(ip) DO UPDATE SET mac = excluded.mac, state = excluded.state,
+                       expires = excluded.expires, hostname = excluded.hostname,
+                       vendor_class = excluded.vendor_class, user_class = excluded.user_class,
+                       interface = excluded.interface, updated = excluded.updated",
+                )
+                .map_err(err)?;
+            for l in leases {
+                stmt.execute(params![
+                    l.ip.to_string(),
+                    l.mac.to_string(),
+                    l.state.as_str(),
+                    i64::try_from(l.expires).unwrap_or(i64::MAX),
+                    l.hostname,
+                    l.vendor_class,
+                    l.user_class,
+                    l.interface,
+                    i64::try_from(now).unwrap_or(i64::MAX),
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+}
+
+struct Job {
+    leases: Vec<Lease>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The writer thread's handle; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread that owns `store`.
+    pub fn spawn(mut store: Store) -> Writer {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("lease-writer".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        jobs.push(more);
+                    }
+                    let all: Vec<Lease> = jobs.iter().flat_map(|j| j.leases.iter().cloned()).collect();
+                    let result = store.write(&all).map_err(|e| e.to_string());
+                    if let Err(e) = &result {
+                        tracing::error!(target: "dialtone::leases", error = %e, leases = all.len(), "lease commit failed; the replies waiting on it are not sent");
+                    }
+                    for j in jobs {
+                        let _ = j.done.send(result.clone());
+                    }
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the lease writer"));
+        Writer { tx }
+    }
+
+    /// Returns once `leases` are committed to disk.
+    pub async fn persist(&self, leases: Vec<Lease>) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Job { leases, done })
+            .map_err(|_| StoreError::WriterGone)?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Write(e)),
+            Err(_) => Err(StoreError::WriterGone),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(n: u8) -> Lease {
+        Lease {
+            ip: Ipv4Addr::new(10, 0, 0, n),
+            mac: Mac([0, 0x90, 0x8f, 0, 0, n]),
+            hostname: Some(format!("phone{n}")),
+            vendor_class: Some("SIP100".into()),
+            user_class: None,
+            interface: "eth0".into(),
+            state: LeaseState::Bound,
+            expires: 1000 + u64::from(n),
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_are_durable_and_reload() {
+        let dir = std::env::temp_dir().join(format!("dialtone-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("leases.sqlite");
+        let w = Writer::spawn(Store::open(&path).unwrap());
+        let mut handles = Vec::new();
+        for n in 1..=50u8 {
+            let w = w.clone();
+            handles.push(tokio::spawn(async move { w.persist(vec![lease(n)]).await }));
+        }
+        for h in handles {
+            h.await.unwrap().unwrap();
+        }
+        // Update one row: same address, new owner.
+        let mut l = lease(7);
+        l.mac = Mac([1, 2, 3, 4, 5, 6]);
+        w.persist(vec![l.clone()]).await.unwrap();
+        let ro = Store::open_read_only(&path).unwrap();
+        let mut all = ro.load().unwrap();
+        all.sort_by_key(|l| l.ip);
+        assert_eq!(all.len(), 50);
+        assert_eq!(all[6], l);
+        assert_eq!(all[0], lease(1));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
