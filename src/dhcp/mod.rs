@@ -1,5 +1,7 @@
 //! DHCPv4: option encodings, class selection, the exchange logic and the server.
 
+pub mod classes;
 pub mod client;
+pub mod engine;
 pub mod options;
 pub mod packet;

@@ -252,16 +252,22 @@ fn put(out: &mut Vec<u8>, code: u8, data: &[u8]) {
 
 /// Encodes a reply. `mandatory` options always go in the main area, in order
 /// (53 must be first); `optional` follow in order while they fit in `max_len`
-/// bytes, moving to the file and sname fields (option 52) when those are free.
+/// bytes, moving to the file and sname fields (option 52) when those are free;
+/// `last` closes the main area (option 82 must be the last option, RFC 3046).
 pub fn encode_reply(
     hdr: &ReplyHeader,
     mandatory: &[(u8, Vec<u8>)],
     optional: &[(u8, Vec<u8>)],
+    last: &[(u8, Vec<u8>)],
     max_len: usize,
 ) -> Encoded {
     let max_len = max_len.max(DEFAULT_MAX_MESSAGE);
     let main_cap = max_len - 240 - 1;
-    let mandatory_len: usize = mandatory.iter().map(|(_, d)| wire_len(d)).sum();
+    let mandatory_len: usize = mandatory
+        .iter()
+        .chain(last)
+        .map(|(_, d)| wire_len(d))
+        .sum();
     let optional_len: usize = optional.iter().map(|(_, d)| wire_len(d)).sum();
 
     // Areas: 0 main, 1 file, 2 sname.
@@ -334,6 +340,10 @@ pub fn encode_reply(
     }
     for &i in &placed[0] {
         let (code, data) = &optional[i];
+        put(&mut main, *code, data);
+        sent.push(*code);
+    }
+    for (code, data) in last {
         put(&mut main, *code, data);
         sent.push(*code);
     }

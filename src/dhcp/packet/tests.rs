@@ -89,7 +89,7 @@ fn header() -> ReplyHeader {
 fn reply_order_and_minimum_size() {
     let mandatory = vec![(53u8, vec![2u8]), (54, vec![10, 0, 0, 1]), (51, vec![0, 0, 14, 16])];
     let optional = vec![(66u8, b"10.0.0.1".to_vec()), (3, vec![10, 0, 0, 1])];
-    let e = encode_reply(&header(), &mandatory, &optional, DEFAULT_MAX_MESSAGE);
+    let e = encode_reply(&header(), &mandatory, &optional, &[], DEFAULT_MAX_MESSAGE);
     assert_eq!(e.bytes.len(), MIN_REPLY);
     assert_eq!(&e.bytes[240..243], &[53, 1, 2]);
     let p = ParsedReply::parse(&e.bytes).unwrap();
@@ -103,7 +103,7 @@ fn long_option_is_split_rfc3396() {
     let mandatory = vec![(53u8, vec![5u8])];
     let long: Vec<u8> = (0..280u32).map(|i| i as u8).collect();
     let optional = vec![(43u8, long.clone())];
-    let e = encode_reply(&header(), &mandatory, &optional, 1500);
+    let e = encode_reply(&header(), &mandatory, &optional, &[], 1500);
     // 43 appears twice on the wire, 255 then 25 bytes.
     assert_eq!(&e.bytes[243..245], &[43, 255]);
     assert_eq!(&e.bytes[243 + 257..243 + 259], &[43, 25]);
@@ -116,7 +116,7 @@ fn overload_then_drop_when_too_big() {
     let mandatory = vec![(53u8, vec![5u8]), (54, vec![10, 0, 0, 1])];
     // 548-byte limit: main area has 307 bytes. Ask for 5 options of 100 bytes.
     let optional: Vec<(u8, Vec<u8>)> = (0..5).map(|i| (200 + i, vec![i; 98])).collect();
-    let e = encode_reply(&header(), &mandatory, &optional, DEFAULT_MAX_MESSAGE);
+    let e = encode_reply(&header(), &mandatory, &optional, &[], DEFAULT_MAX_MESSAGE);
     assert!(e.bytes.len() <= DEFAULT_MAX_MESSAGE);
     assert_eq!(e.overload, 1, "file field used");
     let p = ParsedReply::parse(&e.bytes).unwrap();
@@ -129,7 +129,7 @@ fn overload_then_drop_when_too_big() {
     // With a boot file the file field is not available.
     let mut h = header();
     h.file = Some(b"sip100.img".to_vec());
-    let e = encode_reply(&h, &mandatory, &optional, DEFAULT_MAX_MESSAGE);
+    let e = encode_reply(&h, &mandatory, &optional, &[], DEFAULT_MAX_MESSAGE);
     assert_eq!(e.overload, 0);
     assert_eq!(e.dropped, vec![202, 203, 204]);
     let p = ParsedReply::parse(&e.bytes).unwrap();
@@ -137,7 +137,7 @@ fn overload_then_drop_when_too_big() {
     // Small options spill into sname.
     let optional: Vec<(u8, Vec<u8>)> =
         vec![(200, vec![1; 200]), (201, vec![2; 91]), (202, vec![3; 50]), (203, vec![4; 100])];
-    let e = encode_reply(&h, &mandatory, &optional, DEFAULT_MAX_MESSAGE);
+    let e = encode_reply(&h, &mandatory, &optional, &[], DEFAULT_MAX_MESSAGE);
     assert_eq!(e.overload, 2);
     assert!(e.bytes.len() <= DEFAULT_MAX_MESSAGE);
     let p = ParsedReply::parse(&e.bytes).unwrap();

@@ -1,0 +1,575 @@
+//! The DHCP exchange logic: from a request, the interface it came in on and the
+//! lease table, decide the reply, where it goes, and which lease records must be
+//! on disk before it leaves. No sockets, no clock, no disk: the server around it
+//! does those, which keeps every rule here testable byte for byte.
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use super::classes;
+use super::options::{self as opt, OptionValue, RenderCtx, Template};
+use super::packet::{self, Encoded, ReplyHeader, Request, encode_reply};
+use crate::config::{Config, Host, OptionSet, Subnet, hosts_by_mac, reserved_ips};
+use crate::leases::{Lease, LeaseState, LeaseTable};
+use crate::units::{Ipv4Net, Mac};
+
+/// The interface a request arrived on.
+#[derive(Debug, Clone)]
+pub struct Ingress {
+    pub interface: String,
+    /// The interface's IPv4 addresses.
+    pub addrs: Vec<Ipv4Net>,
+}
+
+/// Where a reply goes (RFC 2131 section 4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// To the relay agent at giaddr, port 67.
+    Relay(Ipv4Addr),
+    /// To an address the client already has, port 68.
+    Unicast(Ipv4Addr),
+    /// To 255.255.255.255 port 68 on the ingress interface.
+    Broadcast,
+    /// To the address just assigned, at the client's hardware address (the
+    /// server adds an ARP entry first, or broadcasts when it cannot).
+    Hardware { ip: Ipv4Addr, mac: Mac },
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub msg_type: u8,
+    pub bytes: Vec<u8>,
+    pub dest: Destination,
+}
+
+/// How notable an exchange is, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+}
+
+/// What happened in one exchange: one structured log event.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub request: &'static str,
+    pub mac: Mac,
+    pub xid: u32,
+    pub interface: String,
+    pub vendor_class: Option<String>,
+    pub user_class: Option<String>,
+    pub classes: Vec<String>,
+    pub reply: Option<&'static str>,
+    pub ip: Option<Ipv4Addr>,
+    pub sent: Vec<u8>,
+    pub dropped: Vec<u8>,
+    pub note: Option<String>,
+    pub level: Level,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub reply: Option<Reply>,
+    /// Records to commit before the reply is sent.
+    pub persist: Vec<Lease>,
+    pub exchange: Exchange,
+}
+
+/// The DHCP server's state: configuration and lease table.
+pub struct Engine {
+    config: Arc<Config>,
+    pub leases: LeaseTable,
+    hosts: HashMap<Mac, usize>,
+    reserved: HashSet<Ipv4Addr>,
+}
+
+/// Per-request facts the reply is built from.
+struct Client<'a> {
+    req: &'a Request,
+    subnet: &'a Subnet,
+    server_id: Ipv4Addr,
+    host: Option<&'a Host>,
+    classes: Vec<&'a crate::config::Class>,
+}
+
+impl Engine {
+    pub fn new(config: Arc<Config>, leases: LeaseTable) -> Engine {
+        let hosts = hosts_by_mac(&config.dhcp.hosts);
+        let reserved = reserved_ips(&config.dhcp.hosts);
+        Engine {
+            config,
+            leases,
+            hosts,
+            reserved,
+        }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Decides the answer to one request.
+    pub fn handle(&mut self, req: &Request, ingress: &Ingress, now: u64) -> Outcome {
+        let config = Arc::clone(&self.config);
+        let mut ex = Exchange {
+            request: packet::message_type_name(req.msg_type),
+            mac: req.mac,
+            xid: req.xid,
+            interface: ingress.interface.clone(),
+            vendor_class: req.vendor_class.clone(),
+            user_class: req.user_class().map(str::to_string),
+            classes: Vec::new(),
+            reply: None,
+            ip: None,
+            sent: Vec::new(),
+            dropped: Vec::new(),
+            note: None,
+            level: Level::Info,
+        };
+        let Some((subnet, server_id)) = select_subnet(&config, req, ingress) else {
+            ex.level = Level::Debug;
+            ex.note = Some(if req.giaddr.is_unspecified() {
+                format!("no [[dhcp.subnet]] for interface {}", ingress.interface)
+            } else {
+                format!("no [[dhcp.subnet]] contains relay address {}", req.giaddr)
+            });
+            return Outcome {
+                reply: None,
+                persist: Vec::new(),
+                exchange: ex,
+            };
+        };
+        let host = self.hosts.get(&req.mac).map(|&i| &config.dhcp.hosts[i]);
+        let client = Client {
+            req,
+            subnet,
+            server_id,
+            host,
+            classes: classes::select(&config.dhcp.classes, req),
+        };
+        ex.classes = client.classes.iter().map(|c| c.name.clone()).collect();
+        let mut out = Outcome {
+            reply: None,
+            persist: Vec::new(),
+            exchange: ex,
+        };
+        match req.msg_type {
+            packet::DISCOVER => self.discover(&client, now, &mut out),
+            packet::REQUEST => self.request(&client, ingress, now, &mut out),
+            packet::DECLINE => self.decline(&client, ingress, now, &mut out),
+            packet::RELEASE => self.release(&client, now, &mut out),
+            packet::INFORM => self.inform(&client, &mut out),
+            _ => {}
+        }
+        out
+    }
+
+    /// The address reserved for this client in this subnet, if any.
+    fn reservation(&self, c: &Client<'_>) -> Option<Ipv4Addr> {
+        c.host.and_then(|h| h.ip).filter(|ip| c.subnet.net.contains(*ip))
+    }
+
+    /// Whether the client may be given `ip` in its subnet now.
+    fn allowed(&self, c: &Client<'_>, ip: Ipv4Addr, now: u64) -> bool {
+        if !c.subnet.net.contains(ip) || !self.leases.available_for(ip, c.req.mac, now) {
+            return false;
+        }
+        match self.reservation(c) {
+            Some(r) => r == ip,
+            None => c.subnet.in_pool(ip) && !self.reserved.contains(&ip),
+        }
+    }
+
+    fn choose_address(&mut self, c: &Client<'_>, now: u64) -> Option<Ipv4Addr> {
+        let mac = c.req.mac;
+        if let Some(r) = self.reservation(c) {
+            return self.leases.available_for(r, mac, now).then_some(r);
+        }
+        if let Some(ip) = self.leases.offer_of(mac, c.subnet, now)
+            && self.allowed(c, ip, now)
+        {
+            return Some(ip);
+        }
+        let known: Vec<Ipv4Addr> = self
+            .leases
+            .leases_of(mac, c.subnet)
+            .iter()
+            .map(|l| l.ip)
+            .collect();
+        if let Some(ip) = known.into_iter().find(|ip| self.allowed(c, *ip, now)) {
+            return Some(ip);
+        }
+        if let Some(ip) = c.req.option_ip(opt::REQUESTED_IP)
+            && self.allowed(c, ip, now)
+        {
+            return Some(ip);
+        }
+        self.leases.allocate(c.subnet, mac, &self.reserved, now)
+    }
+
+    fn discover(&mut self, c: &Client<'_>, now: u64, out: &mut Outcome) {
+        match self.choose_address(c, now) {
+            Some(ip) => {
+                let until = now + u64::from(self.config.dhcp.offer_time);
+                self.leases.offer(ip, c.req.mac, until);
+                out.reply = Some(self.build(c, packet::OFFER, ip, &mut out.exchange));
+                out.exchange.ip = Some(ip);
+            }
+            None => {
+                let (used, size) = self.leases.usage(c.subnet, now);
+                out.exchange.level = Level::Warn;
+                out.exchange.note = Some(match self.reservation(c) {
+                    Some(r) => format!("reserved address {r} is held by another client"),
+                    None => format!(
+                        "pool exhausted in {}: {used} of {size} addresses leased or quarantined",
+                        c.subnet.net
+                    ),
+                });
+            }
+        }
+    }
+
+    fn request(&mut self, c: &Client<'_>, ingress: &Ingress, now: u64, out: &mut Outcome) {
+        let req = c.req;
+        let server_id = req.option_ip(opt::SERVER_ID);
+        let requested = req.option_ip(opt::REQUESTED_IP);
+        let (ip, state) = match (server_id, requested) {
+            (Some(sid), _) => {
+                if !is_ours(&self.config, sid, ingress, c.server_id) {
+                    self.leases.drop_offer(req.mac);
+                    out.exchange.level = Level::Debug;
+                    out.exchange.note = Some(format!("client chose server {sid}"));
+                    return;
+                }
+                match requested.or((!req.ciaddr.is_unspecified()).then_some(req.ciaddr)) {
+                    Some(ip) => (ip, "selecting"),
+                    None => {
+                        out.exchange.level = Level::Debug;
+                        out.exchange.note = Some("REQUEST without an address".into());
+                        return;
+                    }
+                }
+            }
+            (None, Some(ip)) if req.ciaddr.is_unspecified() => (ip, "init-reboot"),
+            (None, _) if !req.ciaddr.is_unspecified() => (req.ciaddr, "renewing"),
+            (None, _) => {
+                out.exchange.level = Level::Debug;
+                out.exchange.note = Some("REQUEST without an address".into());
+                return;
+            }
+        };
+        out.exchange.ip = Some(ip);
+        if self.allowed(c, ip, now) {
+            let lease_time = self.lease_time(c);
+            let lease = Lease {
+                ip,
+                mac: req.mac,
+                hostname: req
+                    .hostname()
+                    .or_else(|| c.host.and_then(|h| h.hostname.clone())),
+                vendor_class: req.vendor_class.clone(),
+                user_class: req.user_class().map(str::to_string),
+                interface: ingress.interface.clone(),
+                state: LeaseState::Bound,
+                expires: now + u64::from(lease_time),
+            };
+            self.leases.drop_offer(req.mac);
+            self.leases.put(lease.clone());
+            out.persist.push(lease);
+            out.reply = Some(self.build(c, packet::ACK, ip, &mut out.exchange));
+            out.exchange.note = Some(state.to_string());
+            return;
+        }
+        // Not this client's to have. Known-bad requests are refused; an address
+        // this server knows nothing about is refused only when authoritative.
+        let ours = c.subnet.in_pool(ip)
+            || self.reserved.contains(&ip)
+            || self.leases.get(ip).is_some();
+        if !c.subnet.net.contains(ip) || ours || self.config.dhcp.authoritative {
+            let why = if !c.subnet.net.contains(ip) {
+                format!("{ip} is not in {} ({state})", c.subnet.net)
+            } else if let Some(r) = self.reservation(c).filter(|r| *r != ip) {
+                format!("{ip} requested, {r} is reserved for this client ({state})")
+            } else if !c.subnet.in_pool(ip) && self.reservation(c).is_none() {
+                format!("{ip} is outside the pool ({state})")
+            } else {
+                format!("{ip} belongs to another client ({state})")
+            };
+            out.reply = Some(self.nak(c, &why, &mut out.exchange));
+            out.exchange.note = Some(why);
+        } else {
+            out.exchange.level = Level::Debug;
+            out.exchange.note = Some(format!("{ip} unknown, not authoritative ({state})"));
+        }
+    }
+
+    fn decline(&mut self, c: &Client<'_>, ingress: &Ingress, now: u64, out: &mut Outcome) {
+        let req = c.req;
+        if let Some(sid) = req.option_ip(opt::SERVER_ID)
+            && !is_ours(&self.config, sid, ingress, c.server_id)
+        {
+            out.exchange.level = Level::Debug;
+            out.exchange.note = Some(format!("DECLINE for server {sid}"));
+            return;
+        }
+        let Some(ip) = req.option_ip(opt::REQUESTED_IP) else {
+            out.exchange.level = Level::Debug;
+            out.exchange.note = Some("DECLINE without option 50".into());
+            return;
+        };
+        out.exchange.ip = Some(ip);
+        let held = self.leases.get(ip).is_some_and(|l| l.mac == req.mac);
+        if !held || !c.subnet.net.contains(ip) {
+            out.exchange.level = Level::Debug;
+            out.exchange.note = Some(format!("DECLINE of {ip}, which this client does not hold"));
+            return;
+        }
+        let lease = Lease {
+            ip,
+            mac: req.mac,
+            hostname: None,
+            vendor_class: req.vendor_class.clone(),
+            user_class: req.user_class().map(str::to_string),
+            interface: ingress.interface.clone(),
+            state: LeaseState::Declined,
+            expires: now + u64::from(self.config.dhcp.decline_time),
+        };
+        self.leases.drop_offer(req.mac);
+        self.leases.put(lease.clone());
+        out.persist.push(lease);
+        out.exchange.level = Level::Warn;
+        out.exchange.note = Some(format!(
+            "{ip} is in use by another device; quarantined for {}s",
+            self.config.dhcp.decline_time
+        ));
+    }
+
+    fn release(&mut self, c: &Client<'_>, now: u64, out: &mut Outcome) {
+        let req = c.req;
+        let ip = req.ciaddr;
+        out.exchange.ip = Some(ip);
+        match self.leases.get(ip) {
+            Some(l) if l.mac == req.mac && l.state == LeaseState::Bound => {
+                let mut l = l.clone();
+                l.state = LeaseState::Released;
+                l.expires = now;
+                self.leases.put(l.clone());
+                out.persist.push(l);
+                out.exchange.note = Some("released".into());
+            }
+            _ => {
+                out.exchange.level = Level::Debug;
+                out.exchange.note = Some(format!("RELEASE of {ip}, which this client does not hold"));
+            }
+        }
+    }
+
+    fn inform(&mut self, c: &Client<'_>, out: &mut Outcome) {
+        out.exchange.ip = (!c.req.ciaddr.is_unspecified()).then_some(c.req.ciaddr);
+        out.reply = Some(self.build(c, packet::ACK, Ipv4Addr::UNSPECIFIED, &mut out.exchange));
+    }
+
+    fn lease_time(&self, c: &Client<'_>) -> u32 {
+        c.subnet.lease_time.unwrap_or(self.config.dhcp.lease_time)
+    }
+
+    /// All options that apply to this client: global, subnet, classes in order,
+    /// then the host's own.
+    fn merged(&self, c: &Client<'_>) -> (OptionSet, Vec<u8>) {
+        let mut set = self.config.dhcp.options.clone();
+        set.extend(c.subnet.options.iter().map(|(k, v)| (*k, v.clone())));
+        let mut force = Vec::new();
+        for class in &c.classes {
+            set.extend(class.options.iter().map(|(k, v)| (*k, v.clone())));
+            force.extend(class.force.iter().copied());
+        }
+        if let Some(h) = c.host {
+            if let Some(name) = &h.hostname {
+                set.insert(
+                    opt::HOSTNAME,
+                    OptionValue::Text(Template(vec![opt::Piece::Literal(name.clone())])),
+                );
+            }
+            set.extend(h.options.iter().map(|(k, v)| (*k, v.clone())));
+        }
+        (set, force)
+    }
+
+    fn build(&self, c: &Client<'_>, msg_type: u8, yiaddr: Ipv4Addr, ex: &mut Exchange) -> Reply {
+        let req = c.req;
+        let (set, force) = self.merged(c);
+        let ctx = RenderCtx {
+            server: c.server_id,
+            mac: req.mac,
+            vendor_class: req.vendor_class.as_deref(),
+            user_class: req.user_class(),
+        };
+        let mut mandatory: Vec<(u8, Vec<u8>)> = vec![
+            (opt::MESSAGE_TYPE, vec![msg_type]),
+            (opt::SERVER_ID, c.server_id.octets().to_vec()),
+        ];
+        if req.msg_type != packet::INFORM {
+            let t = self.lease_time(c);
+            mandatory.push((opt::LEASE_TIME, t.to_be_bytes().to_vec()));
+            mandatory.push((opt::RENEWAL_TIME, (t / 2).to_be_bytes().to_vec()));
+            mandatory.push((opt::REBINDING_TIME, (t / 8 * 7).to_be_bytes().to_vec()));
+        }
+        let mut missing = Vec::new();
+        for code in [opt::SUBNET_MASK, opt::ROUTER] {
+            if let Some(v) = set.get(&code).and_then(|v| v.render(&ctx)) {
+                mandatory.push((code, v));
+            }
+        }
+        let mut optional: Vec<(u8, Vec<u8>)> = Vec::new();
+        for &code in req.param_list.iter().chain(force.iter()) {
+            if mandatory.iter().chain(optional.iter()).any(|(c, _)| *c == code) {
+                continue;
+            }
+            if let Some(v) = set.get(&code) {
+                match v.render(&ctx) {
+                    Some(bytes) => optional.push((code, bytes)),
+                    None => missing.push(code),
+                }
+            }
+        }
+        let file = optional
+            .iter()
+            .find(|(c, _)| *c == opt::BOOTFILE)
+            .map(|(_, d)| d.clone())
+            .filter(|d| d.len() < 128);
+        let siaddr = optional
+            .iter()
+            .find(|(c, _)| *c == opt::TFTP_SERVER)
+            .and_then(|(_, d)| std::str::from_utf8(d).ok()?.parse().ok())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let mut last = Vec::new();
+        if let Some(id) = req.option(opt::CLIENT_ID) {
+            mandatory.push((opt::CLIENT_ID, id.to_vec()));
+        }
+        if let Some(info) = req.option(opt::RELAY_AGENT_INFO)
+            && !req.giaddr.is_unspecified()
+        {
+            last.push((opt::RELAY_AGENT_INFO, info.to_vec()));
+        }
+        let hdr = ReplyHeader {
+            xid: req.xid,
+            flags: req.flags,
+            ciaddr: if msg_type == packet::ACK { req.ciaddr } else { Ipv4Addr::UNSPECIFIED },
+            yiaddr,
+            siaddr,
+            giaddr: req.giaddr,
+            chaddr: req.chaddr,
+            file,
+        };
+        let Encoded { bytes, sent, dropped, .. } =
+            encode_reply(&hdr, &mandatory, &optional, &last, req.max_reply());
+        ex.reply = Some(packet::message_type_name(msg_type));
+        ex.sent = sent;
+        ex.dropped = dropped;
+        if !missing.is_empty() {
+            ex.note = Some(format!(
+                "options {missing:?} left out: a placeholder has no value for this client"
+            ));
+        }
+        if !ex.dropped.is_empty() {
+            ex.level = Level::Warn;
+        }
+        Reply {
+            msg_type,
+            bytes,
+            dest: destination(req, msg_type, yiaddr),
+        }
+    }
+
+    fn nak(&self, c: &Client<'_>, why: &str, ex: &mut Exchange) -> Reply {
+        let req = c.req;
+        let mut mandatory = vec![
+            (opt::MESSAGE_TYPE, vec![packet::NAK]),
+            (opt::SERVER_ID, c.server_id.octets().to_vec()),
+            (opt::MESSAGE, why.as_bytes().iter().take(200).copied().collect()),
+        ];
+        if let Some(id) = req.option(opt::CLIENT_ID) {
+            mandatory.push((opt::CLIENT_ID, id.to_vec()));
+        }
+        let mut last = Vec::new();
+        if let Some(info) = req.option(opt::RELAY_AGENT_INFO)
+            && !req.giaddr.is_unspecified()
+        {
+            last.push((opt::RELAY_AGENT_INFO, info.to_vec()));
+        }
+        let mut flags = req.flags;
+        if !req.giaddr.is_unspecified() {
+            // The relay must broadcast a NAK to the client (RFC 2131 4.3.2).
+            flags |= packet::BROADCAST_FLAG;
+        }
+        let hdr = ReplyHeader {
+            xid: req.xid,
+            flags,
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            yiaddr: Ipv4Addr::UNSPECIFIED,
+            siaddr: Ipv4Addr::UNSPECIFIED,
+            giaddr: req.giaddr,
+            chaddr: req.chaddr,
+            file: None,
+        };
+        let e = encode_reply(&hdr, &mandatory, &[], &last, req.max_reply());
+        ex.reply = Some("NAK");
+        ex.sent = e.sent;
+        ex.level = Level::Info;
+        Reply {
+            msg_type: packet::NAK,
+            bytes: e.bytes,
+            dest: destination(req, packet::NAK, Ipv4Addr::UNSPECIFIED),
+        }
+    }
+}
+
+/// The subnet a request belongs to and the server identifier to answer with.
+fn select_subnet<'c>(config: &'c Config, req: &Request, ingress: &Ingress) -> Option<(&'c Subnet, Ipv4Addr)> {
+    let own = ingress.addrs.first()?.addr;
+    if !req.giaddr.is_unspecified() {
+        let s = config.dhcp.subnets.iter().find(|s| s.net.contains(req.giaddr))?;
+        return Some((s, own));
+    }
+    ingress.addrs.iter().find_map(|a| {
+        config
+            .dhcp
+            .subnets
+            .iter()
+            .find(|s| s.net.contains(a.addr))
+            .map(|s| (s, a.addr))
+    })
+}
+
+/// Whether a server identifier names this server.
+fn is_ours(_config: &Config, sid: Ipv4Addr, ingress: &Ingress, server_id: Ipv4Addr) -> bool {
+    sid == server_id || ingress.addrs.iter().any(|a| a.addr == sid)
+}
+
+/// RFC 2131 section 4.1: where a reply of this type to this request goes.
+pub fn destination(req: &Request, msg_type: u8, yiaddr: Ipv4Addr) -> Destination {
+    if req.msg_type == packet::INFORM && !req.ciaddr.is_unspecified() {
+        return Destination::Unicast(req.ciaddr);
+    }
+    if !req.giaddr.is_unspecified() {
+        return Destination::Relay(req.giaddr);
+    }
+    if msg_type == packet::NAK {
+        return Destination::Broadcast;
+    }
+    if !req.ciaddr.is_unspecified() {
+        return Destination::Unicast(req.ciaddr);
+    }
+    if req.broadcast_flag() || yiaddr.is_unspecified() {
+        return Destination::Broadcast;
+    }
+    Destination::Hardware {
+        ip: yiaddr,
+        mac: req.mac,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,307 @@
+use super::*;
+use crate::dhcp::client::{ClientMessage, ParsedReply};
+use crate::dhcp::packet::{ACK, DECLINE, DISCOVER, INFORM, NAK, OFFER, RELEASE, REQUEST};
+
+const NOW: u64 = 1_000_000;
+
+fn engine() -> Engine {
+    let c = Config::parse("ex", include_str!("../../../config/dialtone.toml")).unwrap();
+    Engine::new(Arc::new(c), LeaseTable::new())
+}
+
+fn native() -> Ingress {
+    Ingress {
+        interface: "eth0".into(),
+        addrs: vec!["192.168.1.1/24".parse().unwrap()],
+    }
+}
+
+fn voice() -> Ingress {
+    Ingress {
+        interface: "eth0.100".into(),
+        addrs: vec!["10.250.0.1/24".parse().unwrap()],
+    }
+}
+
+fn mac(n: u8) -> Mac {
+    Mac([0x00, 0x90, 0x8f, 0xaa, 0xbb, n])
+}
+
+fn run(e: &mut Engine, m: &ClientMessage, i: &Ingress) -> (Outcome, Option<ParsedReply>) {
+    let req = Request::parse(&m.encode()).unwrap();
+    let out = e.handle(&req, i, NOW);
+    let parsed = out.reply.as_ref().map(|r| ParsedReply::parse(&r.bytes).expect("well-formed reply"));
+    (out, parsed)
+}
+
+/// DISCOVER then REQUEST; returns the ACK.
+fn lease(e: &mut Engine, m: Mac, i: &Ingress, prl: &[u8]) -> ParsedReply {
+    let (_, offer) = run(e, &ClientMessage::new(DISCOVER, m, 1).requests(prl), i);
+    let offer = offer.expect("offer");
+    assert_eq!(offer.msg_type(), Some(OFFER));
+    let sid = Ipv4Addr::from(<[u8; 4]>::try_from(offer.get(54).unwrap()).unwrap());
+    let (out, ack) = run(
+        e,
+        &ClientMessage::new(REQUEST, m, 2).requested_ip(offer.yiaddr).server_id(sid).requests(prl),
+        i,
+    );
+    assert_eq!(out.persist.len(), 1, "ACK waits on a lease write");
+    let ack = ack.expect("ack");
+    assert_eq!(ack.msg_type(), Some(ACK));
+    assert_eq!(ack.yiaddr, offer.yiaddr);
+    ack
+}
+
+#[test]
+fn voice_vlan_phone_gets_its_options_in_order() {
+    let mut e = engine();
+    let ack = lease(&mut e, mac(1), &voice(), &[1, 3, 6, 15, 42, 2, 160]);
+    assert!(Ipv4Net { addr: ack.yiaddr, prefix: 24 }.contains(Ipv4Addr::new(10, 250, 0, 1)));
+    assert_eq!(ack.codes(), vec![53, 54, 51, 58, 59, 1, 3, 6, 15, 42, 2, 160]);
+    assert_eq!(ack.get(54), Some(&[10, 250, 0, 1][..]));
+    assert_eq!(ack.get(51), Some(&3600u32.to_be_bytes()[..]));
+    assert_eq!(ack.get(58), Some(&1800u32.to_be_bytes()[..]));
+    assert_eq!(ack.get(59), Some(&3150u32.to_be_bytes()[..]));
+    assert_eq!(ack.get(6), Some(&[10, 250, 0, 1][..]), "dns = self");
+    assert_eq!(ack.get(42), Some(&[10, 250, 0, 1][..]), "ntp = self");
+    assert_eq!(ack.get(2), Some(&[0xff, 0xff, 0xb9, 0xb0][..]));
+    assert_eq!(ack.get(15), Some(&b"lab.voip"[..]));
+    assert_eq!(ack.get(160), Some(&b"http://provision.lab.voip:8088"[..]));
+    assert!(ack.len >= 300);
+}
+
+#[test]
+fn options_follow_the_order_of_55_and_only_what_is_asked() {
+    let mut e = engine();
+    let ack = lease(&mut e, mac(1), &voice(), &[160, 2, 42]);
+    // 1 and 3 always; then 55's order; 6 and 15 not asked for.
+    assert_eq!(ack.codes(), vec![53, 54, 51, 58, 59, 1, 3, 160, 2, 42]);
+}
+
+#[test]
+fn native_vlan_sends_vlan_id_as_text() {
+    let mut e = engine();
+    let ack = lease(&mut e, mac(1), &native(), &[1, 3, 132]);
+    assert_eq!(ack.get(132), Some(&b"100"[..]));
+    assert_eq!(ack.get(54), Some(&[192, 168, 1, 1][..]));
+}
+
+#[test]
+fn recovery_phone_gets_66_67_and_boot_file_field() {
+    let mut e = engine();
+    let m = ClientMessage::new(DISCOVER, mac(2), 1).user_class_raw("450HD").requests(&[1, 3, 66, 67]);
+    let (out, offer) = run(&mut e, &m, &native());
+    let offer = offer.unwrap();
+    assert_eq!(out.exchange.classes, vec!["audiocodes-recovery"]);
+    assert_eq!(offer.get(66), Some(&b"192.168.1.1"[..]));
+    assert_eq!(offer.get(67), Some(&b"450HD.img"[..]));
+    assert_eq!(offer.file, b"450HD.img");
+    assert_eq!(offer.siaddr, Ipv4Addr::new(192, 168, 1, 1));
+}
+
+#[test]
+fn forced_options_are_sent_unasked() {
+    let c = Config::parse(
+        "t",
+        "[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.20\"]\n[[dhcp.class]]\nname = \"r\"\nmatch.user_class = \"*HD\"\noptions.tftp_server = \"self\"\noptions.bootfile = \"{user_class}.img\"\nforce = [66, 67]\n",
+    )
+    .unwrap();
+    let mut e = Engine::new(Arc::new(c), LeaseTable::new());
+    let i = Ingress { interface: "v".into(), addrs: vec!["10.0.0.1/24".parse().unwrap()] };
+    let (_, offer) = run(&mut e, &ClientMessage::new(DISCOVER, mac(1), 1).user_class_raw("420HD").requests(&[1]), &i);
+    let offer = offer.unwrap();
+    assert_eq!(offer.codes(), vec![53, 54, 51, 58, 59, 1, 66, 67]);
+    assert_eq!(offer.get(67), Some(&b"420HD.img"[..]));
+}
+
+#[test]
+fn later_classes_override_earlier_ones() {
+    let c = Config::parse(
+        "t",
+        "[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.20\"]\noptions.provisioning_url = \"http://subnet\"\n[[dhcp.class]]\nname = \"a\"\nmatch.vendor_class = \"X*\"\noptions.provisioning_url = \"http://a\"\noptions.bootfile = \"a.img\"\n[[dhcp.class]]\nname = \"b\"\nmatch.vendor_class = \"XY\"\noptions.provisioning_url = \"http://b\"\n",
+    )
+    .unwrap();
+    let mut e = Engine::new(Arc::new(c), LeaseTable::new());
+    let i = Ingress { interface: "v".into(), addrs: vec!["10.0.0.1/24".parse().unwrap()] };
+    let (out, offer) = run(&mut e, &ClientMessage::new(DISCOVER, mac(1), 1).vendor_class("XY").requests(&[160, 67]), &i);
+    let offer = offer.unwrap();
+    assert_eq!(out.exchange.classes, vec!["a", "b"]);
+    assert_eq!(offer.get(160), Some(&b"http://b"[..]));
+    assert_eq!(offer.get(67), Some(&b"a.img"[..]));
+}
+
+#[test]
+fn skype_for_business_vendor_options() {
+    let mut e = engine();
+    let m = ClientMessage::new(DISCOVER, mac(3), 1).vendor_class("MS-UC-Client").requests(&[43, 120]);
+    let (_, offer) = run(&mut e, &m, &voice());
+    let offer = offer.unwrap();
+    let v = offer.get(43).unwrap();
+    assert_eq!(&v[..14], b"\x01\x0cMS-UC-Client");
+    assert_eq!(offer.get(120).unwrap()[0], 0, "RFC 3361 encoding 0: names");
+}
+
+#[test]
+fn reservation_is_offered_and_others_stay_off_it() {
+    let mut e = engine();
+    let reserved: Mac = "00:90:8f:12:34:56".parse().unwrap();
+    let ack = lease(&mut e, reserved, &voice(), &[1, 3, 12]);
+    assert_eq!(ack.yiaddr, Ipv4Addr::new(10, 250, 0, 20));
+    assert_eq!(ack.get(12), Some(&b"agent420hd"[..]));
+    // Another client asking for the reserved address is refused.
+    let (out, nak) = run(&mut e, &ClientMessage::new(REQUEST, mac(9), 3).requested_ip(Ipv4Addr::new(10, 250, 0, 20)), &voice());
+    assert_eq!(nak.unwrap().msg_type(), Some(NAK));
+    assert_eq!(out.reply.unwrap().dest, Destination::Broadcast);
+}
+
+#[test]
+fn sticky_address_and_renewal() {
+    let mut e = engine();
+    let first = lease(&mut e, mac(4), &voice(), &[1]);
+    let again = lease(&mut e, mac(4), &voice(), &[1]);
+    assert_eq!(first.yiaddr, again.yiaddr);
+    // RENEWING: unicast REQUEST with ciaddr.
+    let (out, ack) = run(&mut e, &ClientMessage::new(REQUEST, mac(4), 5).ciaddr(first.yiaddr), &voice());
+    assert_eq!(ack.unwrap().msg_type(), Some(ACK));
+    assert_eq!(out.persist.len(), 1);
+    assert_eq!(out.reply.unwrap().dest, Destination::Unicast(first.yiaddr));
+    // After a restart from the stored records, the MAC keeps its address.
+    let stored: Vec<Lease> = e.leases.all().cloned().collect();
+    let mut e2 = Engine::new(Arc::clone(e.config()), LeaseTable::from_leases(stored));
+    let (_, offer) = run(&mut e2, &ClientMessage::new(DISCOVER, mac(4), 1), &voice());
+    assert_eq!(offer.unwrap().yiaddr, first.yiaddr);
+    let (_, offer) = run(&mut e2, &ClientMessage::new(DISCOVER, mac(5), 1), &voice());
+    assert_ne!(offer.unwrap().yiaddr, first.yiaddr);
+}
+
+#[test]
+fn init_reboot_and_foreign_addresses() {
+    let mut e = engine();
+    let ack = lease(&mut e, mac(6), &voice(), &[1]);
+    let (_, r) = run(&mut e, &ClientMessage::new(REQUEST, mac(6), 7).requested_ip(ack.yiaddr), &voice());
+    assert_eq!(r.unwrap().msg_type(), Some(ACK));
+    // An address from another network: NAK, broadcast.
+    let (out, r) = run(&mut e, &ClientMessage::new(REQUEST, mac(6), 8).requested_ip(Ipv4Addr::new(172, 16, 0, 9)), &voice());
+    assert_eq!(r.unwrap().msg_type(), Some(NAK));
+    assert_eq!(out.reply.unwrap().dest, Destination::Broadcast);
+    // Another client's address: NAK.
+    let (_, r) = run(&mut e, &ClientMessage::new(REQUEST, mac(7), 9).requested_ip(ack.yiaddr), &voice());
+    assert_eq!(r.unwrap().msg_type(), Some(NAK));
+    // Another server chosen: silence, offer dropped.
+    let (out, r) = run(&mut e, &ClientMessage::new(REQUEST, mac(7), 9).requested_ip(ack.yiaddr).server_id(Ipv4Addr::new(10, 250, 0, 2)), &voice());
+    assert!(r.is_none());
+    assert!(out.persist.is_empty());
+}
+
+#[test]
+fn decline_quarantines_and_release_frees() {
+    let mut e = engine();
+    let ack = lease(&mut e, mac(8), &voice(), &[1]);
+    let ip = ack.yiaddr;
+    let (out, r) = run(&mut e, &ClientMessage::new(DECLINE, mac(8), 1).requested_ip(ip).server_id(Ipv4Addr::new(10, 250, 0, 1)), &voice());
+    assert!(r.is_none());
+    assert_eq!(out.persist[0].state, LeaseState::Declined);
+    // The same client is now offered another address.
+    let (_, offer) = run(&mut e, &ClientMessage::new(DISCOVER, mac(8), 2), &voice());
+    assert_ne!(offer.unwrap().yiaddr, ip);
+    // RELEASE of a held lease.
+    let ack = lease(&mut e, mac(10), &voice(), &[1]);
+    let (out, r) = run(&mut e, &ClientMessage::new(RELEASE, mac(10), 3).ciaddr(ack.yiaddr), &voice());
+    assert!(r.is_none());
+    assert_eq!(out.persist[0].state, LeaseState::Released);
+    // RELEASE from someone else changes nothing.
+    let (out, _) = run(&mut e, &ClientMessage::new(RELEASE, mac(11), 3).ciaddr(ack.yiaddr), &voice());
+    assert!(out.persist.is_empty());
+}
+
+#[test]
+fn inform_gets_options_without_lease() {
+    let mut e = engine();
+    let ciaddr = Ipv4Addr::new(10, 250, 0, 77);
+    let (out, r) = run(&mut e, &ClientMessage::new(INFORM, mac(12), 1).ciaddr(ciaddr).requests(&[160, 42]), &voice());
+    let r = r.unwrap();
+    assert_eq!(r.msg_type(), Some(ACK));
+    assert_eq!(r.yiaddr, Ipv4Addr::UNSPECIFIED);
+    assert_eq!(r.ciaddr, ciaddr);
+    assert!(r.get(51).is_none() && r.get(58).is_none() && r.get(59).is_none());
+    assert_eq!(r.get(160), Some(&b"http://provision.lab.voip:8088"[..]));
+    assert!(out.persist.is_empty());
+    assert_eq!(out.reply.unwrap().dest, Destination::Unicast(ciaddr));
+}
+
+#[test]
+fn relayed_request_uses_giaddr_subnet_and_goes_to_relay() {
+    let mut e = engine();
+    // Arrives on the native interface but relayed from the voice VLAN.
+    let relay = Ipv4Addr::new(10, 250, 0, 1);
+    let m = ClientMessage::new(DISCOVER, mac(13), 1).giaddr(relay).broadcast().option(82, vec![1, 3, b'a', b'b', b'c']);
+    let (out, r) = run(&mut e, &m, &native());
+    let r = r.unwrap();
+    assert!(Ipv4Net { addr: relay, prefix: 24 }.contains(r.yiaddr));
+    assert_eq!(r.giaddr, relay);
+    assert_eq!(r.flags & 0x8000, 0x8000, "broadcast flag echoed");
+    assert_eq!(*r.codes().last().unwrap(), 82, "relay info echoed last");
+    assert_eq!(out.reply.unwrap().dest, Destination::Relay(relay));
+    // Unknown relay network: dropped.
+    let m = ClientMessage::new(DISCOVER, mac(13), 1).giaddr(Ipv4Addr::new(172, 16, 9, 1));
+    let (out, r) = run(&mut e, &m, &native());
+    assert!(r.is_none() && out.exchange.note.is_some());
+}
+
+#[test]
+fn reply_destination_rules() {
+    let mut e = engine();
+    let (out, _) = run(&mut e, &ClientMessage::new(DISCOVER, mac(14), 1), &voice());
+    assert!(matches!(out.reply.unwrap().dest, Destination::Hardware { mac: m, .. } if m == mac(14)));
+    let (out, _) = run(&mut e, &ClientMessage::new(DISCOVER, mac(15), 1).broadcast(), &voice());
+    assert_eq!(out.reply.unwrap().dest, Destination::Broadcast);
+}
+
+#[test]
+fn pool_exhaustion_is_reported() {
+    let c = Config::parse("t", "[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.11\"]\n").unwrap();
+    let mut e = Engine::new(Arc::new(c), LeaseTable::new());
+    let i = Ingress { interface: "v".into(), addrs: vec!["10.0.0.1/24".parse().unwrap()] };
+    lease(&mut e, mac(1), &i, &[]);
+    lease(&mut e, mac(2), &i, &[]);
+    let (out, r) = run(&mut e, &ClientMessage::new(DISCOVER, mac(3), 1), &i);
+    assert!(r.is_none());
+    assert_eq!(out.exchange.level, Level::Warn);
+    assert!(out.exchange.note.unwrap().contains("pool exhausted"));
+}
+
+#[test]
+fn small_max_message_size_is_respected() {
+    let mut text = String::from("[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.11\"]\n");
+    for code in 224..234 {
+        text.push_str(&format!("options.raw.{code} = \"hex:{}\"\n", "ab".repeat(60)));
+    }
+    let c = Config::parse("t", &text).unwrap();
+    let mut e = Engine::new(Arc::new(c), LeaseTable::new());
+    let i = Ingress { interface: "v".into(), addrs: vec!["10.0.0.1/24".parse().unwrap()] };
+    let prl: Vec<u8> = (224..234).collect();
+    let m = ClientMessage::new(DISCOVER, mac(1), 1).requests(&prl).option(57, 576u16.to_be_bytes().to_vec());
+    let (out, r) = run(&mut e, &m, &i);
+    let bytes = &out.reply.as_ref().unwrap().bytes;
+    assert!(bytes.len() <= 576 - 28, "reply of {} bytes", bytes.len());
+    let r = r.unwrap();
+    assert!(!out.exchange.dropped.is_empty());
+    assert_eq!(out.exchange.level, Level::Warn);
+    // What was sent is complete and in 55's order.
+    let sent: Vec<u8> = r.codes().into_iter().filter(|c| *c >= 224).collect();
+    assert!(sent.windows(2).all(|w| w[0] < w[1]));
+    // A large limit gets everything.
+    let m = ClientMessage::new(DISCOVER, mac(2), 1).requests(&prl).option(57, 1500u16.to_be_bytes().to_vec());
+    let (out, _) = run(&mut e, &m, &i);
+    assert!(out.exchange.dropped.is_empty());
+}
+
+#[test]
+fn two_macs_never_share_an_address() {
+    let mut e = engine();
+    let mut seen = HashMap::new();
+    for n in 0..100u8 {
+        let ack = lease(&mut e, Mac([2, 0, 0, 0, 1, n]), &voice(), &[1]);
+        assert!(seen.insert(ack.yiaddr, n).is_none(), "{} given twice", ack.yiaddr);
+    }
+}
