@@ -17,3 +17,6 @@ pub fn now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+pub mod net;
+pub mod lab;
+pub mod demo;

@@ -1,1 +1,163 @@
-fn main() {}
+//! `dialtone`: the network boot appliance for IP phones.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use dialtone::config::Config;
+use dialtone::leases::store::Store;
+
+#[derive(Parser)]
+#[command(name = "dialtone", version, about = "Network boot appliance for IP phones: DHCP, DNS, time and files")]
+struct Cli {
+    /// Log format: human-readable text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the configured interfaces.
+    Serve {
+        #[arg(long, short, default_value = "/etc/dialtone/dialtone.toml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and print its normalized form.
+    Check {
+        #[arg(long, short, default_value = "/etc/dialtone/dialtone.toml")]
+        config: PathBuf,
+    },
+    /// Show the lease table.
+    Leases {
+        #[arg(long, short, default_value = "/etc/dialtone/dialtone.toml")]
+        config: PathBuf,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a throwaway lab of network namespaces, boot phones against a
+    /// dialtone inside it, print what each received, and remove the lab.
+    Demo,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DIALTONE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    match run(cli.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dialtone: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Check { config } => {
+            let c = Config::load(&config)?;
+            print!("{}", c.to_normalized_toml());
+            eprintln!("{}: OK", config.display());
+            Ok(())
+        }
+        Cmd::Serve { config } => {
+            let c = Arc::new(Config::load(&config)?);
+            let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            rt.block_on(async move {
+                tokio::select! {
+                    r = dialtone::dhcp::server::run(c) => r,
+                    _ = shutdown_signal() => {
+                        tracing::info!("shutting down");
+                        Ok(())
+                    }
+                }
+            })
+        }
+        Cmd::Leases { config, json } => {
+            let c = Config::load(&config)?;
+            let path = c.leases_path();
+            if !path.exists() {
+                anyhow::bail!("no lease database at {} (has `dialtone serve` run with this configuration?)", path.display());
+            }
+            let mut leases = Store::open_read_only(&path)?.load()?;
+            leases.sort_by_key(|l| l.ip);
+            let now = dialtone::now();
+            if json {
+                let rows: Vec<serde_json::Value> = leases
+                    .iter()
+                    .map(|l| {
+                        serde_json::json!({
+                            "mac": l.mac.to_string(),
+                            "ip": l.ip.to_string(),
+                            "state": if l.state == dialtone::leases::LeaseState::Bound && !l.active(now) { "expired" } else { l.state.as_str() },
+                            "expires": l.expires,
+                            "expires_utc": dialtone::units::utc(l.expires),
+                            "hostname": l.hostname,
+                            "vendor_class": l.vendor_class,
+                            "user_class": l.user_class,
+                            "interface": l.interface,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<17}  {:<15}  {:<8}  {:<20}  {:<16}  {:<16}  {:<10}  INTERFACE",
+                    "MAC", "IP", "STATE", "EXPIRES (UTC)", "HOSTNAME", "VENDOR CLASS", "USER CLASS"
+                );
+                for l in &leases {
+                    let state = if l.state == dialtone::leases::LeaseState::Bound && !l.active(now) {
+                        "expired"
+                    } else {
+                        l.state.as_str()
+                    };
+                    println!(
+                        "{:<17}  {:<15}  {:<8}  {:<20}  {:<16}  {:<16}  {:<10}  {}",
+                        l.mac.to_string(),
+                        l.ip.to_string(),
+                        state,
+                        dialtone::units::utc(l.expires),
+                        l.hostname.as_deref().unwrap_or("-"),
+                        l.vendor_class.as_deref().unwrap_or("-"),
+                        l.user_class.as_deref().unwrap_or("-"),
+                        l.interface
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Demo => dialtone::demo::run(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

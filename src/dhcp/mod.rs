@@ -5,3 +5,5 @@ pub mod client;
 pub mod engine;
 pub mod options;
 pub mod packet;
+pub mod ratelimit;
+pub mod server;

@@ -227,6 +227,11 @@ impl OptionValue {
 impl fmt::Display for OptionValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            OptionValue::Bytes(b)
+                if !b.is_empty() && b.iter().all(|c| (0x20..0x7f).contains(c) && *c != b'{') =>
+            {
+                write!(f, "text:{}", String::from_utf8_lossy(b))
+            }
             OptionValue::Bytes(b) => write!(f, "hex:{}", hex(b)),
             OptionValue::Addrs(list) => {
                 f.write_str("ip:")?;

@@ -1,0 +1,217 @@
+//! The DHCP server on its sockets: one UDP socket per served interface (bound
+//! to the device, so each reply leaves by the interface its request came in
+//! on), the exchange logic behind a lock, and the lease writer in front of
+//! every ACK.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+
+use super::engine::{Destination, Engine, Exchange, Ingress, Level, Outcome};
+use super::packet::Request;
+use super::ratelimit::{RateLimiter, Verdict};
+use crate::config::Config;
+use crate::leases::store::{Store, Writer};
+use crate::leases::LeaseTable;
+use crate::net::{arp, ifaces};
+
+pub const SERVER_PORT: u16 = 67;
+pub const CLIENT_PORT: u16 = 68;
+
+struct Shared {
+    engine: Mutex<Engine>,
+    limiter: Mutex<RateLimiter>,
+    writer: Writer,
+    started: Instant,
+}
+
+/// Opens the lease database, restores the leases and serves every configured
+/// interface until the future is dropped.
+pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
+    if config.server.interfaces.is_empty() {
+        bail!("[server] interfaces is empty: name the interfaces to serve, e.g. interfaces = [\"eth0\"]");
+    }
+    let path = config.leases_path();
+    let store = Store::open(&path)?;
+    let leases = store.load()?;
+    let now = crate::now();
+    let active = leases.iter().filter(|l| l.active(now)).count();
+    tracing::info!(target: "dialtone::dhcp", path = %path.display(), records = leases.len(), active, "leases restored");
+    let writer = Writer::spawn(store);
+    let shared = Arc::new(Shared {
+        engine: Mutex::new(Engine::new(Arc::clone(&config), LeaseTable::from_leases(leases))),
+        limiter: Mutex::new(RateLimiter::new(config.dhcp.rate_limit)),
+        writer,
+        started: Instant::now(),
+    });
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for name in &config.server.interfaces {
+        if !ifaces::exists(name) {
+            bail!("interface {name} (from [server] interfaces) does not exist on this machine");
+        }
+        let socket = bind(name).with_context(|| format!("cannot listen for DHCP on {name} port 67"))?;
+        let addrs = ifaces::ipv4_addrs(name)?;
+        if addrs.is_empty() {
+            tracing::warn!(target: "dialtone::dhcp", interface = %name, "interface has no IPv4 address yet; requests are dropped until it has one");
+        }
+        tracing::info!(target: "dialtone::dhcp", interface = %name, addresses = ?addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "serving DHCP");
+        tasks.spawn(serve_interface(Arc::clone(&shared), name.clone(), socket));
+    }
+    tasks.spawn(housekeeping(Arc::clone(&shared)));
+    match tasks.join_next().await {
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn bind(interface: &str) -> anyhow::Result<UdpSocket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_broadcast(true)?;
+    s.bind_device(Some(interface.as_bytes()))?;
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, SERVER_PORT)).into())?;
+    Ok(UdpSocket::from_std(s.into())?)
+}
+
+async fn housekeeping(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        if let Ok(mut e) = shared.engine.lock() {
+            e.leases.expire_offers(crate::now());
+        }
+    }
+}
+
+async fn serve_interface(shared: Arc<Shared>, name: String, socket: UdpSocket) -> anyhow::Result<()> {
+    let socket = Arc::new(socket);
+    let mut buf = vec![0u8; 4096];
+    let mut ingress = Ingress {
+        interface: name.clone(),
+        addrs: ifaces::ipv4_addrs(&name)?,
+    };
+    let mut addrs_read = Instant::now();
+    loop {
+        let (len, from) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(target: "dialtone::dhcp", interface = %name, error = %e, "receive failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let req = match Request::parse(&buf[..len]) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(target: "dialtone::dhcp", interface = %name, %from, len, reason = %e, "dropped packet");
+                continue;
+            }
+        };
+        let now_ms = shared.started.elapsed().as_millis() as u64;
+        let verdict = shared
+            .limiter
+            .lock()
+            .map(|mut l| l.check(req.mac, now_ms))
+            .unwrap_or(Verdict::Pass);
+        if let Verdict::Drop { first } = verdict {
+            if first {
+                tracing::warn!(target: "dialtone::dhcp", mac = %req.mac, interface = %name, "client is flooding; dropping its packets above the rate limit");
+            } else {
+                tracing::debug!(target: "dialtone::dhcp", mac = %req.mac, interface = %name, "rate limited");
+            }
+            continue;
+        }
+        // Interface addresses can change under a running server; re-read them
+        // now and then rather than per packet.
+        if addrs_read.elapsed() > Duration::from_secs(5) || ingress.addrs.is_empty() {
+            if let Ok(a) = ifaces::ipv4_addrs(&name) {
+                ingress.addrs = a;
+            }
+            addrs_read = Instant::now();
+        }
+        let outcome = match shared.engine.lock() {
+            Ok(mut e) => e.handle(&req, &ingress, crate::now()),
+            Err(_) => bail!("DHCP state lock poisoned"),
+        };
+        let Outcome { reply, persist, exchange } = outcome;
+        if persist.is_empty() {
+            log_exchange(&exchange);
+            if let Some(r) = reply {
+                send(&socket, &name, r.dest, &r.bytes).await;
+            }
+        } else {
+            // The reply waits for its lease to be on disk; other packets do not.
+            let shared = Arc::clone(&shared);
+            let socket = Arc::clone(&socket);
+            let name = name.clone();
+            tokio::spawn(async move {
+                match shared.writer.persist(persist).await {
+                    Ok(()) => {
+                        log_exchange(&exchange);
+                        if let Some(r) = reply {
+                            send(&socket, &name, r.dest, &r.bytes).await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "dialtone::dhcp", mac = %exchange.mac, error = %e, "lease not stored; reply withheld");
+                    }
+                }
+            });
+        }
+    }
+}
+
+async fn send(socket: &UdpSocket, interface: &str, dest: Destination, bytes: &[u8]) {
+    let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT);
+    let to = match dest {
+        Destination::Relay(ip) => SocketAddrV4::new(ip, SERVER_PORT),
+        Destination::Unicast(ip) => SocketAddrV4::new(ip, CLIENT_PORT),
+        Destination::Broadcast => broadcast,
+        Destination::Hardware { ip, mac } => match arp::set_entry(socket, interface, ip, mac) {
+            Ok(()) => SocketAddrV4::new(ip, CLIENT_PORT),
+            Err(e) => {
+                tracing::debug!(target: "dialtone::dhcp", %ip, %mac, error = %e, "cannot add ARP entry; broadcasting");
+                broadcast
+            }
+        },
+    };
+    if let Err(e) = socket.send_to(bytes, to).await {
+        tracing::warn!(target: "dialtone::dhcp", %to, interface, error = %e, "send failed");
+    }
+}
+
+fn codes(c: &[u8]) -> String {
+    c.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// One structured event per exchange.
+pub fn log_exchange(ex: &Exchange) {
+    let ip = ex.ip.map(|i| i.to_string()).unwrap_or_default();
+    let classes = ex.classes.join(",");
+    let sent = codes(&ex.sent);
+    let dropped = codes(&ex.dropped);
+    let note = ex.note.as_deref().unwrap_or("");
+    let vendor_class = ex.vendor_class.as_deref().unwrap_or("");
+    let user_class = ex.user_class.as_deref().unwrap_or("");
+    let reply = ex.reply.unwrap_or("-");
+    macro_rules! ev {
+        ($lvl:expr) => {
+            tracing::event!(target: "dialtone::dhcp", $lvl,
+                request = ex.request, reply, mac = %ex.mac, ip, interface = %ex.interface,
+                vendor_class, user_class, classes, options = sent, dropped_options = dropped,
+                xid = format_args!("{:#010x}", ex.xid), note, "dhcp exchange")
+        };
+    }
+    match ex.level {
+        Level::Debug => ev!(tracing::Level::DEBUG),
+        Level::Info => ev!(tracing::Level::INFO),
+        Level::Warn => ev!(tracing::Level::WARN),
+    }
+}

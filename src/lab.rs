@@ -1,0 +1,128 @@
+//! Throwaway labs of network namespaces joined by veth pairs, for the demo, the
+//! tests and the benchmarks. dialtone never serves on the machine's own
+//! interfaces outside `serve`: everything else runs inside namespaces made here
+//! and removed when their guard is dropped, also on failure.
+
+use std::process::{Child, Command, Output, Stdio};
+
+use anyhow::{Context, bail};
+
+/// A network namespace that is deleted (with its processes) when dropped.
+pub struct Netns {
+    name: String,
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<Output> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("cannot run `ip` (package iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out)
+}
+
+impl Netns {
+    /// Creates the namespace `name`, replacing a stale one left by a killed run,
+    /// and brings its loopback up.
+    pub fn create(name: &str) -> anyhow::Result<Netns> {
+        if !nix::unistd::Uid::effective().is_root() {
+            bail!("network namespaces need root (run as root, as CI does)");
+        }
+        let _ = Command::new("ip").args(["netns", "del", name]).stderr(Stdio::null()).status();
+        ip(&["netns", "add", name])?;
+        let ns = Netns { name: name.to_string() };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `ip` inside the namespace.
+    pub fn ip(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let mut full = vec!["-n", self.name.as_str()];
+        full.extend_from_slice(args);
+        ip(&full)
+    }
+
+    /// A command that runs inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Runs a program inside the namespace and returns its output, whatever its status.
+    pub fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<Output> {
+        self.command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {program} in namespace {}", self.name))
+    }
+
+    /// Starts a program inside the namespace.
+    pub fn spawn(&self, program: &str, args: &[&str]) -> anyhow::Result<Child> {
+        self.command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {program} in namespace {}", self.name))
+    }
+
+    /// Adds an address to an interface and brings it up.
+    pub fn addr(&self, interface: &str, cidr: &str) -> anyhow::Result<()> {
+        self.ip(&["addr", "add", cidr, "dev", interface])?;
+        self.ip(&["link", "set", interface, "up"])?;
+        Ok(())
+    }
+
+    pub fn up(&self, interface: &str) -> anyhow::Result<()> {
+        self.ip(&["link", "set", interface, "up"])?;
+        Ok(())
+    }
+
+    /// Kills every process still running in the namespace.
+    pub fn kill_all(&self) {
+        if let Ok(out) = ip(&["netns", "pids", &self.name]) {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(p) = pid.parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.kill_all();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Joins two namespaces with a veth pair: `a_if` in `a`, `b_if` in `b`.
+pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> anyhow::Result<()> {
+    a.ip(&["link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name()])?;
+    a.up(a_if)?;
+    b.up(b_if)?;
+    Ok(())
+}
+
+/// A short prefix unique to this process, for namespace names.
+pub fn unique(tag: &str) -> String {
+    format!("dt{}-{}", std::process::id(), tag)
+}
