@@ -34,9 +34,14 @@ impl Netns {
         if !nix::unistd::Uid::effective().is_root() {
             bail!("network namespaces need root (run as root, as CI does)");
         }
-        let _ = Command::new("ip").args(["netns", "del", name]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(Stdio::null())
+            .status();
         ip(&["netns", "add", name])?;
-        let ns = Netns { name: name.to_string() };
+        let ns = Netns {
+            name: name.to_string(),
+        };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
     }
@@ -89,6 +94,16 @@ impl Netns {
         Ok(())
     }
 
+    /// Moves the calling thread into the namespace: sockets it opens afterwards
+    /// live there. Use a dedicated thread.
+    pub fn enter_current_thread(&self) -> anyhow::Result<()> {
+        let f = std::fs::File::open(format!("/var/run/netns/{}", self.name))
+            .with_context(|| format!("namespace {} not found", self.name))?;
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+            .with_context(|| format!("cannot enter namespace {}", self.name))?;
+        Ok(())
+    }
+
     /// Kills every process still running in the namespace.
     pub fn kill_all(&self) {
         if let Ok(out) = ip(&["netns", "pids", &self.name]) {
@@ -116,7 +131,18 @@ impl Drop for Netns {
 
 /// Joins two namespaces with a veth pair: `a_if` in `a`, `b_if` in `b`.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> anyhow::Result<()> {
-    a.ip(&["link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name()])?;
+    a.ip(&[
+        "link",
+        "add",
+        a_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_if,
+        "netns",
+        b.name(),
+    ])?;
     a.up(a_if)?;
     b.up(b_if)?;
     Ok(())

@@ -7,8 +7,8 @@
 pub mod config;
 pub mod dhcp;
 pub mod glob;
-pub mod units;
 pub mod leases;
+pub mod units;
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
@@ -17,6 +17,6 @@ pub fn now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
-pub mod net;
-pub mod lab;
 pub mod demo;
+pub mod lab;
+pub mod net;

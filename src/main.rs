@@ -10,7 +10,11 @@ use dialtone::config::Config;
 use dialtone::leases::store::Store;
 
 #[derive(Parser)]
-#[command(name = "dialtone", version, about = "Network boot appliance for IP phones: DHCP, DNS, time and files")]
+#[command(
+    name = "dialtone",
+    version,
+    about = "Network boot appliance for IP phones: DHCP, DNS, time and files"
+)]
 struct Cli {
     /// Log format: human-readable text, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -53,7 +57,10 @@ enum Cmd {
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DIALTONE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => b.init(),
         LogFormat::Json => b.json().flatten_event(true).init(),
@@ -97,7 +104,10 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             let c = Config::load(&config)?;
             let path = c.leases_path();
             if !path.exists() {
-                anyhow::bail!("no lease database at {} (has `dialtone serve` run with this configuration?)", path.display());
+                anyhow::bail!(
+                    "no lease database at {} (has `dialtone serve` run with this configuration?)",
+                    path.display()
+                );
             }
             let mut leases = Store::open_read_only(&path)?.load()?;
             leases.sort_by_key(|l| l.ip);
@@ -126,7 +136,8 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                     "MAC", "IP", "STATE", "EXPIRES (UTC)", "HOSTNAME", "VENDOR CLASS", "USER CLASS"
                 );
                 for l in &leases {
-                    let state = if l.state == dialtone::leases::LeaseState::Bound && !l.active(now) {
+                    let state = if l.state == dialtone::leases::LeaseState::Bound && !l.active(now)
+                    {
                         "expired"
                     } else {
                         l.state.as_str()

@@ -158,7 +158,8 @@ impl Ipv4Range {
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         ip >= self.first && ip <= self.last
     }
-    pub fn len(&self) -> u64 {
+    /// Number of addresses in the range (never 0: a range holds at least one).
+    pub fn size(&self) -> u64 {
         u64::from(u32::from(self.last)) - u64::from(u32::from(self.first)) + 1
     }
 }
@@ -172,9 +173,8 @@ impl fmt::Display for Ipv4Range {
 impl FromStr for Ipv4Range {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || {
-            format!("`{s}` is not an address range (expected e.g. 192.168.1.100-192.168.1.199)")
-        };
+        let err =
+            || format!("`{s}` is not an address range (expected e.g. 192.168.1.100-192.168.1.199)");
         let (a, b) = match s.split_once('-') {
             Some((a, b)) => (a, b),
             None => (s, s),
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(n.mask(), Ipv4Addr::new(255, 255, 255, 0));
         assert_eq!(n.broadcast(), Ipv4Addr::new(10, 250, 0, 255));
         let r: Ipv4Range = "10.0.0.5-10.0.0.9".parse().unwrap();
-        assert_eq!(r.len(), 5);
+        assert_eq!(r.size(), 5);
         assert!("10.0.0.9-10.0.0.5".parse::<Ipv4Range>().is_err());
         assert!("10.0.0.0/33".parse::<Ipv4Net>().is_err());
     }

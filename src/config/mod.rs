@@ -165,7 +165,11 @@ impl Cx<'_> {
             file: self.file.to_string(),
             line,
             column,
-            key: if key.is_empty() { "(file)".into() } else { key.to_string() },
+            key: if key.is_empty() {
+                "(file)".into()
+            } else {
+                key.to_string()
+            },
             message: message.into(),
         }
     }
@@ -262,7 +266,11 @@ impl Cx<'_> {
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| {
-                    self.err(r, "dhcp.rate_limit", "expected packets per second, 1 or more")
+                    self.err(
+                        r,
+                        "dhcp.rate_limit",
+                        "expected packets per second, 1 or more",
+                    )
                 })?,
             None => 20,
         };
@@ -317,7 +325,11 @@ impl Cx<'_> {
             return Err(self.err(
                 &s.cidr,
                 &format!("{key}.cidr"),
-                format!("host bits are set; the network is {}/{}", net.network(), net.prefix),
+                format!(
+                    "host bits are set; the network is {}/{}",
+                    net.network(),
+                    net.prefix
+                ),
             ));
         }
         if let Some(other) = earlier
@@ -333,7 +345,10 @@ impl Cx<'_> {
         let mut pools: Vec<Ipv4Range> = Vec::new();
         for (j, p) in s.pool.iter().enumerate() {
             let pkey = format!("{key}.pool[{j}]");
-            let r: Ipv4Range = p.get_ref().parse().map_err(|m: String| self.err(p, &pkey, m))?;
+            let r: Ipv4Range = p
+                .get_ref()
+                .parse()
+                .map_err(|m: String| self.err(p, &pkey, m))?;
             if !net.contains(r.first) || !net.contains(r.last) {
                 return Err(self.err(p, &pkey, format!("range {r} is not inside {net}")));
             }
@@ -344,7 +359,10 @@ impl Cx<'_> {
                     format!("range {r} includes the network or broadcast address of {net}"),
                 ));
             }
-            if let Some(o) = pools.iter().find(|o| o.contains(r.first) || r.contains(o.first)) {
+            if let Some(o) = pools
+                .iter()
+                .find(|o| o.contains(r.first) || r.contains(o.first))
+            {
                 return Err(self.err(p, &pkey, format!("range {r} overlaps range {o}")));
             }
             pools.push(r);
@@ -354,7 +372,10 @@ impl Cx<'_> {
             None => None,
         };
         let mut options = self.options(s.options, &format!("{key}.options"))?;
-        options.insert(opt::SUBNET_MASK, OptionValue::Bytes(net.mask().octets().to_vec()));
+        options.insert(
+            opt::SUBNET_MASK,
+            OptionValue::Bytes(net.mask().octets().to_vec()),
+        );
         if let Some(r) = &s.router {
             let a = self.addr_spec(r.get_ref(), r, &format!("{key}.router"))?;
             options.insert(opt::ROUTER, OptionValue::Addrs(vec![a]));
@@ -369,7 +390,10 @@ impl Cx<'_> {
         if let Some(d) = &s.domain {
             let dkey = format!("{key}.domain");
             opt::encode_dns_name(d.get_ref()).map_err(|m| self.err(d, &dkey, m))?;
-            options.insert(opt::DOMAIN_NAME, OptionValue::Bytes(d.get_ref().clone().into_bytes()));
+            options.insert(
+                opt::DOMAIN_NAME,
+                OptionValue::Bytes(d.get_ref().clone().into_bytes()),
+            );
         }
         Ok(Subnet {
             net,
@@ -387,9 +411,11 @@ impl Cx<'_> {
         let m = c.matcher;
         let glob = |g: &Option<Spanned<String>>, k: &str| -> Result<Option<String>, ConfigError> {
             match g {
-                Some(s) if s.get_ref().is_empty() => {
-                    Err(self.err(s, &format!("{key}.match.{k}"), "expected a non-empty pattern"))
-                }
+                Some(s) if s.get_ref().is_empty() => Err(self.err(
+                    s,
+                    &format!("{key}.match.{k}"),
+                    "expected a non-empty pattern",
+                )),
                 Some(s) => Ok(Some(s.get_ref().clone())),
                 None => Ok(None),
             }
@@ -435,23 +461,42 @@ impl Cx<'_> {
             .parse()
             .map_err(|m: String| self.err(&h.mac, &format!("{key}.mac"), m))?;
         if earlier.iter().any(|o| o.mac == mac) {
-            return Err(self.err(&h.mac, &format!("{key}.mac"), format!("host {mac} is defined twice")));
+            return Err(self.err(
+                &h.mac,
+                &format!("{key}.mac"),
+                format!("host {mac} is defined twice"),
+            ));
         }
         let ip = match &h.ip {
             Some(s) => {
                 let ikey = format!("{key}.ip");
-                let ip: Ipv4Addr = s
-                    .get_ref()
-                    .parse()
-                    .map_err(|_| self.err(s, &ikey, format!("`{}` is not an IPv4 address", s.get_ref())))?;
+                let ip: Ipv4Addr = s.get_ref().parse().map_err(|_| {
+                    self.err(
+                        s,
+                        &ikey,
+                        format!("`{}` is not an IPv4 address", s.get_ref()),
+                    )
+                })?;
                 let Some(subnet) = subnets.iter().find(|n| n.net.contains(ip)) else {
-                    return Err(self.err(s, &ikey, format!("{ip} is not inside any [[dhcp.subnet]]")));
+                    return Err(self.err(
+                        s,
+                        &ikey,
+                        format!("{ip} is not inside any [[dhcp.subnet]]"),
+                    ));
                 };
                 if ip == subnet.net.network() || ip == subnet.net.broadcast() {
-                    return Err(self.err(s, &ikey, format!("{ip} is the network or broadcast address of {}", subnet.net)));
+                    return Err(self.err(
+                        s,
+                        &ikey,
+                        format!("{ip} is the network or broadcast address of {}", subnet.net),
+                    ));
                 }
                 if let Some(o) = earlier.iter().find(|o| o.ip == Some(ip)) {
-                    return Err(self.err(s, &ikey, format!("{ip} is already reserved for {}", o.mac)));
+                    return Err(self.err(
+                        s,
+                        &ikey,
+                        format!("{ip} is already reserved for {}", o.mac),
+                    ));
                 }
                 Some(ip)
             }
@@ -493,12 +538,21 @@ impl Cx<'_> {
     }
 
     /// An address, `self`, or a host name resolved now (to all its IPv4 addresses).
-    fn addr_or_name<T>(&self, s: &str, at: &Spanned<T>, key: &str) -> Result<Vec<AddrSpec>, ConfigError> {
+    fn addr_or_name<T>(
+        &self,
+        s: &str,
+        at: &Spanned<T>,
+        key: &str,
+    ) -> Result<Vec<AddrSpec>, ConfigError> {
         if let Ok(a) = self.addr_spec(s, at, key) {
             return Ok(vec![a]);
         }
         if opt::encode_dns_name(s).is_err() {
-            return Err(self.err(at, key, format!("`{s}` is not an IPv4 address, host name or \"self\"")));
+            return Err(self.err(
+                at,
+                key,
+                format!("`{s}` is not an IPv4 address, host name or \"self\""),
+            ));
         }
         let resolved: Vec<AddrSpec> = (s, 0u16)
             .to_socket_addrs()
@@ -514,7 +568,11 @@ impl Cx<'_> {
         Ok(resolved)
     }
 
-    fn addr_list(&self, list: &Spanned<Vec<String>>, key: &str) -> Result<OptionValue, ConfigError> {
+    fn addr_list(
+        &self,
+        list: &Spanned<Vec<String>>,
+        key: &str,
+    ) -> Result<OptionValue, ConfigError> {
         if list.get_ref().is_empty() {
             return Err(self.err(list, key, "expected at least one address"));
         }
@@ -561,10 +619,16 @@ impl Cx<'_> {
             out.insert(opt::VLAN_ID, OptionValue::Bytes(opt::encode_vlan(id, enc)));
         }
         if let Some(v) = &o.time_servers {
-            out.insert(opt::TIME_SERVERS, self.addr_list(v, &format!("{key}.time_servers"))?);
+            out.insert(
+                opt::TIME_SERVERS,
+                self.addr_list(v, &format!("{key}.time_servers"))?,
+            );
         }
         if let Some(v) = &o.ntp_servers {
-            out.insert(opt::NTP_SERVERS, self.addr_list(v, &format!("{key}.ntp_servers"))?);
+            out.insert(
+                opt::NTP_SERVERS,
+                self.addr_list(v, &format!("{key}.ntp_servers"))?,
+            );
         }
         if let Some(v) = &o.time_offset {
             let k = format!("{key}.time_offset");
@@ -575,18 +639,31 @@ impl Cx<'_> {
                     .ok_or_else(|| self.err(v, &k, "expected seconds within +-14 hours"))?,
                 RawOffset::Text(t) => opt::parse_time_offset(t).map_err(|m| self.err(v, &k, m))?,
             };
-            out.insert(opt::TIME_OFFSET, OptionValue::Bytes(opt::encode_time_offset(secs)));
+            out.insert(
+                opt::TIME_OFFSET,
+                OptionValue::Bytes(opt::encode_time_offset(secs)),
+            );
         }
         if let Some(v) = &o.provisioning_url {
-            out.insert(opt::PROVISIONING_URL, self.text(v, &format!("{key}.provisioning_url"))?);
+            out.insert(
+                opt::PROVISIONING_URL,
+                self.text(v, &format!("{key}.provisioning_url"))?,
+            );
         }
         if let Some(v) = &o.tftp_server {
-            out.insert(opt::TFTP_SERVER, self.text(v, &format!("{key}.tftp_server"))?);
+            out.insert(
+                opt::TFTP_SERVER,
+                self.text(v, &format!("{key}.tftp_server"))?,
+            );
         }
         if let Some(v) = &o.bootfile {
             let k = format!("{key}.bootfile");
             if v.get_ref().len() > 127 {
-                return Err(self.err(v, &k, "a boot file name must fit the 128-byte BOOTP file field"));
+                return Err(self.err(
+                    v,
+                    &k,
+                    "a boot file name must fit the 128-byte BOOTP file field",
+                ));
             }
             out.insert(opt::BOOTFILE, self.text(v, &k)?);
         }
@@ -598,10 +675,14 @@ impl Cx<'_> {
                     .parse()
                     .ok()
                     .filter(|c| (1..=254).contains(c))
-                    .ok_or_else(|| self.err(v, &k, format!("`{code}` is not a sub-option number 1-254")))?;
+                    .ok_or_else(|| {
+                        self.err(v, &k, format!("`{code}` is not a sub-option number 1-254"))
+                    })?;
                 let bytes = match value {
                     RawScalar::Int(n) => n.to_string().into_bytes(),
-                    RawScalar::Text(t) => typed_bytes(t).map_err(|m| self.err(v, &format!("{k}.{code}"), m))?,
+                    RawScalar::Text(t) => {
+                        typed_bytes(t).map_err(|m| self.err(v, &format!("{k}.{code}"), m))?
+                    }
                 };
                 subs.push((c, bytes));
             }
@@ -616,13 +697,19 @@ impl Cx<'_> {
         if let Some(raw) = &o.raw {
             for (code, value) in raw {
                 let k = format!("{key}.raw.{code}");
-                let c: u8 = code.parse().ok().filter(|c| (1..=254).contains(c)).ok_or_else(|| {
-                    self.err(value, &k, format!("`{code}` is not an option code 1-254"))
-                })?;
+                let c: u8 = code
+                    .parse()
+                    .ok()
+                    .filter(|c| (1..=254).contains(c))
+                    .ok_or_else(|| {
+                        self.err(value, &k, format!("`{code}` is not an option code 1-254"))
+                    })?;
                 if RESERVED.contains(&c) {
-                    return Err(self.err(value, &k, format!(
-                        "option {c} is managed by dialtone itself and cannot be set"
-                    )));
+                    return Err(self.err(
+                        value,
+                        &k,
+                        format!("option {c} is managed by dialtone itself and cannot be set"),
+                    ));
                 }
                 let v = raw_value(value.get_ref()).map_err(|m| self.err(value, &k, m))?;
                 out.insert(c, v);
@@ -671,9 +758,9 @@ fn raw_value(s: &str) -> Result<OptionValue, String> {
             if a == "self" {
                 out.push(AddrSpec::SelfAddr);
             } else {
-                out.push(AddrSpec::Ip(
-                    a.parse().map_err(|_| format!("`{a}` is not an IPv4 address or \"self\""))?,
-                ));
+                out.push(AddrSpec::Ip(a.parse().map_err(|_| {
+                    format!("`{a}` is not an IPv4 address or \"self\"")
+                })?));
             }
         }
         return Ok(OptionValue::Addrs(out));
@@ -687,7 +774,9 @@ fn raw_value(s: &str) -> Result<OptionValue, String> {
 fn expectation(key: &str) -> &'static str {
     let last = key.rsplit('.').next().unwrap_or(key);
     match last {
-        "vlan_id" => "expected a VLAN ID (100) or { value = 100, encoding = \"text\" | \"u16\" | \"u32\" }",
+        "vlan_id" => {
+            "expected a VLAN ID (100) or { value = 100, encoding = \"text\" | \"u16\" | \"u32\" }"
+        }
         "time_offset" => "expected a time offset such as \"-05:00\" or signed seconds (-18000)",
         "lease_time" | "offer_time" | "decline_time" => {
             "expected a duration such as \"1h\", \"30m\" or seconds"

@@ -24,7 +24,11 @@ fn options(out: &mut String, prefix: &str, set: &OptionSet) {
 pub fn normalized(c: &Config) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "[server]");
-    let _ = writeln!(o, "state_dir = {}", quote(&c.server.state_dir.display().to_string()));
+    let _ = writeln!(
+        o,
+        "state_dir = {}",
+        quote(&c.server.state_dir.display().to_string())
+    );
     let ifs: Vec<String> = c.server.interfaces.iter().map(|i| quote(i)).collect();
     let _ = writeln!(o, "interfaces = [{}]", ifs.join(", "));
     let d = &c.dhcp;

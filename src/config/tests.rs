@@ -16,11 +16,23 @@ fn example_loads_and_normalizes() {
     assert_eq!(c.dhcp.lease_time, 3600);
     assert_eq!(c.dhcp.subnets.len(), 2);
     let native = &c.dhcp.subnets[0];
-    assert_eq!(native.options[&opt::VLAN_ID], OptionValue::Bytes(b"100".to_vec()));
-    assert_eq!(native.options[&opt::SUBNET_MASK], OptionValue::Bytes(vec![255, 255, 255, 0]));
+    assert_eq!(
+        native.options[&opt::VLAN_ID],
+        OptionValue::Bytes(b"100".to_vec())
+    );
+    assert_eq!(
+        native.options[&opt::SUBNET_MASK],
+        OptionValue::Bytes(vec![255, 255, 255, 0])
+    );
     let voice = &c.dhcp.subnets[1];
-    assert_eq!(voice.options[&opt::TIME_OFFSET], OptionValue::Bytes(vec![0xff, 0xff, 0xb9, 0xb0]));
-    assert_eq!(voice.options[&opt::NTP_SERVERS], OptionValue::Addrs(vec![AddrSpec::SelfAddr]));
+    assert_eq!(
+        voice.options[&opt::TIME_OFFSET],
+        OptionValue::Bytes(vec![0xff, 0xff, 0xb9, 0xb0])
+    );
+    assert_eq!(
+        voice.options[&opt::NTP_SERVERS],
+        OptionValue::Addrs(vec![AddrSpec::SelfAddr])
+    );
     assert_eq!(c.dhcp.classes.len(), 3);
     assert_eq!(c.dhcp.classes[1].force, vec![66, 67]);
     assert_eq!(c.dhcp.classes[1].matcher.requests, vec![66, 67]);
@@ -29,7 +41,11 @@ fn example_loads_and_normalizes() {
     let text = c.to_normalized_toml();
     let again = Config::parse("normalized", &text).expect("normalized output parses");
     assert_eq!(again.to_normalized_toml(), text);
-    let shown = |s: &OptionSet| s.iter().map(|(k, v)| (*k, v.to_string())).collect::<Vec<_>>();
+    let shown = |s: &OptionSet| {
+        s.iter()
+            .map(|(k, v)| (*k, v.to_string()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(shown(&again.dhcp.subnets[1].options), shown(&voice.options));
 }
 
@@ -56,7 +72,10 @@ fn bad_values_are_located() {
     assert_eq!((e.line, e.key.as_str()), (2, "dhcp.lease_time"));
 
     let e = err("[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\noptions.vlan_id = 5000\n");
-    assert_eq!((e.line, e.key.as_str()), (3, "dhcp.subnet[0].options.vlan_id"));
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (3, "dhcp.subnet[0].options.vlan_id")
+    );
 
     let e = err("[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\noptions.vlan_id = \"x\"\n");
     assert!(e.message.contains("VLAN ID"), "{e}");
@@ -88,7 +107,8 @@ fn bad_values_are_located() {
 
 #[test]
 fn overlapping_subnets_and_duplicates() {
-    let e = err("[[dhcp.subnet]]\ncidr = \"10.0.0.0/16\"\n[[dhcp.subnet]]\ncidr = \"10.0.5.0/24\"\n");
+    let e =
+        err("[[dhcp.subnet]]\ncidr = \"10.0.0.0/16\"\n[[dhcp.subnet]]\ncidr = \"10.0.5.0/24\"\n");
     assert!(e.message.contains("overlaps"), "{e}");
     let e = err("[[dhcp.class]]\nname = \"a\"\n[[dhcp.class]]\nname = \"a\"\n");
     assert!(e.message.contains("twice"), "{e}");
@@ -104,6 +124,15 @@ fn raw_and_typed_options() {
     )
     .unwrap();
     assert_eq!(c.dhcp.options[&224], OptionValue::Bytes(vec![10, 11]));
-    assert_eq!(c.dhcp.options[&226], OptionValue::Addrs(vec![AddrSpec::Ip(Ipv4Addr::new(10, 0, 0, 1)), AddrSpec::SelfAddr]));
-    assert_eq!(c.dhcp.options[&opt::VLAN_ID], OptionValue::Bytes(vec![0, 100]));
+    assert_eq!(
+        c.dhcp.options[&226],
+        OptionValue::Addrs(vec![
+            AddrSpec::Ip(Ipv4Addr::new(10, 0, 0, 1)),
+            AddrSpec::SelfAddr
+        ])
+    );
+    assert_eq!(
+        c.dhcp.options[&opt::VLAN_ID],
+        OptionValue::Bytes(vec![0, 100])
+    );
 }

@@ -33,7 +33,10 @@ pub fn matches(m: &Match, req: &Request) -> bool {
 
 /// The classes that apply, in configuration order (later ones override earlier ones).
 pub fn select<'c>(classes: &'c [Class], req: &Request) -> Vec<&'c Class> {
-    classes.iter().filter(|c| matches(&c.matcher, req)).collect()
+    classes
+        .iter()
+        .filter(|c| matches(&c.matcher, req))
+        .collect()
 }
 
 #[cfg(test)]
@@ -55,12 +58,18 @@ mod tests {
     #[test]
     fn example_classes() {
         let mac = "00:26:fd:00:00:01".parse().unwrap();
-        let iss = ClientMessage::new(DISCOVER, mac, 1).vendor_class("SIP100").requests(&[1, 3]);
+        let iss = ClientMessage::new(DISCOVER, mac, 1)
+            .vendor_class("SIP100")
+            .requests(&[1, 3]);
         assert_eq!(names(&iss), vec!["iss"]);
-        let ac = ClientMessage::new(DISCOVER, mac, 1).user_class_raw("450HD").requests(&[1, 66, 67]);
+        let ac = ClientMessage::new(DISCOVER, mac, 1)
+            .user_class_raw("450HD")
+            .requests(&[1, 66, 67]);
         assert_eq!(names(&ac), vec!["audiocodes-recovery"]);
         // Without 66/67 in option 55 it is not in recovery.
-        let ac = ClientMessage::new(DISCOVER, mac, 1).user_class_raw("450HD").requests(&[1, 3]);
+        let ac = ClientMessage::new(DISCOVER, mac, 1)
+            .user_class_raw("450HD")
+            .requests(&[1, 3]);
         assert!(names(&ac).is_empty());
         // RFC 3004 form of option 77.
         let ac = ClientMessage::new(DISCOVER, mac, 1)
@@ -79,9 +88,19 @@ mod tests {
 
     #[test]
     fn mac_prefix() {
-        let c = Config::parse("t", "[[dhcp.class]]\nname = \"ac\"\nmatch.mac = \"00:90:8F:*\"\n").unwrap();
-        let hit = Request::parse(&ClientMessage::new(DISCOVER, "00:90:8f:aa:bb:cc".parse().unwrap(), 1).encode()).unwrap();
-        let miss = Request::parse(&ClientMessage::new(DISCOVER, "00:04:f2:aa:bb:cc".parse().unwrap(), 1).encode()).unwrap();
+        let c = Config::parse(
+            "t",
+            "[[dhcp.class]]\nname = \"ac\"\nmatch.mac = \"00:90:8F:*\"\n",
+        )
+        .unwrap();
+        let hit = Request::parse(
+            &ClientMessage::new(DISCOVER, "00:90:8f:aa:bb:cc".parse().unwrap(), 1).encode(),
+        )
+        .unwrap();
+        let miss = Request::parse(
+            &ClientMessage::new(DISCOVER, "00:04:f2:aa:bb:cc".parse().unwrap(), 1).encode(),
+        )
+        .unwrap();
         assert_eq!(select(&c.dhcp.classes, &hit).len(), 1);
         assert!(select(&c.dhcp.classes, &miss).is_empty());
     }

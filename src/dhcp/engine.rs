@@ -168,7 +168,9 @@ impl Engine {
 
     /// The address reserved for this client in this subnet, if any.
     fn reservation(&self, c: &Client<'_>) -> Option<Ipv4Addr> {
-        c.host.and_then(|h| h.ip).filter(|ip| c.subnet.net.contains(*ip))
+        c.host
+            .and_then(|h| h.ip)
+            .filter(|ip| c.subnet.net.contains(*ip))
     }
 
     /// Whether the client may be given `ip` in its subnet now.
@@ -284,9 +286,8 @@ impl Engine {
         }
         // Not this client's to have. Known-bad requests are refused; an address
         // this server knows nothing about is refused only when authoritative.
-        let ours = c.subnet.in_pool(ip)
-            || self.reserved.contains(&ip)
-            || self.leases.get(ip).is_some();
+        let ours =
+            c.subnet.in_pool(ip) || self.reserved.contains(&ip) || self.leases.get(ip).is_some();
         if !c.subnet.net.contains(ip) || ours || self.config.dhcp.authoritative {
             let why = if !c.subnet.net.contains(ip) {
                 format!("{ip} is not in {} ({state})", c.subnet.net)
@@ -361,7 +362,8 @@ impl Engine {
             }
             _ => {
                 out.exchange.level = Level::Debug;
-                out.exchange.note = Some(format!("RELEASE of {ip}, which this client does not hold"));
+                out.exchange.note =
+                    Some(format!("RELEASE of {ip}, which this client does not hold"));
             }
         }
     }
@@ -424,7 +426,11 @@ impl Engine {
         }
         let mut optional: Vec<(u8, Vec<u8>)> = Vec::new();
         for &code in req.param_list.iter().chain(force.iter()) {
-            if mandatory.iter().chain(optional.iter()).any(|(c, _)| *c == code) {
+            if mandatory
+                .iter()
+                .chain(optional.iter())
+                .any(|(c, _)| *c == code)
+            {
                 continue;
             }
             if let Some(v) = set.get(&code) {
@@ -456,15 +462,23 @@ impl Engine {
         let hdr = ReplyHeader {
             xid: req.xid,
             flags: req.flags,
-            ciaddr: if msg_type == packet::ACK { req.ciaddr } else { Ipv4Addr::UNSPECIFIED },
+            ciaddr: if msg_type == packet::ACK {
+                req.ciaddr
+            } else {
+                Ipv4Addr::UNSPECIFIED
+            },
             yiaddr,
             siaddr,
             giaddr: req.giaddr,
             chaddr: req.chaddr,
             file,
         };
-        let Encoded { bytes, sent, dropped, .. } =
-            encode_reply(&hdr, &mandatory, &optional, &last, req.max_reply());
+        let Encoded {
+            bytes,
+            sent,
+            dropped,
+            ..
+        } = encode_reply(&hdr, &mandatory, &optional, &last, req.max_reply());
         ex.reply = Some(packet::message_type_name(msg_type));
         ex.sent = sent;
         ex.dropped = dropped;
@@ -488,7 +502,10 @@ impl Engine {
         let mut mandatory = vec![
             (opt::MESSAGE_TYPE, vec![packet::NAK]),
             (opt::SERVER_ID, c.server_id.octets().to_vec()),
-            (opt::MESSAGE, why.as_bytes().iter().take(200).copied().collect()),
+            (
+                opt::MESSAGE,
+                why.as_bytes().iter().take(200).copied().collect(),
+            ),
         ];
         if let Some(id) = req.option(opt::CLIENT_ID) {
             mandatory.push((opt::CLIENT_ID, id.to_vec()));
@@ -527,10 +544,18 @@ impl Engine {
 }
 
 /// The subnet a request belongs to and the server identifier to answer with.
-fn select_subnet<'c>(config: &'c Config, req: &Request, ingress: &Ingress) -> Option<(&'c Subnet, Ipv4Addr)> {
+fn select_subnet<'c>(
+    config: &'c Config,
+    req: &Request,
+    ingress: &Ingress,
+) -> Option<(&'c Subnet, Ipv4Addr)> {
     let own = ingress.addrs.first()?.addr;
     if !req.giaddr.is_unspecified() {
-        let s = config.dhcp.subnets.iter().find(|s| s.net.contains(req.giaddr))?;
+        let s = config
+            .dhcp
+            .subnets
+            .iter()
+            .find(|s| s.net.contains(req.giaddr))?;
         return Some((s, own));
     }
     ingress.addrs.iter().find_map(|a| {

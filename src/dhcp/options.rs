@@ -257,8 +257,10 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         .chars()
         .filter(|c| !matches!(c, ':' | ' ' | '-'))
         .collect();
-    if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("`{s}` is not hex bytes (expected e.g. hex:0a0b or hex:0a:0b)"));
+    if !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "`{s}` is not hex bytes (expected e.g. hex:0a0b or hex:0a:0b)"
+        ));
     }
     (0..digits.len() / 2)
         .map(|i| u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).map_err(|e| e.to_string()))
@@ -453,7 +455,10 @@ mod tests {
         assert_eq!(&out[21..35], b"\x03\x0csfb.lab.voip");
         assert_eq!(&out[35..40], b"\x04\x03443");
         assert_eq!(out[40], 5);
-        assert_eq!(usize::from(out[41]), "/CertProv/CertProvisioningService.svc".len());
+        assert_eq!(
+            usize::from(out[41]),
+            "/CertProv/CertProvisioningService.svc".len()
+        );
         assert_eq!(out.len(), 42 + 37);
     }
 
@@ -464,7 +469,10 @@ mod tests {
             user_class_instances(b"\x05450HD\x03abc"),
             vec![b"450HD".to_vec(), b"abc".to_vec()]
         );
-        assert_eq!(user_class_instances(b"\x09450HD"), vec![b"\x09450HD".to_vec()]);
+        assert_eq!(
+            user_class_instances(b"\x09450HD"),
+            vec![b"\x09450HD".to_vec()]
+        );
     }
 
     #[test]

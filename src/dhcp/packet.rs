@@ -120,12 +120,15 @@ impl Request {
         let mut mac = [0u8; 6];
         mac.copy_from_slice(&buf[28..34]);
         let param_list = options.get(&opt::PARAM_LIST).cloned().unwrap_or_default();
-        let vendor_class = options
-            .get(&opt::VENDOR_CLASS)
-            .map(|v| printable(v));
+        let vendor_class = options.get(&opt::VENDOR_CLASS).map(|v| printable(v));
         let user_classes = options
             .get(&opt::USER_CLASS)
-            .map(|v| user_class_instances(v).iter().map(|u| printable(u)).collect())
+            .map(|v| {
+                user_class_instances(v)
+                    .iter()
+                    .map(|u| printable(u))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(Request {
             msg_type,
@@ -263,11 +266,7 @@ pub fn encode_reply(
 ) -> Encoded {
     let max_len = max_len.max(DEFAULT_MAX_MESSAGE);
     let main_cap = max_len - 240 - 1;
-    let mandatory_len: usize = mandatory
-        .iter()
-        .chain(last)
-        .map(|(_, d)| wire_len(d))
-        .sum();
+    let mandatory_len: usize = mandatory.iter().chain(last).map(|(_, d)| wire_len(d)).sum();
     let optional_len: usize = optional.iter().map(|(_, d)| wire_len(d)).sum();
 
     // Areas: 0 main, 1 file, 2 sname.

@@ -23,7 +23,9 @@ pub struct RateLimiter {
 pub enum Verdict {
     Pass,
     /// Dropped; the first drop of a run says so, so it can be logged once.
-    Drop { first: bool },
+    Drop {
+        first: bool,
+    },
 }
 
 impl RateLimiter {

@@ -15,8 +15,8 @@ use super::engine::{Destination, Engine, Exchange, Ingress, Level, Outcome};
 use super::packet::Request;
 use super::ratelimit::{RateLimiter, Verdict};
 use crate::config::Config;
-use crate::leases::store::{Store, Writer};
 use crate::leases::LeaseTable;
+use crate::leases::store::{Store, Writer};
 use crate::net::{arp, ifaces};
 
 pub const SERVER_PORT: u16 = 67;
@@ -33,7 +33,9 @@ struct Shared {
 /// interface until the future is dropped.
 pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     if config.server.interfaces.is_empty() {
-        bail!("[server] interfaces is empty: name the interfaces to serve, e.g. interfaces = [\"eth0\"]");
+        bail!(
+            "[server] interfaces is empty: name the interfaces to serve, e.g. interfaces = [\"eth0\"]"
+        );
     }
     let path = config.leases_path();
     let store = Store::open(&path)?;
@@ -43,7 +45,10 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     tracing::info!(target: "dialtone::dhcp", path = %path.display(), records = leases.len(), active, "leases restored");
     let writer = Writer::spawn(store);
     let shared = Arc::new(Shared {
-        engine: Mutex::new(Engine::new(Arc::clone(&config), LeaseTable::from_leases(leases))),
+        engine: Mutex::new(Engine::new(
+            Arc::clone(&config),
+            LeaseTable::from_leases(leases),
+        )),
         limiter: Mutex::new(RateLimiter::new(config.dhcp.rate_limit)),
         writer,
         started: Instant::now(),
@@ -54,7 +59,8 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
         if !ifaces::exists(name) {
             bail!("interface {name} (from [server] interfaces) does not exist on this machine");
         }
-        let socket = bind(name).with_context(|| format!("cannot listen for DHCP on {name} port 67"))?;
+        let socket =
+            bind(name).with_context(|| format!("cannot listen for DHCP on {name} port 67"))?;
         let addrs = ifaces::ipv4_addrs(name)?;
         if addrs.is_empty() {
             tracing::warn!(target: "dialtone::dhcp", interface = %name, "interface has no IPv4 address yet; requests are dropped until it has one");
@@ -90,7 +96,11 @@ async fn housekeeping(shared: Arc<Shared>) -> anyhow::Result<()> {
     }
 }
 
-async fn serve_interface(shared: Arc<Shared>, name: String, socket: UdpSocket) -> anyhow::Result<()> {
+async fn serve_interface(
+    shared: Arc<Shared>,
+    name: String,
+    socket: UdpSocket,
+) -> anyhow::Result<()> {
     let socket = Arc::new(socket);
     let mut buf = vec![0u8; 4096];
     let mut ingress = Ingress {
@@ -140,7 +150,11 @@ async fn serve_interface(shared: Arc<Shared>, name: String, socket: UdpSocket) -
             Ok(mut e) => e.handle(&req, &ingress, crate::now()),
             Err(_) => bail!("DHCP state lock poisoned"),
         };
-        let Outcome { reply, persist, exchange } = outcome;
+        let Outcome {
+            reply,
+            persist,
+            exchange,
+        } = outcome;
         if persist.is_empty() {
             log_exchange(&exchange);
             if let Some(r) = reply {

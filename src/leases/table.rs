@@ -130,7 +130,7 @@ impl LeaseTable {
             .filter_map(|ip| self.by_ip.get(ip))
             .filter(|l| subnet.net.contains(l.ip))
             .collect();
-        v.sort_by(|a, b| b.expires.cmp(&a.expires));
+        v.sort_by_key(|l| std::cmp::Reverse(l.expires));
         v
     }
 
@@ -186,7 +186,7 @@ impl LeaseTable {
         reserved: &HashSet<Ipv4Addr>,
         now: u64,
     ) -> Option<Ipv4Addr> {
-        let total: u64 = subnet.pools.iter().map(|p| p.len()).sum();
+        let total: u64 = subnet.pools.iter().map(|p| p.size()).sum();
         if total == 0 {
             return None;
         }
@@ -223,17 +223,17 @@ impl LeaseTable {
             .values()
             .filter(|l| subnet.in_pool(l.ip) && (l.active(now) || l.quarantined(now)))
             .count();
-        (used, subnet.pools.iter().map(|p| p.len()).sum())
+        (used, subnet.pools.iter().map(|p| p.size()).sum())
     }
 }
 
 fn nth_pool_address(subnet: &Subnet, mut idx: u64) -> Ipv4Addr {
     for p in &subnet.pools {
-        if idx < p.len() {
-            // idx < p.len() <= 2^32, so the sum stays within u32.
+        if idx < p.size() {
+            // idx < p.size() <= 2^32, so the sum stays within u32.
             return Ipv4Addr::from(u32::from(p.first).wrapping_add(idx as u32));
         }
-        idx -= p.len();
+        idx -= p.size();
     }
     subnet.pools[0].first
 }
@@ -281,13 +281,23 @@ mod tests {
             got.push(ip);
         }
         got.sort();
-        assert_eq!(got, vec![Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 11), Ipv4Addr::new(10, 0, 0, 12)]);
+        assert_eq!(
+            got,
+            vec![
+                Ipv4Addr::new(10, 0, 0, 10),
+                Ipv4Addr::new(10, 0, 0, 11),
+                Ipv4Addr::new(10, 0, 0, 12)
+            ]
+        );
         assert_eq!(t.allocate(&s, mac(9), &none, 150), None, "pool exhausted");
         // At 201 the first lease (expires 200) has ended: it is reused.
         let ip = t.allocate(&s, mac(9), &none, 201).unwrap();
         assert_eq!(t.get(ip).unwrap().mac, mac(0));
         t.put(bound(ip, mac(9), 900));
-        assert!(t.leases_of(mac(0), &s).is_empty(), "old owner forgets the address");
+        assert!(
+            t.leases_of(mac(0), &s).is_empty(),
+            "old owner forgets the address"
+        );
     }
 
     #[test]
@@ -301,7 +311,10 @@ mod tests {
         assert!(!t.available_for(ip, mac(2), 10));
         assert!(t.available_for(ip, mac(1), 10));
         assert!(t.available_for(ip, mac(2), 31), "offer lapsed");
-        assert_eq!(t.allocate(&s, mac(2), &reserved, 10), Some(Ipv4Addr::new(10, 0, 0, 12)));
+        assert_eq!(
+            t.allocate(&s, mac(2), &reserved, 10),
+            Some(Ipv4Addr::new(10, 0, 0, 12))
+        );
     }
 
     #[test]

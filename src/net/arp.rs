@@ -15,7 +15,12 @@ const ATF_COM: libc::c_int = 0x02;
 
 /// Tells the kernel that `ip` is at `mac` on `interface`, so a unicast to `ip`
 /// leaves without an ARP exchange the client could not answer yet.
-pub fn set_entry(socket: &impl AsRawFd, interface: &str, ip: Ipv4Addr, mac: Mac) -> std::io::Result<()> {
+pub fn set_entry(
+    socket: &impl AsRawFd,
+    interface: &str,
+    ip: Ipv4Addr,
+    mac: Mac,
+) -> std::io::Result<()> {
     if interface.len() >= libc::IFNAMSIZ {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -43,7 +48,13 @@ pub fn set_entry(socket: &impl AsRawFd, interface: &str, ip: Ipv4Addr, mac: Mac)
     }
     // SAFETY: the descriptor is a live socket owned by the caller, and `req` is
     // a fully initialised arpreq that outlives the call.
-    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSARP, &req as *const libc::arpreq) };
+    let rc = unsafe {
+        libc::ioctl(
+            socket.as_raw_fd(),
+            libc::SIOCSARP,
+            &req as *const libc::arpreq,
+        )
+    };
     if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }

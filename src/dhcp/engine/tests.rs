@@ -30,7 +30,10 @@ fn mac(n: u8) -> Mac {
 fn run(e: &mut Engine, m: &ClientMessage, i: &Ingress) -> (Outcome, Option<ParsedReply>) {
     let req = Request::parse(&m.encode()).unwrap();
     let out = e.handle(&req, i, NOW);
-    let parsed = out.reply.as_ref().map(|r| ParsedReply::parse(&r.bytes).expect("well-formed reply"));
+    let parsed = out
+        .reply
+        .as_ref()
+        .map(|r| ParsedReply::parse(&r.bytes).expect("well-formed reply"));
     (out, parsed)
 }
 
@@ -42,7 +45,10 @@ fn lease(e: &mut Engine, m: Mac, i: &Ingress, prl: &[u8]) -> ParsedReply {
     let sid = Ipv4Addr::from(<[u8; 4]>::try_from(offer.get(54).unwrap()).unwrap());
     let (out, ack) = run(
         e,
-        &ClientMessage::new(REQUEST, m, 2).requested_ip(offer.yiaddr).server_id(sid).requests(prl),
+        &ClientMessage::new(REQUEST, m, 2)
+            .requested_ip(offer.yiaddr)
+            .server_id(sid)
+            .requests(prl),
         i,
     );
     assert_eq!(out.persist.len(), 1, "ACK waits on a lease write");
@@ -56,8 +62,17 @@ fn lease(e: &mut Engine, m: Mac, i: &Ingress, prl: &[u8]) -> ParsedReply {
 fn voice_vlan_phone_gets_its_options_in_order() {
     let mut e = engine();
     let ack = lease(&mut e, mac(1), &voice(), &[1, 3, 6, 15, 42, 2, 160]);
-    assert!(Ipv4Net { addr: ack.yiaddr, prefix: 24 }.contains(Ipv4Addr::new(10, 250, 0, 1)));
-    assert_eq!(ack.codes(), vec![53, 54, 51, 58, 59, 1, 3, 6, 15, 42, 2, 160]);
+    assert!(
+        Ipv4Net {
+            addr: ack.yiaddr,
+            prefix: 24
+        }
+        .contains(Ipv4Addr::new(10, 250, 0, 1))
+    );
+    assert_eq!(
+        ack.codes(),
+        vec![53, 54, 51, 58, 59, 1, 3, 6, 15, 42, 2, 160]
+    );
     assert_eq!(ack.get(54), Some(&[10, 250, 0, 1][..]));
     assert_eq!(ack.get(51), Some(&3600u32.to_be_bytes()[..]));
     assert_eq!(ack.get(58), Some(&1800u32.to_be_bytes()[..]));
@@ -89,7 +104,9 @@ fn native_vlan_sends_vlan_id_as_text() {
 #[test]
 fn recovery_phone_gets_66_67_and_boot_file_field() {
     let mut e = engine();
-    let m = ClientMessage::new(DISCOVER, mac(2), 1).user_class_raw("450HD").requests(&[1, 3, 66, 67]);
+    let m = ClientMessage::new(DISCOVER, mac(2), 1)
+        .user_class_raw("450HD")
+        .requests(&[1, 3, 66, 67]);
     let (out, offer) = run(&mut e, &m, &native());
     let offer = offer.unwrap();
     assert_eq!(out.exchange.classes, vec!["audiocodes-recovery"]);
@@ -107,8 +124,17 @@ fn forced_options_are_sent_unasked() {
     )
     .unwrap();
     let mut e = Engine::new(Arc::new(c), LeaseTable::new());
-    let i = Ingress { interface: "v".into(), addrs: vec!["10.0.0.1/24".parse().unwrap()] };
-    let (_, offer) = run(&mut e, &ClientMessage::new(DISCOVER, mac(1), 1).user_class_raw("420HD").requests(&[1]), &i);
+    let i = Ingress {
+        interface: "v".into(),
+        addrs: vec!["10.0.0.1/24".parse().unwrap()],
+    };
+    let (_, offer) = run(
+        &mut e,
+        &ClientMessage::new(DISCOVER, mac(1), 1)
+            .user_class_raw("420HD")
+            .requests(&[1]),
+        &i,
+    );
     let offer = offer.unwrap();
     assert_eq!(offer.codes(), vec![53, 54, 51, 58, 59, 1, 66, 67]);
     assert_eq!(offer.get(67), Some(&b"420HD.img"[..]));
@@ -122,8 +148,17 @@ fn later_classes_override_earlier_ones() {
     )
     .unwrap();
     let mut e = Engine::new(Arc::new(c), LeaseTable::new());
-    let i = Ingress { interface: "v".into(), addrs: vec!["10.0.0.1/24".parse().unwrap()] };
-    let (out, offer) = run(&mut e, &ClientMessage::new(DISCOVER, mac(1), 1).vendor_class("XY").requests(&[160, 67]), &i);
+    let i = Ingress {
+        interface: "v".into(),
+        addrs: vec!["10.0.0.1/24".parse().unwrap()],
+    };
+    let (out, offer) = run(
+        &mut e,
+        &ClientMessage::new(DISCOVER, mac(1), 1)
+            .vendor_class("XY")
+            .requests(&[160, 67]),
+        &i,
+    );
     let offer = offer.unwrap();
     assert_eq!(out.exchange.classes, vec!["a", "b"]);
     assert_eq!(offer.get(160), Some(&b"http://b"[..]));
@@ -133,7 +168,9 @@ fn later_classes_override_earlier_ones() {
 #[test]
 fn skype_for_business_vendor_options() {
     let mut e = engine();
-    let m = ClientMessage::new(DISCOVER, mac(3), 1).vendor_class("MS-UC-Client").requests(&[43, 120]);
+    let m = ClientMessage::new(DISCOVER, mac(3), 1)
+        .vendor_class("MS-UC-Client")
+        .requests(&[43, 120]);
     let (_, offer) = run(&mut e, &m, &voice());
     let offer = offer.unwrap();
     let v = offer.get(43).unwrap();
@@ -149,7 +186,11 @@ fn reservation_is_offered_and_others_stay_off_it() {
     assert_eq!(ack.yiaddr, Ipv4Addr::new(10, 250, 0, 20));
     assert_eq!(ack.get(12), Some(&b"agent420hd"[..]));
     // Another client asking for the reserved address is refused.
-    let (out, nak) = run(&mut e, &ClientMessage::new(REQUEST, mac(9), 3).requested_ip(Ipv4Addr::new(10, 250, 0, 20)), &voice());
+    let (out, nak) = run(
+        &mut e,
+        &ClientMessage::new(REQUEST, mac(9), 3).requested_ip(Ipv4Addr::new(10, 250, 0, 20)),
+        &voice(),
+    );
     assert_eq!(nak.unwrap().msg_type(), Some(NAK));
     assert_eq!(out.reply.unwrap().dest, Destination::Broadcast);
 }
@@ -161,7 +202,11 @@ fn sticky_address_and_renewal() {
     let again = lease(&mut e, mac(4), &voice(), &[1]);
     assert_eq!(first.yiaddr, again.yiaddr);
     // RENEWING: unicast REQUEST with ciaddr.
-    let (out, ack) = run(&mut e, &ClientMessage::new(REQUEST, mac(4), 5).ciaddr(first.yiaddr), &voice());
+    let (out, ack) = run(
+        &mut e,
+        &ClientMessage::new(REQUEST, mac(4), 5).ciaddr(first.yiaddr),
+        &voice(),
+    );
     assert_eq!(ack.unwrap().msg_type(), Some(ACK));
     assert_eq!(out.persist.len(), 1);
     assert_eq!(out.reply.unwrap().dest, Destination::Unicast(first.yiaddr));
@@ -178,17 +223,35 @@ fn sticky_address_and_renewal() {
 fn init_reboot_and_foreign_addresses() {
     let mut e = engine();
     let ack = lease(&mut e, mac(6), &voice(), &[1]);
-    let (_, r) = run(&mut e, &ClientMessage::new(REQUEST, mac(6), 7).requested_ip(ack.yiaddr), &voice());
+    let (_, r) = run(
+        &mut e,
+        &ClientMessage::new(REQUEST, mac(6), 7).requested_ip(ack.yiaddr),
+        &voice(),
+    );
     assert_eq!(r.unwrap().msg_type(), Some(ACK));
     // An address from another network: NAK, broadcast.
-    let (out, r) = run(&mut e, &ClientMessage::new(REQUEST, mac(6), 8).requested_ip(Ipv4Addr::new(172, 16, 0, 9)), &voice());
+    let (out, r) = run(
+        &mut e,
+        &ClientMessage::new(REQUEST, mac(6), 8).requested_ip(Ipv4Addr::new(172, 16, 0, 9)),
+        &voice(),
+    );
     assert_eq!(r.unwrap().msg_type(), Some(NAK));
     assert_eq!(out.reply.unwrap().dest, Destination::Broadcast);
     // Another client's address: NAK.
-    let (_, r) = run(&mut e, &ClientMessage::new(REQUEST, mac(7), 9).requested_ip(ack.yiaddr), &voice());
+    let (_, r) = run(
+        &mut e,
+        &ClientMessage::new(REQUEST, mac(7), 9).requested_ip(ack.yiaddr),
+        &voice(),
+    );
     assert_eq!(r.unwrap().msg_type(), Some(NAK));
     // Another server chosen: silence, offer dropped.
-    let (out, r) = run(&mut e, &ClientMessage::new(REQUEST, mac(7), 9).requested_ip(ack.yiaddr).server_id(Ipv4Addr::new(10, 250, 0, 2)), &voice());
+    let (out, r) = run(
+        &mut e,
+        &ClientMessage::new(REQUEST, mac(7), 9)
+            .requested_ip(ack.yiaddr)
+            .server_id(Ipv4Addr::new(10, 250, 0, 2)),
+        &voice(),
+    );
     assert!(r.is_none());
     assert!(out.persist.is_empty());
 }
@@ -198,7 +261,13 @@ fn decline_quarantines_and_release_frees() {
     let mut e = engine();
     let ack = lease(&mut e, mac(8), &voice(), &[1]);
     let ip = ack.yiaddr;
-    let (out, r) = run(&mut e, &ClientMessage::new(DECLINE, mac(8), 1).requested_ip(ip).server_id(Ipv4Addr::new(10, 250, 0, 1)), &voice());
+    let (out, r) = run(
+        &mut e,
+        &ClientMessage::new(DECLINE, mac(8), 1)
+            .requested_ip(ip)
+            .server_id(Ipv4Addr::new(10, 250, 0, 1)),
+        &voice(),
+    );
     assert!(r.is_none());
     assert_eq!(out.persist[0].state, LeaseState::Declined);
     // The same client is now offered another address.
@@ -206,11 +275,19 @@ fn decline_quarantines_and_release_frees() {
     assert_ne!(offer.unwrap().yiaddr, ip);
     // RELEASE of a held lease.
     let ack = lease(&mut e, mac(10), &voice(), &[1]);
-    let (out, r) = run(&mut e, &ClientMessage::new(RELEASE, mac(10), 3).ciaddr(ack.yiaddr), &voice());
+    let (out, r) = run(
+        &mut e,
+        &ClientMessage::new(RELEASE, mac(10), 3).ciaddr(ack.yiaddr),
+        &voice(),
+    );
     assert!(r.is_none());
     assert_eq!(out.persist[0].state, LeaseState::Released);
     // RELEASE from someone else changes nothing.
-    let (out, _) = run(&mut e, &ClientMessage::new(RELEASE, mac(11), 3).ciaddr(ack.yiaddr), &voice());
+    let (out, _) = run(
+        &mut e,
+        &ClientMessage::new(RELEASE, mac(11), 3).ciaddr(ack.yiaddr),
+        &voice(),
+    );
     assert!(out.persist.is_empty());
 }
 
@@ -218,7 +295,13 @@ fn decline_quarantines_and_release_frees() {
 fn inform_gets_options_without_lease() {
     let mut e = engine();
     let ciaddr = Ipv4Addr::new(10, 250, 0, 77);
-    let (out, r) = run(&mut e, &ClientMessage::new(INFORM, mac(12), 1).ciaddr(ciaddr).requests(&[160, 42]), &voice());
+    let (out, r) = run(
+        &mut e,
+        &ClientMessage::new(INFORM, mac(12), 1)
+            .ciaddr(ciaddr)
+            .requests(&[160, 42]),
+        &voice(),
+    );
     let r = r.unwrap();
     assert_eq!(r.msg_type(), Some(ACK));
     assert_eq!(r.yiaddr, Ipv4Addr::UNSPECIFIED);
@@ -234,10 +317,19 @@ fn relayed_request_uses_giaddr_subnet_and_goes_to_relay() {
     let mut e = engine();
     // Arrives on the native interface but relayed from the voice VLAN.
     let relay = Ipv4Addr::new(10, 250, 0, 1);
-    let m = ClientMessage::new(DISCOVER, mac(13), 1).giaddr(relay).broadcast().option(82, vec![1, 3, b'a', b'b', b'c']);
+    let m = ClientMessage::new(DISCOVER, mac(13), 1)
+        .giaddr(relay)
+        .broadcast()
+        .option(82, vec![1, 3, b'a', b'b', b'c']);
     let (out, r) = run(&mut e, &m, &native());
     let r = r.unwrap();
-    assert!(Ipv4Net { addr: relay, prefix: 24 }.contains(r.yiaddr));
+    assert!(
+        Ipv4Net {
+            addr: relay,
+            prefix: 24
+        }
+        .contains(r.yiaddr)
+    );
     assert_eq!(r.giaddr, relay);
     assert_eq!(r.flags & 0x8000, 0x8000, "broadcast flag echoed");
     assert_eq!(*r.codes().last().unwrap(), 82, "relay info echoed last");
@@ -252,16 +344,29 @@ fn relayed_request_uses_giaddr_subnet_and_goes_to_relay() {
 fn reply_destination_rules() {
     let mut e = engine();
     let (out, _) = run(&mut e, &ClientMessage::new(DISCOVER, mac(14), 1), &voice());
-    assert!(matches!(out.reply.unwrap().dest, Destination::Hardware { mac: m, .. } if m == mac(14)));
-    let (out, _) = run(&mut e, &ClientMessage::new(DISCOVER, mac(15), 1).broadcast(), &voice());
+    assert!(
+        matches!(out.reply.unwrap().dest, Destination::Hardware { mac: m, .. } if m == mac(14))
+    );
+    let (out, _) = run(
+        &mut e,
+        &ClientMessage::new(DISCOVER, mac(15), 1).broadcast(),
+        &voice(),
+    );
     assert_eq!(out.reply.unwrap().dest, Destination::Broadcast);
 }
 
 #[test]
 fn pool_exhaustion_is_reported() {
-    let c = Config::parse("t", "[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.11\"]\n").unwrap();
+    let c = Config::parse(
+        "t",
+        "[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.11\"]\n",
+    )
+    .unwrap();
     let mut e = Engine::new(Arc::new(c), LeaseTable::new());
-    let i = Ingress { interface: "v".into(), addrs: vec!["10.0.0.1/24".parse().unwrap()] };
+    let i = Ingress {
+        interface: "v".into(),
+        addrs: vec!["10.0.0.1/24".parse().unwrap()],
+    };
     lease(&mut e, mac(1), &i, &[]);
     lease(&mut e, mac(2), &i, &[]);
     let (out, r) = run(&mut e, &ClientMessage::new(DISCOVER, mac(3), 1), &i);
@@ -272,15 +377,24 @@ fn pool_exhaustion_is_reported() {
 
 #[test]
 fn small_max_message_size_is_respected() {
-    let mut text = String::from("[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.11\"]\n");
+    let mut text =
+        String::from("[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.11\"]\n");
     for code in 224..234 {
-        text.push_str(&format!("options.raw.{code} = \"hex:{}\"\n", "ab".repeat(60)));
+        text.push_str(&format!(
+            "options.raw.{code} = \"hex:{}\"\n",
+            "ab".repeat(60)
+        ));
     }
     let c = Config::parse("t", &text).unwrap();
     let mut e = Engine::new(Arc::new(c), LeaseTable::new());
-    let i = Ingress { interface: "v".into(), addrs: vec!["10.0.0.1/24".parse().unwrap()] };
+    let i = Ingress {
+        interface: "v".into(),
+        addrs: vec!["10.0.0.1/24".parse().unwrap()],
+    };
     let prl: Vec<u8> = (224..234).collect();
-    let m = ClientMessage::new(DISCOVER, mac(1), 1).requests(&prl).option(57, 576u16.to_be_bytes().to_vec());
+    let m = ClientMessage::new(DISCOVER, mac(1), 1)
+        .requests(&prl)
+        .option(57, 576u16.to_be_bytes().to_vec());
     let (out, r) = run(&mut e, &m, &i);
     let bytes = &out.reply.as_ref().unwrap().bytes;
     assert!(bytes.len() <= 576 - 28, "reply of {} bytes", bytes.len());
@@ -291,7 +405,9 @@ fn small_max_message_size_is_respected() {
     let sent: Vec<u8> = r.codes().into_iter().filter(|c| *c >= 224).collect();
     assert!(sent.windows(2).all(|w| w[0] < w[1]));
     // A large limit gets everything.
-    let m = ClientMessage::new(DISCOVER, mac(2), 1).requests(&prl).option(57, 1500u16.to_be_bytes().to_vec());
+    let m = ClientMessage::new(DISCOVER, mac(2), 1)
+        .requests(&prl)
+        .option(57, 1500u16.to_be_bytes().to_vec());
     let (out, _) = run(&mut e, &m, &i);
     assert!(out.exchange.dropped.is_empty());
 }
@@ -302,6 +418,10 @@ fn two_macs_never_share_an_address() {
     let mut seen = HashMap::new();
     for n in 0..100u8 {
         let ack = lease(&mut e, Mac([2, 0, 0, 0, 1, n]), &voice(), &[1]);
-        assert!(seen.insert(ack.yiaddr, n).is_none(), "{} given twice", ack.yiaddr);
+        assert!(
+            seen.insert(ack.yiaddr, n).is_none(),
+            "{} given twice",
+            ack.yiaddr
+        );
     }
 }

@@ -25,10 +25,16 @@ fn parses_a_discover() {
 
 #[test]
 fn rejects_malformed() {
-    assert_eq!(Request::parse(&[0u8; 100]).unwrap_err(), ParseError::TooShort(100));
+    assert_eq!(
+        Request::parse(&[0u8; 100]).unwrap_err(),
+        ParseError::TooShort(100)
+    );
     let mut b = ClientMessage::new(DISCOVER, mac(), 1).encode();
     b[2] = 200; // hlen
-    assert!(matches!(Request::parse(&b), Err(ParseError::NotEthernet { .. })));
+    assert!(matches!(
+        Request::parse(&b),
+        Err(ParseError::NotEthernet { .. })
+    ));
     let mut b = ClientMessage::new(DISCOVER, mac(), 1).encode();
     b[0] = BOOTREPLY;
     assert_eq!(Request::parse(&b).unwrap_err(), ParseError::NotRequest(2));
@@ -36,7 +42,10 @@ fn rejects_malformed() {
     b[236] = 0;
     assert_eq!(Request::parse(&b).unwrap_err(), ParseError::NoCookie);
     let b = ClientMessage::new(OFFER, mac(), 1).encode();
-    assert_eq!(Request::parse(&b).unwrap_err(), ParseError::BadMessageType(OFFER));
+    assert_eq!(
+        Request::parse(&b).unwrap_err(),
+        ParseError::BadMessageType(OFFER)
+    );
     // Truncated option length runs off the end: options stop, no panic.
     let mut b = ClientMessage::new(DISCOVER, mac(), 1).encode();
     b.truncate(243);
@@ -67,7 +76,9 @@ fn garbage_never_panics() {
 #[test]
 fn concatenates_split_options() {
     let long = vec![b'x'; 300];
-    let b = ClientMessage::new(DISCOVER, mac(), 1).option(224, long.clone()).encode();
+    let b = ClientMessage::new(DISCOVER, mac(), 1)
+        .option(224, long.clone())
+        .encode();
     let r = Request::parse(&b).unwrap();
     assert_eq!(r.option(224), Some(long.as_slice()));
 }
@@ -87,7 +98,11 @@ fn header() -> ReplyHeader {
 
 #[test]
 fn reply_order_and_minimum_size() {
-    let mandatory = vec![(53u8, vec![2u8]), (54, vec![10, 0, 0, 1]), (51, vec![0, 0, 14, 16])];
+    let mandatory = vec![
+        (53u8, vec![2u8]),
+        (54, vec![10, 0, 0, 1]),
+        (51, vec![0, 0, 14, 16]),
+    ];
     let optional = vec![(66u8, b"10.0.0.1".to_vec()), (3, vec![10, 0, 0, 1])];
     let e = encode_reply(&header(), &mandatory, &optional, &[], DEFAULT_MAX_MESSAGE);
     assert_eq!(e.bytes.len(), MIN_REPLY);
@@ -135,8 +150,12 @@ fn overload_then_drop_when_too_big() {
     let p = ParsedReply::parse(&e.bytes).unwrap();
     assert_eq!(p.file, b"sip100.img");
     // Small options spill into sname.
-    let optional: Vec<(u8, Vec<u8>)> =
-        vec![(200, vec![1; 200]), (201, vec![2; 91]), (202, vec![3; 50]), (203, vec![4; 100])];
+    let optional: Vec<(u8, Vec<u8>)> = vec![
+        (200, vec![1; 200]),
+        (201, vec![2; 91]),
+        (202, vec![3; 50]),
+        (203, vec![4; 100]),
+    ];
     let e = encode_reply(&h, &mandatory, &optional, &[], DEFAULT_MAX_MESSAGE);
     assert_eq!(e.overload, 2);
     assert!(e.bytes.len() <= DEFAULT_MAX_MESSAGE);

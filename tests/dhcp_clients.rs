@@ -1,0 +1,205 @@
+//! Real DHCP clients (udhcpc, dhclient, dhcpcd) against the real server, in
+//! network namespaces with veth pairs. Needs root; CI runs as root.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use common::{BASE_CONFIG, Lab, hex_of, unhex};
+
+fn in_net(ip: &str, prefix: &str) -> bool {
+    ip.starts_with(prefix)
+}
+
+#[test]
+fn udhcpc_phone_families_on_two_interfaces() {
+    let mut lab = Lab::new("udhcpc");
+    lab.write_config(BASE_CONFIG);
+    lab.start();
+
+    // An Interaction SIP Station on the voice VLAN.
+    let voice = lab.voice_if.clone();
+    let env = lab.udhcpc(
+        &voice,
+        &[
+            "-V", "SIP100", "-O", "66", "-O", "67", "-O", "160", "-O", "42", "-O", "2",
+        ],
+    );
+    assert!(in_net(&env["ip"], "10.250.0."), "{env:?}");
+    assert_eq!(env["serverid"], "10.250.0.1");
+    assert_eq!(env["router"], "10.250.0.1");
+    assert_eq!(env["dns"], "10.250.0.1");
+    assert_eq!(env["domain"], "lab.voip");
+    assert_eq!(env["tftp"], "10.250.0.1");
+    assert_eq!(env["bootfile"], "sip100.img");
+    assert_eq!(env["ntpsrv"], "10.250.0.1");
+    assert_eq!(env["timezone"], (-18000i32 as u32).to_string());
+    assert_eq!(unhex(&env["opt160"]), b"http://provision.lab.voip:8088");
+
+    // A bricked AudioCodes phone on the native VLAN: model in option 77, asks for 66/67.
+    let native = lab.native_if.clone();
+    let model = format!("0x4d:{}", hex_of("450HD"));
+    let env = lab.udhcpc(
+        &native,
+        &["-x", &model, "-O", "66", "-O", "67", "-O", "132"],
+    );
+    assert!(in_net(&env["ip"], "192.168.1."), "{env:?}");
+    assert_eq!(env["serverid"], "192.168.1.1");
+    assert_eq!(env["tftp"], "192.168.1.1");
+    assert_eq!(env["bootfile"], "450HD.img");
+    assert_eq!(env["siaddr"], "192.168.1.1");
+    // Option 132 as ASCII "100" (busybox shows it as a 16-bit number of the first two bytes).
+    assert_eq!(env["vlanid"], u16::from_be_bytes(*b"10").to_string());
+
+    // The same phone without 66/67 in its request gets no recovery options.
+    let env = lab.udhcpc(&native, &["-x", &model]);
+    assert!(
+        !env.contains_key("bootfile") && !env.contains_key("tftp"),
+        "{env:?}"
+    );
+
+    // One structured event per exchange, with MAC, vendor class and options sent.
+    let log = lab.log();
+    let ack = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["reply"] == "ACK" && v["vendor_class"] == "SIP100")
+        .expect("an ACK event for the SIP100 phone");
+    assert_eq!(ack["interface"], "voice0");
+    assert_eq!(ack["classes"], "iss");
+    assert!(ack["options"].as_str().unwrap().contains("66,67"), "{ack}");
+
+    // The lease table shows both phones with their interface and vendor class.
+    let leases = lab.leases();
+    assert!(leases.iter().any(|l| l["vendor_class"] == "SIP100"
+        && l["interface"] == "voice0"
+        && l["state"] == "bound"));
+    assert!(
+        leases
+            .iter()
+            .any(|l| l["user_class"] == "450HD" && l["interface"] == "native0")
+    );
+}
+
+#[test]
+fn dhclient_gets_a_unicast_reply_and_options() {
+    // dhclient sets no broadcast flag: the OFFER and ACK go unicast to the new
+    // address at the phone's MAC (the server adds the ARP entry).
+    let mut lab = Lab::new("dhclient");
+    lab.write_config(BASE_CONFIG);
+    lab.start();
+    let dir = lab.dir.clone();
+    let conf = dir.join("dhclient.conf");
+    std::fs::write(
+        &conf,
+        "option provisioning-url code 160 = text;\nsend vendor-class-identifier \"Polycom-VVX\";\nrequest subnet-mask, routers, domain-name-servers, domain-name, ntp-servers, time-offset, provisioning-url;\n",
+    )
+    .unwrap();
+    let lease_file = dir.join("dhclient.leases");
+    let pid_file = dir.join("dhclient.pid");
+    let voice = lab.voice_if.clone();
+    let out = lab
+        .cli
+        .run(
+            "timeout",
+            &[
+                "30",
+                "dhclient",
+                "-1",
+                "-v",
+                "-cf",
+                &conf.display().to_string(),
+                "-lf",
+                &lease_file.display().to_string(),
+                "-pf",
+                &pid_file.display().to_string(),
+                &voice,
+            ],
+        )
+        .unwrap();
+    let text = std::fs::read_to_string(&lease_file).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "dhclient failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lab.log()
+    );
+    assert!(text.contains("fixed-address 10.250.0."), "{text}");
+    assert!(
+        text.contains("option provisioning-url \"http://10.250.0.1/polycom\""),
+        "{text}"
+    );
+    assert!(text.contains("option ntp-servers 10.250.0.1"), "{text}");
+    assert!(text.contains("option time-offset -18000"), "{text}");
+    let log = lab.log();
+    assert!(log.contains("\"vendor_class\":\"Polycom-VVX\""), "{log}");
+    let _ = lab
+        .cli
+        .run("dhclient", &["-x", "-pf", &pid_file.display().to_string()]);
+}
+
+#[test]
+fn dhcpcd_gets_an_address_and_options() {
+    let mut lab = Lab::new("dhcpcd");
+    lab.write_config(BASE_CONFIG);
+    lab.start();
+    let voice = lab.voice_if.clone();
+    // -T: test mode, prints the lease's variables and configures nothing.
+    // dhcpcd's privilege-separation helpers outlive it, so its output goes to a
+    // file (not a pipe that would stay open) and the namespace is swept after.
+    let out_file = lab.dir.join("dhcpcd.out");
+    let cmd = format!(
+        "timeout 30 dhcpcd -T -4 -t 20 -i SIP100 -o ntp_servers -o tftp_server_name -o bootfile_name {voice} > {} 2>&1",
+        out_file.display()
+    );
+    let _ = lab.cli.run("sh", &["-c", &cmd]).unwrap();
+    lab.cli.kill_all();
+    let text = std::fs::read_to_string(&out_file).unwrap_or_default();
+    let env: HashMap<String, String> = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                v.trim().trim_matches('\'').to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        env.get("new_ip_address")
+            .is_some_and(|ip| ip.starts_with("10.250.0.")),
+        "dhcpcd output:\n{text}\nserver:\n{}",
+        lab.log()
+    );
+    assert_eq!(
+        env.get("new_bootfile_name").map(String::as_str),
+        Some("sip100.img"),
+        "{text}"
+    );
+    assert_eq!(
+        env.get("new_ntp_servers").map(String::as_str),
+        Some("10.250.0.1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn restart_keeps_leases_and_sticky_addresses() {
+    let mut lab = Lab::new("restart");
+    lab.write_config(BASE_CONFIG);
+    lab.start();
+    let voice = lab.voice_if.clone();
+    let first = lab.udhcpc(&voice, &["-V", "SIP100"]);
+    let ip = first["ip"].clone();
+    lab.stop();
+    lab.start();
+    assert!(lab.log().contains("\"records\":1"), "{}", lab.log());
+    // Ask without hinting the old address: the server remembers it.
+    let second = lab.udhcpc(&voice, &["-V", "SIP100"]);
+    assert_eq!(second["ip"], ip);
+    let leases = lab.leases();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert_eq!(leases[0]["ip"], ip.as_str());
+    let _ = Ipv4Addr::LOCALHOST;
+}
