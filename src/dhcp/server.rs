@@ -82,6 +82,13 @@ fn bind(interface: &str) -> anyhow::Result<UdpSocket> {
     s.set_broadcast(true)?;
     s.bind_device(Some(interface.as_bytes()))?;
     s.set_nonblocking(true)?;
+    // A burst of phones booting together (or one flooding) must not overflow
+    // the kernel's queue before the rate limiter sees it. As root the larger
+    // buffer is forced past net.core.rmem_max; otherwise the kernel caps it.
+    if nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &(4 << 20)).is_err()
+    {
+        let _ = s.set_recv_buffer_size(4 << 20);
+    }
     s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, SERVER_PORT)).into())?;
     Ok(UdpSocket::from_std(s.into())?)
 }

@@ -343,6 +343,13 @@ impl Probe {
         self.send_to(m, SocketAddr::from((Ipv4Addr::BROADCAST, 67)));
     }
 
+    /// Sends arbitrary bytes to the DHCP server port (broadcast).
+    pub fn send_raw(&self, bytes: Vec<u8>) {
+        self.tx
+            .send((bytes, SocketAddr::from((Ipv4Addr::BROADCAST, 67))))
+            .unwrap();
+    }
+
     pub fn send_to(&self, m: &ClientMessage, to: SocketAddr) {
         self.tx.send((m.encode(), to)).unwrap();
     }

@@ -1,0 +1,347 @@
+//! Crafted client messages through real sockets in network namespaces: the
+//! message types and corner cases the stock clients do not exercise, relays,
+//! flooding, and a crash in the middle of a burst.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use common::{BASE_CONFIG, Lab};
+use dialtone::dhcp::client::{ClientMessage, ParsedReply};
+use dialtone::dhcp::packet::{ACK, DECLINE, DISCOVER, INFORM, NAK, OFFER, RELEASE, REQUEST};
+use dialtone::units::Mac;
+
+const WAIT: Duration = Duration::from_secs(3);
+
+fn mac(a: u8, b: u8) -> Mac {
+    Mac([0x02, 0x90, 0x8f, 0x00, a, b])
+}
+
+fn ip_of(d: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(d[0], d[1], d[2], d[3])
+}
+
+/// DISCOVER + REQUEST through the probe; returns the ACK.
+fn lease(p: &common::Probe, m: Mac, xid: u32) -> ParsedReply {
+    p.send(
+        &ClientMessage::new(DISCOVER, m, xid)
+            .broadcast()
+            .requests(&[1, 3, 6]),
+    );
+    let offer = p.reply(xid, WAIT).expect("OFFER");
+    assert_eq!(offer.msg_type(), Some(OFFER));
+    let sid = ip_of(offer.get(54).unwrap());
+    p.send(
+        &ClientMessage::new(REQUEST, m, xid + 1)
+            .broadcast()
+            .requested_ip(offer.yiaddr)
+            .server_id(sid),
+    );
+    let ack = p.reply(xid + 1, WAIT).expect("ACK");
+    assert_eq!(ack.msg_type(), Some(ACK));
+    ack
+}
+
+#[test]
+fn inform_decline_release_and_nak() {
+    let mut lab = Lab::new("exch");
+    lab.write_config(BASE_CONFIG);
+    lab.start();
+    let voice = lab.voice_if.clone();
+    let p = lab.probe(&voice);
+
+    // INFORM: options, no lease, unicast to ciaddr.
+    lab.cli.addr(&voice, "10.250.0.60/24").unwrap();
+    p.send_to(
+        &ClientMessage::new(INFORM, mac(0, 1), 100)
+            .ciaddr(Ipv4Addr::new(10, 250, 0, 60))
+            .requests(&[160, 42]),
+        SocketAddr::from((Ipv4Addr::new(10, 250, 0, 1), 67)),
+    );
+    let r = p.reply(100, WAIT).expect("INFORM answered");
+    assert_eq!(r.msg_type(), Some(ACK));
+    assert_eq!(r.yiaddr, Ipv4Addr::UNSPECIFIED);
+    assert!(r.get(51).is_none());
+    assert_eq!(r.get(160), Some(&b"http://provision.lab.voip:8088"[..]));
+    lab.cli
+        .ip(&["addr", "del", "10.250.0.60/24", "dev", &voice])
+        .unwrap();
+    assert!(lab.leases().is_empty(), "INFORM leaves no lease");
+
+    // DECLINE quarantines the address; the client then gets another.
+    let ack = lease(&p, mac(0, 2), 200);
+    p.send(
+        &ClientMessage::new(DECLINE, mac(0, 2), 300)
+            .requested_ip(ack.yiaddr)
+            .server_id(Ipv4Addr::new(10, 250, 0, 1)),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let leases = lab.leases();
+    let declined = leases
+        .iter()
+        .find(|l| l["ip"] == ack.yiaddr.to_string().as_str())
+        .unwrap();
+    assert_eq!(declined["state"], "declined");
+    let again = lease(&p, mac(0, 2), 400);
+    assert_ne!(again.yiaddr, ack.yiaddr);
+
+    // RELEASE marks the lease released.
+    p.send(
+        &ClientMessage::new(RELEASE, mac(0, 2), 500)
+            .ciaddr(again.yiaddr)
+            .server_id(Ipv4Addr::new(10, 250, 0, 1)),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let leases = lab.leases();
+    let released = leases
+        .iter()
+        .find(|l| l["ip"] == again.yiaddr.to_string().as_str())
+        .unwrap();
+    assert_eq!(released["state"], "released");
+
+    // INIT-REBOOT with an address from another network: NAK, broadcast.
+    p.send(&ClientMessage::new(REQUEST, mac(0, 3), 600).requested_ip(Ipv4Addr::new(172, 16, 5, 5)));
+    let r = p.reply(600, WAIT).expect("NAK");
+    assert_eq!(r.msg_type(), Some(NAK));
+    // Another client's address: NAK.
+    let held = lease(&p, mac(0, 4), 700);
+    p.send(&ClientMessage::new(REQUEST, mac(0, 5), 800).requested_ip(held.yiaddr));
+    assert_eq!(p.reply(800, WAIT).expect("NAK").msg_type(), Some(NAK));
+    // A request for another server is ignored.
+    p.send(
+        &ClientMessage::new(REQUEST, mac(0, 5), 900)
+            .requested_ip(held.yiaddr)
+            .server_id(Ipv4Addr::new(10, 250, 0, 9)),
+    );
+    assert!(p.reply(900, Duration::from_millis(800)).is_none());
+}
+
+#[test]
+fn option_57_limit_and_malformed_packets() {
+    let mut lab = Lab::new("opt57");
+    let mut cfg = BASE_CONFIG.to_string();
+    cfg.push_str("\n[[dhcp.class]]\nname = \"big\"\nmatch.vendor_class = \"BIG\"\n");
+    for code in 224..236 {
+        cfg.push_str(&format!(
+            "options.raw.{code} = \"hex:{}\"\n",
+            "5a".repeat(50)
+        ));
+    }
+    lab.write_config(&cfg);
+    lab.start();
+    let voice = lab.voice_if.clone();
+    let p = lab.probe(&voice);
+    // Garbage first: the server must survive it.
+    for len in [0usize, 10, 239, 240, 243, 300] {
+        let mut junk = ClientMessage::new(DISCOVER, mac(1, 1), 1).encode();
+        junk.truncate(len);
+        p.send_raw(junk);
+    }
+    let mut bad_hlen = ClientMessage::new(DISCOVER, mac(1, 1), 1).encode();
+    bad_hlen[2] = 255;
+    p.send_raw(bad_hlen);
+    let mut runaway = ClientMessage::new(DISCOVER, mac(1, 1), 1).encode();
+    runaway.truncate(243);
+    runaway.extend_from_slice(&[55, 255, 1, 3]);
+    p.send_raw(runaway);
+    let prl: Vec<u8> = (224..236).collect();
+    p.send(
+        &ClientMessage::new(DISCOVER, mac(1, 2), 10)
+            .broadcast()
+            .vendor_class("BIG")
+            .requests(&prl)
+            .option(57, 576u16.to_be_bytes().to_vec()),
+    );
+    let r = p.reply(10, WAIT).expect("OFFER within the limit");
+    assert!(r.len <= 576 - 28, "reply of {} bytes", r.len);
+    assert!(r.get(224).is_some());
+    let log = lab.log();
+    assert!(
+        log.contains("\"dropped_options\":\"2"),
+        "dropped options are logged: {log}"
+    );
+    assert!(
+        log.contains("dropped packet"),
+        "malformed packets are logged at debug: {log}"
+    );
+    p.send(
+        &ClientMessage::new(DISCOVER, mac(1, 3), 11)
+            .broadcast()
+            .vendor_class("BIG")
+            .requests(&prl)
+            .option(57, 1500u16.to_be_bytes().to_vec()),
+    );
+    let r = p.reply(11, WAIT).expect("OFFER");
+    assert!((224..236).all(|c| r.get(c).is_some()));
+}
+
+#[test]
+fn flooding_client_is_limited_others_served() {
+    let mut lab = Lab::new("flood");
+    lab.write_config(BASE_CONFIG);
+    lab.start();
+    let voice = lab.voice_if.clone();
+    let p = lab.probe(&voice);
+    // 400 DISCOVERs in about a second from one MAC; a quiet phone in the middle.
+    for i in 0..400u32 {
+        p.send(&ClientMessage::new(DISCOVER, mac(2, 1), 10_000 + i).broadcast());
+        if i == 200 {
+            p.send(&ClientMessage::new(DISCOVER, mac(2, 2), 5).broadcast());
+        }
+        std::thread::sleep(Duration::from_micros(2500));
+    }
+    let replies = p.drain(Duration::from_secs(2));
+    let flood = replies
+        .iter()
+        .filter(|r| (10_000..10_400).contains(&r.xid))
+        .count();
+    assert!(
+        replies.iter().any(|r| r.xid == 5),
+        "the quiet phone is served"
+    );
+    assert!(flood <= 60, "flooder got {flood} offers");
+    assert!(lab.log().contains("client is flooding"));
+}
+
+#[test]
+fn relayed_requests_are_answered_to_the_relay() {
+    // phone ns --(10.77.0.0/24)-- relay ns (dhcrelay) --(10.99.0.0/24)-- server ns
+    let mut lab = Lab::new("relay");
+    let relay =
+        dialtone::lab::Netns::create(&format!("{}-r", dialtone::lab::unique("relay"))).unwrap();
+    let phone =
+        dialtone::lab::Netns::create(&format!("{}-p", dialtone::lab::unique("relay"))).unwrap();
+    dialtone::lab::veth(&lab.srv, "up0", &relay, "up0").unwrap();
+    dialtone::lab::veth(&relay, "down0", &phone, "eth0").unwrap();
+    lab.srv.addr("up0", "10.99.0.1/24").unwrap();
+    relay.addr("up0", "10.99.0.2/24").unwrap();
+    relay.addr("down0", "10.77.0.1/24").unwrap();
+    lab.srv
+        .ip(&["route", "add", "10.77.0.0/24", "via", "10.99.0.2"])
+        .unwrap();
+    let cfg = BASE_CONFIG.replace(
+        "interfaces = [\"native0\", \"voice0\"]",
+        "interfaces = [\"up0\"]",
+    ) + "\n[[dhcp.subnet]]\ncidr = \"10.99.0.0/24\"\n\n[[dhcp.subnet]]\ncidr = \"10.77.0.0/24\"\npool = [\"10.77.0.50-10.77.0.60\"]\nrouter = \"10.77.0.1\"\n";
+    lab.write_config(&cfg);
+    lab.start();
+    let mut dhcrelay = relay
+        .command("dhcrelay")
+        .args(["-4", "-d", "-q", "-iu", "up0", "-id", "down0", "10.99.0.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let script = lab.dir.join("relay.sh");
+    let env_file = lab.dir.join("relay.env");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = bound ] && env > {}\nexit 0\n",
+            env_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = phone
+        .run(
+            "udhcpc",
+            &[
+                "-i",
+                "eth0",
+                "-n",
+                "-q",
+                "-f",
+                "-t",
+                "4",
+                "-T",
+                "1",
+                "-s",
+                &script.display().to_string(),
+            ],
+        )
+        .unwrap();
+    let _ = dhcrelay.kill();
+    let _ = dhcrelay.wait();
+    let env: HashMap<String, String> =
+        common::parse_env(&std::fs::read_to_string(&env_file).unwrap_or_default());
+    assert!(
+        env.get("ip").is_some_and(|ip| ip.starts_with("10.77.0.")),
+        "no lease through the relay: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lab.log()
+    );
+    assert_eq!(env["router"], "10.77.0.1");
+    assert_eq!(env["serverid"], "10.99.0.1");
+}
+
+#[test]
+fn kill_9_during_a_burst_loses_no_acked_lease() {
+    let mut lab = Lab::new("kill9");
+    lab.write_config(BASE_CONFIG);
+    lab.start();
+    let voice = lab.voice_if.clone();
+    let p = lab.probe(&voice);
+    // 120 phones: DISCOVER all, then REQUEST each offer as it arrives, and kill
+    // the server while ACKs are still coming.
+    let n = 120u8;
+    for i in 0..n {
+        p.send(&ClientMessage::new(DISCOVER, mac(3, i), 1000 + u32::from(i)).broadcast());
+    }
+    let offers = p.drain(Duration::from_millis(1500));
+    let mut acked: HashMap<Mac, Ipv4Addr> = HashMap::new();
+    let mut sent = 0;
+    for o in offers.iter().filter(|o| o.msg_type() == Some(OFFER)) {
+        let i = (o.xid - 1000) as u8;
+        p.send(
+            &ClientMessage::new(REQUEST, mac(3, i), 5000 + u32::from(i))
+                .broadcast()
+                .requested_ip(o.yiaddr)
+                .server_id(Ipv4Addr::new(10, 250, 0, 1)),
+        );
+        sent += 1;
+        if sent == 60 {
+            // Collect what has been ACKed so far, then kill mid-stream.
+            for r in p.drain(Duration::from_millis(30)) {
+                if r.msg_type() == Some(ACK) {
+                    acked.insert(mac(3, (r.xid - 5000) as u8), r.yiaddr);
+                }
+            }
+            lab.kill9();
+        }
+    }
+    for r in p.drain(Duration::from_millis(500)) {
+        if r.msg_type() == Some(ACK) {
+            acked.insert(mac(3, (r.xid - 5000) as u8), r.yiaddr);
+        }
+    }
+    assert!(!acked.is_empty(), "some ACKs arrived before the kill");
+    // Every ACKed lease is in the database after the crash.
+    let stored = lab.leases();
+    for (m, ip) in &acked {
+        assert!(
+            stored.iter().any(|l| l["mac"] == m.to_string().as_str()
+                && l["ip"] == ip.to_string().as_str()
+                && l["state"] == "bound"),
+            "ACKed lease {m} -> {ip} lost"
+        );
+    }
+    // After a restart, new phones never get an address an earlier phone holds.
+    lab.start();
+    let p = lab.probe(&voice);
+    let mut owners: HashMap<Ipv4Addr, Mac> = acked.iter().map(|(m, ip)| (*ip, *m)).collect();
+    for i in 0..40u8 {
+        let ack = lease(&p, mac(4, i), 20_000 + u32::from(i) * 2);
+        if let Some(prev) = owners.insert(ack.yiaddr, mac(4, i)) {
+            panic!("{} given to {} and {}", ack.yiaddr, prev, mac(4, i));
+        }
+    }
+    // And an ACKed phone coming back gets its own address again.
+    if let Some((m, ip)) = acked.iter().next() {
+        let ack = lease(&p, *m, 30_000);
+        assert_eq!(ack.yiaddr, *ip);
+    }
+}
