@@ -7,10 +7,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_dialtone");
 #[test]
 fn check_accepts_the_example_and_prints_it_normalized() {
     let out = Command::new(BIN)
-        .args(["check", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/config/dialtone.toml")])
+        .args([
+            "check",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/dialtone.toml"),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("lease_time = 3600"), "{text}");
     assert!(text.contains("options.raw.132 = \"text:100\""), "{text}");
@@ -22,12 +30,19 @@ fn check_names_file_line_and_key() {
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("bad.toml");
     std::fs::write(&f, "[server]\ninterfaces = [\"eth0\"]\n\n[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.1.1-10.0.1.9\"]\n").unwrap();
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&f).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:6:", f.display())), "{err}");
     assert!(err.contains("dhcp.subnet[0].pool[0]"), "{err}");
-    let out = Command::new(BIN).args(["check", "--config", "/nonexistent/dialtone.toml"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config", "/nonexistent/dialtone.toml"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -35,15 +50,33 @@ fn check_names_file_line_and_key() {
 
 #[test]
 fn demo_boots_every_lab_phone_and_cleans_up() {
-    assert!(nix::unistd::Uid::effective().is_root(), "the demo builds namespaces: run as root (CI does)");
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "the demo builds namespaces: run as root (CI does)"
+    );
     let out = Command::new(BIN).arg("demo").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("67=sip100.img"), "{text}");
     assert!(text.contains("67=450HD.img"), "{text}");
     assert!(text.contains("43=<79 bytes"), "{text}");
-    let prefix = text.lines().next().unwrap_or_default().split_whitespace().nth(4).unwrap_or("").trim_end_matches("-appliance").to_string();
+    let prefix = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .nth(4)
+        .unwrap_or("")
+        .trim_end_matches("-appliance")
+        .to_string();
     let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!prefix.is_empty());
-    assert!(!String::from_utf8_lossy(&netns.stdout).contains(&prefix), "lab left behind");
+    assert!(
+        !String::from_utf8_lossy(&netns.stdout).contains(&prefix),
+        "lab left behind"
+    );
 }
