@@ -154,7 +154,7 @@ pub fn run() -> anyhow::Result<()> {
         "dialtone is serving native0 (192.168.1.1/24) and voice0 (10.250.0.1/24, the voice VLAN)\n"
     );
 
-    let lab_phones = vec![
+    let lab_phones = [
         Phone {
             label: "Interaction SIP Station (SIP100)",
             vlan: "voice",
