@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use common::{BASE_CONFIG, Lab, hex_of, unhex};
+use common::{Lab, base_config, hex_of, unhex};
 
 fn in_net(ip: &str, prefix: &str) -> bool {
     ip.starts_with(prefix)
@@ -15,7 +15,7 @@ fn in_net(ip: &str, prefix: &str) -> bool {
 #[test]
 fn udhcpc_phone_families_on_two_interfaces() {
     let mut lab = Lab::new("udhcpc");
-    lab.write_config(BASE_CONFIG);
+    lab.write_config(&base_config());
     lab.start();
 
     // An Interaction SIP Station on the voice VLAN.
@@ -87,7 +87,7 @@ fn dhclient_gets_a_unicast_reply_and_options() {
     // dhclient sets no broadcast flag: the OFFER and ACK go unicast to the new
     // address at the phone's MAC (the server adds the ARP entry).
     let mut lab = Lab::new("dhclient");
-    lab.write_config(BASE_CONFIG);
+    lab.write_config(&base_config());
     lab.start();
     let dir = lab.dir.clone();
     let conf = dir.join("dhclient.conf");
@@ -142,7 +142,7 @@ fn dhclient_gets_a_unicast_reply_and_options() {
 #[test]
 fn dhcpcd_gets_an_address_and_options() {
     let mut lab = Lab::new("dhcpcd");
-    lab.write_config(BASE_CONFIG);
+    lab.write_config(&base_config());
     lab.start();
     let voice = lab.voice_if.clone();
     // -T: test mode, prints the lease's variables and configures nothing.
@@ -187,7 +187,7 @@ fn dhcpcd_gets_an_address_and_options() {
 #[test]
 fn restart_keeps_leases_and_sticky_addresses() {
     let mut lab = Lab::new("restart");
-    lab.write_config(BASE_CONFIG);
+    lab.write_config(&base_config());
     lab.start();
     let voice = lab.voice_if.clone();
     let first = lab.udhcpc(&voice, &["-V", "SIP100"]);

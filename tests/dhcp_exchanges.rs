@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::{BASE_CONFIG, Lab};
+use common::{Lab, base_config};
 use dialtone::dhcp::client::{ClientMessage, ParsedReply};
 use dialtone::dhcp::packet::{ACK, DECLINE, DISCOVER, INFORM, NAK, OFFER, RELEASE, REQUEST};
 use dialtone::units::Mac;
@@ -47,7 +47,7 @@ fn lease(p: &common::Probe, m: Mac, xid: u32) -> ParsedReply {
 #[test]
 fn inform_decline_release_and_nak() {
     let mut lab = Lab::new("exch");
-    lab.write_config(BASE_CONFIG);
+    lab.write_config(&base_config());
     lab.start();
     let voice = lab.voice_if.clone();
     let p = lab.probe(&voice);
@@ -121,7 +121,7 @@ fn inform_decline_release_and_nak() {
 #[test]
 fn option_57_limit_and_malformed_packets() {
     let mut lab = Lab::new("opt57");
-    let mut cfg = BASE_CONFIG.to_string();
+    let mut cfg = base_config();
     cfg.push_str("\n[[dhcp.class]]\nname = \"big\"\nmatch.vendor_class = \"BIG\"\n");
     for code in 224..236 {
         cfg.push_str(&format!(
@@ -180,7 +180,7 @@ fn option_57_limit_and_malformed_packets() {
 #[test]
 fn flooding_client_is_limited_others_served() {
     let mut lab = Lab::new("flood");
-    lab.write_config(BASE_CONFIG);
+    lab.write_config(&base_config());
     lab.start();
     let voice = lab.voice_if.clone();
     let p = lab.probe(&voice);
@@ -221,7 +221,7 @@ fn relayed_requests_are_answered_to_the_relay() {
     lab.srv
         .ip(&["route", "add", "10.77.0.0/24", "via", "10.99.0.2"])
         .unwrap();
-    let cfg = BASE_CONFIG.replace(
+    let cfg = base_config().replace(
         "interfaces = [\"native0\", \"voice0\"]",
         "interfaces = [\"up0\"]",
     ) + "\n[[dhcp.subnet]]\ncidr = \"10.99.0.0/24\"\n\n[[dhcp.subnet]]\ncidr = \"10.77.0.0/24\"\npool = [\"10.77.0.50-10.77.0.60\"]\nrouter = \"10.77.0.1\"\n";
@@ -281,7 +281,7 @@ fn relayed_requests_are_answered_to_the_relay() {
 #[test]
 fn kill_9_during_a_burst_loses_no_acked_lease() {
     let mut lab = Lab::new("kill9");
-    lab.write_config(BASE_CONFIG);
+    lab.write_config(&base_config());
     lab.start();
     let voice = lab.voice_if.clone();
     let p = lab.probe(&voice);

@@ -90,14 +90,7 @@ impl ClientMessage {
         b[236..240].copy_from_slice(&[99, 130, 83, 99]);
         b.extend_from_slice(&[opt::MESSAGE_TYPE, 1, self.msg_type]);
         for (code, data) in &self.options {
-            for chunk in data.chunks(255) {
-                b.push(*code);
-                b.push(chunk.len() as u8);
-                b.extend_from_slice(chunk);
-            }
-            if data.is_empty() {
-                b.extend_from_slice(&[*code, 0]);
-            }
+            super::packet::put(&mut b, *code, data);
         }
         b.push(opt::END);
         if b.len() < 300 {

@@ -3,14 +3,14 @@
 //! on disk before it leaves. No sockets, no clock, no disk: the server around it
 //! does those, which keeps every rule here testable byte for byte.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use super::classes;
 use super::options::{self as opt, OptionValue, RenderCtx, Template};
 use super::packet::{self, Encoded, ReplyHeader, Request, encode_reply};
-use crate::config::{Config, Host, OptionSet, Subnet, hosts_by_mac, reserved_ips};
+use crate::config::{Config, Host, Subnet, hosts_by_mac, reserved_ips};
 use crate::leases::{Lease, LeaseState, LeaseTable};
 use crate::units::{Ipv4Net, Mac};
 
@@ -239,7 +239,7 @@ impl Engine {
         let requested = req.option_ip(opt::REQUESTED_IP);
         let (ip, state) = match (server_id, requested) {
             (Some(sid), _) => {
-                if !is_ours(&self.config, sid, ingress, c.server_id) {
+                if !is_ours(sid, ingress, c.server_id) {
                     self.leases.drop_offer(req.mac);
                     out.exchange.level = Level::Debug;
                     out.exchange.note = Some(format!("client chose server {sid}"));
@@ -309,7 +309,7 @@ impl Engine {
     fn decline(&mut self, c: &Client<'_>, ingress: &Ingress, now: u64, out: &mut Outcome) {
         let req = c.req;
         if let Some(sid) = req.option_ip(opt::SERVER_ID)
-            && !is_ours(&self.config, sid, ingress, c.server_id)
+            && !is_ours(sid, ingress, c.server_id)
         {
             out.exchange.level = Level::Debug;
             out.exchange.note = Some(format!("DECLINE for server {sid}"));
@@ -379,29 +379,40 @@ impl Engine {
 
     /// All options that apply to this client: global, subnet, classes in order,
     /// then the host's own.
-    fn merged(&self, c: &Client<'_>) -> (OptionSet, Vec<u8>) {
-        let mut set = self.config.dhcp.options.clone();
-        set.extend(c.subnet.options.iter().map(|(k, v)| (*k, v.clone())));
+    fn merged<'s>(
+        &'s self,
+        c: &Client<'s>,
+        hostname: &'s Option<OptionValue>,
+    ) -> (BTreeMap<u8, &'s OptionValue>, Vec<u8>) {
+        let mut set: BTreeMap<u8, &OptionValue> = self
+            .config
+            .dhcp
+            .options
+            .iter()
+            .map(|(k, v)| (*k, v))
+            .collect();
+        set.extend(c.subnet.options.iter().map(|(k, v)| (*k, v)));
         let mut force = Vec::new();
         for class in &c.classes {
-            set.extend(class.options.iter().map(|(k, v)| (*k, v.clone())));
+            set.extend(class.options.iter().map(|(k, v)| (*k, v)));
             force.extend(class.force.iter().copied());
         }
+        if let Some(name) = hostname {
+            set.insert(opt::HOSTNAME, name);
+        }
         if let Some(h) = c.host {
-            if let Some(name) = &h.hostname {
-                set.insert(
-                    opt::HOSTNAME,
-                    OptionValue::Text(Template(vec![opt::Piece::Literal(name.clone())])),
-                );
-            }
-            set.extend(h.options.iter().map(|(k, v)| (*k, v.clone())));
+            set.extend(h.options.iter().map(|(k, v)| (*k, v)));
         }
         (set, force)
     }
 
     fn build(&self, c: &Client<'_>, msg_type: u8, yiaddr: Ipv4Addr, ex: &mut Exchange) -> Reply {
         let req = c.req;
-        let (set, force) = self.merged(c);
+        let hostname = c
+            .host
+            .and_then(|h| h.hostname.clone())
+            .map(|name| OptionValue::Text(Template(vec![opt::Piece::Literal(name)])));
+        let (set, force) = self.merged(c, &hostname);
         let ctx = RenderCtx {
             server: c.server_id,
             mac: req.mac,
@@ -569,7 +580,7 @@ fn select_subnet<'c>(
 }
 
 /// Whether a server identifier names this server.
-fn is_ours(_config: &Config, sid: Ipv4Addr, ingress: &Ingress, server_id: Ipv4Addr) -> bool {
+fn is_ours(sid: Ipv4Addr, ingress: &Ingress, server_id: Ipv4Addr) -> bool {
     sid == server_id || ingress.addrs.iter().any(|a| a.addr == sid)
 }
 

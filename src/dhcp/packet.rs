@@ -241,7 +241,7 @@ fn wire_len(data: &[u8]) -> usize {
 }
 
 /// Appends one option, split into 255-byte pieces when longer (RFC 3396).
-fn put(out: &mut Vec<u8>, code: u8, data: &[u8]) {
+pub(crate) fn put(out: &mut Vec<u8>, code: u8, data: &[u8]) {
     if data.is_empty() {
         out.extend_from_slice(&[code, 0]);
         return;

@@ -28,51 +28,13 @@ pub struct Lab {
     starts: usize,
 }
 
-pub const BASE_CONFIG: &str = r#"
-[server]
-state_dir = "@STATE@"
-interfaces = ["native0", "voice0"]
-
-[dhcp]
-lease_time = "1h"
-
-[[dhcp.subnet]]
-cidr = "192.168.1.0/24"
-pool = ["192.168.1.100-192.168.1.199"]
-router = "192.168.1.1"
-dns = ["self"]
-domain = "lab.voip"
-options.vlan_id = 100
-
-[[dhcp.subnet]]
-cidr = "10.250.0.0/24"
-pool = ["10.250.0.100-10.250.0.250"]
-router = "10.250.0.1"
-dns = ["self"]
-domain = "lab.voip"
-options.ntp_servers = ["self"]
-options.time_offset = "-05:00"
-options.provisioning_url = "http://provision.lab.voip:8088"
-
-[[dhcp.class]]
-name = "iss"
-match.vendor_class = "SIP1*"
-options.tftp_server = "self"
-options.bootfile = "sip100.img"
-
-[[dhcp.class]]
-name = "audiocodes-recovery"
-match.user_class = "*HD"
-match.requests = [66, 67]
-options.tftp_server = "self"
-options.bootfile = "{user_class}.img"
-force = [66, 67]
-
-[[dhcp.class]]
-name = "polycom"
-match.vendor_class = "Polycom*"
-options.provisioning_url = "http://{server}/polycom"
-"#;
+/// The demo's lab configuration, plus a Polycom class.
+pub fn base_config() -> String {
+    format!(
+        "{}\n[[dhcp.class]]\nname = \"polycom\"\nmatch.vendor_class = \"Polycom*\"\noptions.provisioning_url = \"http://{{server}}/polycom\"\n",
+        dialtone::demo::LAB_CONFIG
+    )
+}
 
 fn must_be_root() {
     assert!(
