@@ -3,8 +3,11 @@
 //!
 //! Every error names the file, the line and column, the key and what was expected.
 
+mod dns;
 mod raw;
 mod render;
+
+pub use dns::{Dns, DnsHost, Health, HealthCheck, Service, Switchover, SwitchoverMode, Time};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
@@ -48,6 +51,9 @@ pub type OptionSet = BTreeMap<u8, OptionValue>;
 pub struct Config {
     pub server: Server,
     pub dhcp: Dhcp,
+    /// Present when the file has a `[dns]` section.
+    pub dns: Option<Dns>,
+    pub time: Time,
 }
 
 #[derive(Debug, Clone)]
@@ -199,7 +205,14 @@ impl Cx<'_> {
     fn build(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let server = self.server(raw.server)?;
         let dhcp = self.dhcp(raw.dhcp)?;
-        Ok(Config { server, dhcp })
+        let dns = raw.dns.map(|d| self.dns(d)).transpose()?;
+        let time = self.time(raw.time)?;
+        Ok(Config {
+            server,
+            dhcp,
+            dns,
+            time,
+        })
     }
 
     fn server(&self, raw: RawServer) -> Result<Server, ConfigError> {

@@ -13,6 +13,8 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub dhcp: RawDhcp,
+    pub dns: Option<Spanned<RawDns>>,
+    pub time: Option<Spanned<RawTime>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -129,4 +131,63 @@ pub enum RawOffset {
 pub enum RawScalar {
     Int(i64),
     Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    pub zone: Option<Spanned<String>>,
+    pub ttl: Option<Spanned<RawDuration>>,
+    #[serde(default)]
+    pub upstream: Vec<Spanned<String>>,
+    pub leases: Option<bool>,
+    pub port: Option<Spanned<i64>>,
+    /// The appliance's own name in the zone (target of the `_ntp._udp` SRV).
+    pub self_name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub host: Vec<RawDnsHost>,
+    #[serde(default)]
+    pub switchover: Vec<RawSwitchover>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDnsHost {
+    pub name: Spanned<String>,
+    pub ip: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwitchover {
+    pub name: Spanned<String>,
+    pub members: Spanned<Vec<Spanned<String>>>,
+    pub mode: Option<Spanned<String>>,
+    pub provision_name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub services: Vec<Spanned<RawService>>,
+    pub health: Option<Spanned<RawHealth>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub srv: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub check: Spanned<String>,
+    pub interval: Option<Spanned<RawDuration>>,
+    pub timeout: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTime {
+    pub serve: Option<bool>,
+    pub stratum: Option<Spanned<i64>>,
+    pub port: Option<Spanned<i64>>,
 }

@@ -4,6 +4,7 @@
 //! every ACK.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,10 @@ fn bind(interface: &str) -> anyhow::Result<UdpSocket> {
     {
         let _ = s.set_recv_buffer_size(4 << 20);
     }
+    if nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::SndBufForce, &(4 << 20)).is_err()
+    {
+        let _ = s.set_send_buffer_size(4 << 20);
+    }
     s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, SERVER_PORT)).into())?;
     Ok(UdpSocket::from_std(s.into())?)
 }
@@ -108,7 +113,12 @@ async fn serve_interface(
     name: String,
     socket: UdpSocket,
 ) -> anyhow::Result<()> {
-    let socket = Arc::new(socket);
+    let sender: Arc<std::net::UdpSocket> = Arc::new(
+        socket2::SockRef::from(&socket)
+            .try_clone()
+            .with_context(|| format!("cannot duplicate the DHCP socket of {name}"))?
+            .into(),
+    );
     let mut buf = vec![0u8; 4096];
     let mut ingress = Ingress {
         interface: name.clone(),
@@ -165,33 +175,38 @@ async fn serve_interface(
         if persist.is_empty() {
             log_exchange(&exchange);
             if let Some(r) = reply {
-                send(&socket, &name, r.dest, &r.bytes).await;
+                let to = destination(&socket, &name, r.dest);
+                if let Err(e) = socket.send_to(&r.bytes, to).await {
+                    tracing::warn!(target: "dialtone::dhcp", %to, interface = %name, error = %e, "send failed");
+                }
             }
         } else {
-            // The reply waits for its lease to be on disk; other packets do not.
-            let shared = Arc::clone(&shared);
-            let socket = Arc::clone(&socket);
+            // The reply waits for its lease to be on disk; other packets do
+            // not. The lease writer sends it right after the commit, from its
+            // own thread, through a second handle on this socket.
             let name = name.clone();
-            tokio::spawn(async move {
-                match shared.writer.persist(persist).await {
-                    Ok(()) => {
-                        log_exchange(&exchange);
-                        if let Some(r) = reply {
-                            send(&socket, &name, r.dest, &r.bytes).await;
-                        }
+            let sender = sender.clone();
+            shared.writer.persist_then(persist, move |stored| match stored {
+                Ok(()) => {
+                    log_exchange(&exchange);
+                    if let Some(r) = reply {
+                        send_blocking(&sender, &name, r.dest, &r.bytes);
                     }
-                    Err(e) => {
-                        tracing::error!(target: "dialtone::dhcp", mac = %exchange.mac, error = %e, "lease not stored; reply withheld");
-                    }
+                }
+                Err(e) => {
+                    tracing::error!(target: "dialtone::dhcp", mac = %exchange.mac, error = %e, "lease not stored; reply withheld");
                 }
             });
         }
     }
 }
 
-async fn send(socket: &UdpSocket, interface: &str, dest: Destination, bytes: &[u8]) {
+/// Where a reply goes on the wire. For a client without an address yet that
+/// did not ask for broadcast, an ARP entry is added first so the unicast can
+/// leave; if that fails, the reply is broadcast.
+fn destination(socket: &impl AsRawFd, interface: &str, dest: Destination) -> SocketAddrV4 {
     let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT);
-    let to = match dest {
+    match dest {
         Destination::Relay(ip) => SocketAddrV4::new(ip, SERVER_PORT),
         Destination::Unicast(ip) => SocketAddrV4::new(ip, CLIENT_PORT),
         Destination::Broadcast => broadcast,
@@ -202,10 +217,27 @@ async fn send(socket: &UdpSocket, interface: &str, dest: Destination, bytes: &[u
                 broadcast
             }
         },
-    };
-    if let Err(e) = socket.send_to(bytes, to).await {
-        tracing::warn!(target: "dialtone::dhcp", %to, interface, error = %e, "send failed");
     }
+}
+
+/// Sends from the lease writer's thread. The socket is non-blocking (it is
+/// shared with the runtime); a full send buffer is retried briefly, then the
+/// reply is dropped and logged (the client retransmits its request).
+fn send_blocking(socket: &std::net::UdpSocket, interface: &str, dest: Destination, bytes: &[u8]) {
+    let to = destination(socket, interface, dest);
+    for _ in 0..50 {
+        match socket.send_to(bytes, to) {
+            Ok(_) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(e) => {
+                tracing::warn!(target: "dialtone::dhcp", %to, interface, error = %e, "send failed");
+                return;
+            }
+        }
+    }
+    tracing::warn!(target: "dialtone::dhcp", %to, interface, "send buffer full for 10 ms; reply dropped");
 }
 
 fn codes(c: &[u8]) -> String {

@@ -30,12 +30,19 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "lease database {path} has schema version {version}, newer than this dialtone understands; use the dialtone that wrote it"
+    )]
+    NewerSchema { path: String, version: i64 },
     #[error("the lease writer has stopped")]
     WriterGone,
     #[error("lease write failed: {0}")]
     Write(String),
 }
 
+/// Schema version 2: one B-tree per write (the table is keyed by address
+/// WITHOUT ROWID and has no secondary index; the MAC index lives in memory).
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS leases (
     ip           TEXT PRIMARY KEY,
@@ -47,8 +54,26 @@ CREATE TABLE IF NOT EXISTS leases (
     user_class   TEXT,
     interface    TEXT NOT NULL,
     updated      INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS leases_mac ON leases(mac);
+) WITHOUT ROWID;
+";
+
+/// Version 1 (rowid table plus a MAC index) is rebuilt in place, keeping its rows.
+const MIGRATE_FROM_1: &str = "
+DROP INDEX IF EXISTS leases_mac;
+ALTER TABLE leases RENAME TO leases_v1;
+CREATE TABLE leases (
+    ip           TEXT PRIMARY KEY,
+    mac          TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    expires      INTEGER NOT NULL,
+    hostname     TEXT,
+    vendor_class TEXT,
+    user_class   TEXT,
+    interface    TEXT NOT NULL,
+    updated      INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO leases SELECT ip, mac, state, expires, hostname, vendor_class, user_class, interface, updated FROM leases_v1;
+DROP TABLE leases_v1;
 ";
 
 pub struct Store {
@@ -76,7 +101,32 @@ impl Store {
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        let has_table: bool = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'leases'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(err)?
+            > 0;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.display().to_string(),
+                version,
+            });
+        }
+        let tx = conn.unchecked_transaction().map_err(err)?;
+        if has_table && version < 2 {
+            tx.execute_batch(MIGRATE_FROM_1).map_err(err)?;
+        } else {
+            tx.execute_batch(SCHEMA).map_err(err)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -157,7 +207,10 @@ impl Store {
     }
 
     /// Writes leases in one transaction.
-    pub fn write(&mut self, leases: &[Lease]) -> Result<(), StoreError> {
+    pub fn write<'a>(
+        &mut self,
+        leases: impl IntoIterator<Item = &'a Lease>,
+    ) -> Result<(), StoreError> {
         let now = crate::now();
         let path = self.path.display().to_string();
         let err = |source| StoreError::Sqlite {
@@ -195,9 +248,12 @@ impl Store {
     }
 }
 
+/// What to do once a job's leases are committed (or the commit failed).
+type Then = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
 struct Job {
     leases: Vec<Lease>,
-    done: oneshot::Sender<Result<(), String>>,
+    then: Then,
 }
 
 /// The writer thread's handle; cheap to clone.
@@ -218,13 +274,14 @@ impl Writer {
                     while let Ok(more) = rx.try_recv() {
                         jobs.push(more);
                     }
-                    let all: Vec<Lease> = jobs.iter().flat_map(|j| j.leases.iter().cloned()).collect();
-                    let result = store.write(&all).map_err(|e| e.to_string());
+                    let all: Vec<&Lease> = jobs.iter().flat_map(|j| j.leases.iter()).collect();
+                    let result = store.write(all.iter().copied()).map_err(|e| e.to_string());
                     if let Err(e) = &result {
                         tracing::error!(target: "dialtone::leases", error = %e, leases = all.len(), "lease commit failed; the replies waiting on it are not sent");
                     }
+                    drop(all);
                     for j in jobs {
-                        let _ = j.done.send(result.clone());
+                        (j.then)(result.clone().map_err(StoreError::Write));
                     }
                 }
             })
@@ -233,17 +290,29 @@ impl Writer {
         Writer { tx }
     }
 
+    /// Commits `leases`, then runs `then` on the writer thread with the
+    /// outcome. `then` must be quick (it delays the next commit): sending the
+    /// reply that waited for these leases is what it is for.
+    pub fn persist_then(
+        &self,
+        leases: Vec<Lease>,
+        then: impl FnOnce(Result<(), StoreError>) + Send + 'static,
+    ) {
+        if let Err(mpsc::SendError(job)) = self.tx.send(Job {
+            leases,
+            then: Box::new(then),
+        }) {
+            (job.then)(Err(StoreError::WriterGone));
+        }
+    }
+
     /// Returns once `leases` are committed to disk.
     pub async fn persist(&self, leases: Vec<Lease>) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Job { leases, done })
-            .map_err(|_| StoreError::WriterGone)?;
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Write(e)),
-            Err(_) => Err(StoreError::WriterGone),
-        }
+        self.persist_then(leases, move |r| {
+            let _ = done.send(r);
+        });
+        wait.await.unwrap_or(Err(StoreError::WriterGone))
     }
 }
 
@@ -288,6 +357,52 @@ mod tests {
         assert_eq!(all.len(), 50);
         assert_eq!(all[6], l);
         assert_eq!(all[0], lease(1));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn version_1_database_is_migrated_and_newer_is_refused() {
+        let dir = std::env::temp_dir().join(format!("dialtone-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("leases.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE leases (ip TEXT PRIMARY KEY, mac TEXT NOT NULL, state TEXT NOT NULL,
+                   expires INTEGER NOT NULL, hostname TEXT, vendor_class TEXT, user_class TEXT,
+                   interface TEXT NOT NULL, updated INTEGER NOT NULL);
+                 CREATE INDEX leases_mac ON leases(mac);
+                 INSERT INTO leases VALUES ('10.0.0.9', '00:90:8f:00:00:09', 'bound', 1009,
+                   'phone9', 'SIP100', NULL, 'eth0', 1);",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].ip, Ipv4Addr::new(10, 0, 0, 9));
+        assert_eq!(loaded[0].hostname.as_deref(), Some("phone9"));
+        store.write([&lease(3)]).unwrap();
+        assert_eq!(store.load().unwrap().len(), 2);
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // Opening again is a no-op.
+        drop(store);
+        assert_eq!(Store::open(&path).unwrap().load().unwrap().len(), 2);
+        // A database from a newer dialtone is refused, not rewritten.
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = Store::open(&path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("schema version 99"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

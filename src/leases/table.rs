@@ -70,6 +70,8 @@ pub struct LeaseTable {
     by_ip: HashMap<Ipv4Addr, Lease>,
     by_mac: HashMap<Mac, Vec<Ipv4Addr>>,
     offers: HashMap<Ipv4Addr, Offer>,
+    /// The one address offered to each MAC (the index of `offers` by MAC).
+    offered_to: HashMap<Mac, Ipv4Addr>,
     /// Next address to try in each subnet's pools, by network address.
     cursors: HashMap<Ipv4Addr, u64>,
 }
@@ -116,7 +118,9 @@ impl LeaseTable {
         if !list.contains(&lease.ip) {
             list.push(lease.ip);
         }
-        self.offers.remove(&lease.ip);
+        if let Some(o) = self.offers.remove(&lease.ip) {
+            self.offered_to.remove(&o.mac);
+        }
         self.by_ip.insert(lease.ip, lease);
     }
 
@@ -136,25 +140,38 @@ impl LeaseTable {
 
     /// The address currently offered to `mac` in `subnet`, if the offer stands.
     pub fn offer_of(&self, mac: Mac, subnet: &Subnet, now: u64) -> Option<Ipv4Addr> {
-        self.offers
-            .iter()
-            .find(|(ip, o)| o.mac == mac && o.until > now && subnet.net.contains(**ip))
-            .map(|(ip, _)| *ip)
+        let ip = *self.offered_to.get(&mac)?;
+        let o = self.offers.get(&ip)?;
+        (o.mac == mac && o.until > now && subnet.net.contains(ip)).then_some(ip)
     }
 
     /// Holds `ip` for `mac` until `until`.
     pub fn offer(&mut self, ip: Ipv4Addr, mac: Mac, until: u64) {
-        self.offers.retain(|_, o| o.mac != mac);
-        self.offers.insert(ip, Offer { mac, until });
+        self.drop_offer(mac);
+        if let Some(previous) = self.offers.insert(ip, Offer { mac, until }) {
+            self.offered_to.remove(&previous.mac);
+        }
+        self.offered_to.insert(mac, ip);
     }
 
     pub fn drop_offer(&mut self, mac: Mac) {
-        self.offers.retain(|_, o| o.mac != mac);
+        if let Some(ip) = self.offered_to.remove(&mac)
+            && self.offers.get(&ip).is_some_and(|o| o.mac == mac)
+        {
+            self.offers.remove(&ip);
+        }
     }
 
     /// Forgets offers that ran out (called now and then, not per packet).
     pub fn expire_offers(&mut self, now: u64) {
-        self.offers.retain(|_, o| o.until > now);
+        let offered_to = &mut self.offered_to;
+        self.offers.retain(|_, o| {
+            let keep = o.until > now;
+            if !keep {
+                offered_to.remove(&o.mac);
+            }
+            keep
+        });
     }
 
     /// Whether `mac` may have `ip` now: no other client holds or was offered it,

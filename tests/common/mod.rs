@@ -96,7 +96,20 @@ impl Lab {
         self.dir.join(format!("server-{}.log", self.starts))
     }
 
+    /// The server's log so far. dialtone writes its log from a separate
+    /// thread, so this waits until the file has stopped growing for 150 ms
+    /// (at most 3 s) before reading it.
     pub fn log(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut last = std::fs::metadata(self.log_path()).map_or(0, |m| m.len());
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = std::fs::metadata(self.log_path()).map_or(0, |m| m.len());
+            if now == last {
+                break;
+            }
+            last = now;
+        }
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
