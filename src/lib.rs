@@ -18,5 +18,9 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 pub mod demo;
+pub mod dns;
 pub mod lab;
 pub mod net;
+pub mod serve;
+pub mod sys;
+pub mod time;

@@ -105,7 +105,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             rt.block_on(async move {
                 tokio::select! {
-                    r = dialtone::dhcp::server::run(c) => r,
+                    r = dialtone::serve::run(c) => r,
                     _ = shutdown_signal() => {
                         tracing::info!("shutting down");
                         Ok(())

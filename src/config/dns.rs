@@ -437,19 +437,19 @@ impl Cx<'_> {
                     None => interval.clamp(1, 2),
                 };
                 let proto = match check {
-                    HealthCheck::SipOptions => "._udp",
-                    HealthCheck::Tcp => "._tcp",
+                    HealthCheck::SipOptions => "_udp",
+                    HealthCheck::Tcp => "_tcp",
                 };
                 let port = services
                     .iter()
-                    .find(|svc| svc.srv.ends_with(proto))
+                    .find(|svc| svc.srv.split('.').nth(1) == Some(proto))
                     .map(|svc| svc.port)
                     .ok_or_else(|| {
                         self.err(
                             &raw.check,
                             &format!("{hkey}.check"),
                             format!(
-                                "this check needs a service ending in {proto} to know which port to check"
+                                "this check needs a {proto} service (e.g. \"_sip.{proto}\") to know which port to check"
                             ),
                         )
                     })?;

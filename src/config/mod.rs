@@ -40,7 +40,7 @@ pub enum LoadError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] ConfigError),
 }
 

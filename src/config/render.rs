@@ -81,5 +81,59 @@ pub fn normalized(c: &Config) -> String {
         }
         options(&mut o, "", &h.options);
     }
+    if let Some(n) = &c.dns {
+        let _ = writeln!(o, "\n[dns]");
+        let _ = writeln!(o, "zone = {}", quote(&n.zone));
+        let _ = writeln!(o, "ttl = {}", n.ttl);
+        let up: Vec<String> = n.upstream.iter().map(|u| quote(&u.to_string())).collect();
+        let _ = writeln!(o, "upstream = [{}]", up.join(", "));
+        let _ = writeln!(o, "leases = {}", n.leases);
+        let _ = writeln!(o, "port = {}", n.port);
+        let _ = writeln!(o, "self_name = {}", quote(&n.self_name));
+        for h in &n.hosts {
+            let _ = writeln!(o, "\n[[dns.host]]");
+            let _ = writeln!(o, "name = {}", quote(&h.name));
+            let _ = writeln!(o, "ip = {}", quote(&h.ip.to_string()));
+        }
+        for s in &n.switchovers {
+            let _ = writeln!(o, "\n[[dns.switchover]]");
+            let _ = writeln!(o, "name = {}", quote(&s.name));
+            let m: Vec<String> = s.members.iter().map(|m| quote(m)).collect();
+            let _ = writeln!(o, "members = [{}]", m.join(", "));
+            let mode = match s.mode {
+                super::SwitchoverMode::Equal => "equal",
+                super::SwitchoverMode::Ordered => "ordered",
+            };
+            let _ = writeln!(o, "mode = {}", quote(mode));
+            if let Some(p) = &s.provision_name {
+                let _ = writeln!(o, "provision_name = {}", quote(p));
+            }
+            let svc: Vec<String> = s
+                .services
+                .iter()
+                .map(|v| format!("{{ srv = {}, port = {} }}", quote(&v.srv), v.port))
+                .collect();
+            let _ = writeln!(o, "services = [{}]", svc.join(", "));
+            if let Some(h) = &s.health {
+                let check = match h.check {
+                    super::HealthCheck::SipOptions => "sip-options",
+                    super::HealthCheck::Tcp => "tcp",
+                };
+                let _ = writeln!(
+                    o,
+                    "health = {{ check = {}, interval = {}, timeout = {} }}   # checks port {}",
+                    quote(check),
+                    h.interval,
+                    h.timeout,
+                    h.port
+                );
+            }
+        }
+    }
+    let t = &c.time;
+    let _ = writeln!(o, "\n[time]");
+    let _ = writeln!(o, "serve = {}", t.serve);
+    let _ = writeln!(o, "stratum = {}", t.stratum);
+    let _ = writeln!(o, "port = {}", t.port);
     o
 }

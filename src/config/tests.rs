@@ -136,3 +136,86 @@ fn raw_and_typed_options() {
         OptionValue::Bytes(vec![0, 100])
     );
 }
+
+const DNS_BASE: &str = r#"
+[dns]
+zone = "lab.voip"
+[[dns.host]]
+name = "vm40ic1"
+ip = "10.250.1.151"
+[[dns.host]]
+name = "vm40ic2"
+ip = "10.250.1.152"
+"#;
+
+#[test]
+fn dns_example_loads() {
+    let c = Config::parse("dialtone.toml", EXAMPLE).unwrap();
+    let d = c.dns.as_ref().expect("[dns] section");
+    assert_eq!(d.zone, "lab.voip");
+    assert_eq!(d.ttl, 60);
+    assert!(d.leases && d.upstream.is_empty());
+    assert_eq!(d.hosts.len(), 2);
+    let sw = &d.switchovers[0];
+    assert_eq!(sw.members, vec!["vm40ic1", "vm40ic2"]);
+    assert_eq!(sw.mode, SwitchoverMode::Equal);
+    assert_eq!(sw.provision_name.as_deref(), Some("provision"));
+    assert_eq!(sw.services.len(), 3);
+    let h = sw.health.unwrap();
+    assert_eq!(
+        (h.check, h.interval, h.port),
+        (HealthCheck::SipOptions, 5, 8060)
+    );
+    assert!(c.time.serve);
+    assert_eq!(c.time.stratum, 10);
+}
+
+#[test]
+fn dns_errors_name_the_key() {
+    let cases = [
+        (
+            "[[dns.switchover]]\nname = \"cic\"\nmembers = [\"vm40ic1\", \"vm40ic9\"]\n",
+            "dns.switchover[0].members[1]",
+            "no [[dns.host]] record",
+        ),
+        (
+            "[[dns.switchover]]\nname = \"cic\"\nmembers = [\"vm40ic1\"]\nprovision_name = \"vm40ic2\"\n",
+            "dns.switchover[0].provision_name",
+            "clashes",
+        ),
+        (
+            "[[dns.switchover]]\nname = \"cic\"\nmembers = [\"vm40ic1\"]\nservices = [{ srv = \"_sip._udp\" }]\n",
+            "dns.switchover[0].services[0]",
+            "missing port",
+        ),
+        (
+            "[[dns.switchover]]\nname = \"cic\"\nmembers = [\"vm40ic1\"]\nservices = [{ srv = \"sip._udp\", port = 5060 }]\n",
+            "dns.switchover[0].services[0].srv",
+            "starting with `_`",
+        ),
+        (
+            "[[dns.switchover]]\nname = \"cic\"\nmembers = [\"vm40ic1\"]\nmode = \"roundrobin\"\n",
+            "dns.switchover[0].mode",
+            "expected \"equal\" or \"ordered\"",
+        ),
+        (
+            "[[dns.switchover]]\nname = \"cic\"\nmembers = [\"vm40ic1\"]\nservices = [{ srv = \"_sip._tcp\", port = 5060 }]\nhealth = { check = \"sip-options\" }\n",
+            "dns.switchover[0].health.check",
+            "_udp",
+        ),
+    ];
+    for (extra, key, needle) in cases {
+        let e = err(&format!("{DNS_BASE}{extra}"));
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.message.contains(needle), "{e}");
+        assert!(e.line > 1, "{e}");
+    }
+    let e = err("[dns]\nttl = 5\n");
+    assert_eq!(e.key, "dns.zone");
+    let e = err("[dns]\nzone = \"lab.voip\"\nupstream = [\"nonsense\"]\n");
+    assert_eq!(e.key, "dns.upstream[0]");
+    let e = err("[time]\nstratum = 16\n");
+    assert_eq!(e.key, "time.stratum");
+    let e = err("[dns]\nzone = \"lab.voip\"\nbogus = 1\n");
+    assert!(e.message.contains("unknown field"), "{e}");
+}

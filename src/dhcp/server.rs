@@ -16,14 +16,20 @@ use super::engine::{Destination, Engine, Exchange, Ingress, Level, Outcome};
 use super::packet::Request;
 use super::ratelimit::{RateLimiter, Verdict};
 use crate::config::Config;
-use crate::leases::LeaseTable;
 use crate::leases::store::{Store, Writer};
-use crate::net::{arp, ifaces};
+use crate::leases::{Lease, LeaseTable};
+use crate::net::ifaces;
+use crate::sys::arp;
 
 pub const SERVER_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
 
+/// Called with every lease record once it is on disk (and with every
+/// restored lease at start): the DNS zone follows lease host names this way.
+pub type LeaseHook = Arc<dyn Fn(&Lease) + Send + Sync>;
+
 struct Shared {
+    hook: Option<LeaseHook>,
     engine: Mutex<Engine>,
     limiter: Mutex<RateLimiter>,
     writer: Writer,
@@ -32,7 +38,7 @@ struct Shared {
 
 /// Opens the lease database, restores the leases and serves every configured
 /// interface until the future is dropped.
-pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
+pub async fn run(config: Arc<Config>, hook: Option<LeaseHook>) -> anyhow::Result<()> {
     if config.server.interfaces.is_empty() {
         bail!(
             "[server] interfaces is empty: name the interfaces to serve, e.g. interfaces = [\"eth0\"]"
@@ -44,8 +50,14 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     let now = crate::now();
     let active = leases.iter().filter(|l| l.active(now)).count();
     tracing::info!(target: "dialtone::dhcp", path = %path.display(), records = leases.len(), active, "leases restored");
+    if let Some(h) = &hook {
+        for l in leases.iter().filter(|l| l.active(now)) {
+            h(l);
+        }
+    }
     let writer = Writer::spawn(store);
     let shared = Arc::new(Shared {
+        hook,
         engine: Mutex::new(Engine::new(
             Arc::clone(&config),
             LeaseTable::from_leases(leases),
@@ -186,8 +198,12 @@ async fn serve_interface(
             // own thread, through a second handle on this socket.
             let name = name.clone();
             let sender = sender.clone();
+            let hook = shared.hook.clone().map(|h| (h, persist.clone()));
             shared.writer.persist_then(persist, move |stored| match stored {
                 Ok(()) => {
+                    if let Some((h, leases)) = hook {
+                        leases.iter().for_each(|l| h(l));
+                    }
                     log_exchange(&exchange);
                     if let Some(r) = reply {
                         send_blocking(&sender, &name, r.dest, &r.bytes);

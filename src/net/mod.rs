@@ -1,4 +1,3 @@
-//! Operating-system networking helpers: interface addresses and ARP entries.
+//! Operating-system networking helpers: interface addresses.
 
-pub mod arp;
 pub mod ifaces;

@@ -136,8 +136,19 @@ impl Lab {
             .find(|l| l.starts_with("interfaces"))
             .map(|l| l.matches('"').count() / 2)
             .unwrap_or(1);
+        let text = std::fs::read_to_string(self.config_path()).unwrap();
+        let mut services = vec!["serving DHCP"];
+        if text.contains("\n[dns]") {
+            services.push("serving DNS");
+        }
+        if text.contains("\n[time]") {
+            services.push("serving SNTP");
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self.log().matches("serving DHCP").count() < want {
+        while services
+            .iter()
+            .any(|s| self.log().matches(s).count() < want)
+        {
             if let Some(Ok(Some(status))) = self.server.as_mut().map(|c| c.try_wait()) {
                 panic!("dialtone exited ({status}) at start:\n{}", self.log());
             }

@@ -1,8 +1,7 @@
 //! Adding an ARP entry so a reply can be unicast to a client that has no
 //! address yet (RFC 2131 4.1: "to the client's hardware address and yiaddr").
 //!
-//! This is the only `unsafe` code in dialtone: the kernel's SIOCSARP ioctl has
-//! no safe wrapper in nix or socket2. The request structure is zero-initialised,
+//! The kernel's SIOCSARP ioctl has no safe wrapper in nix or socket2. The request structure is zero-initialised,
 //! filled with plain values, and passed by pointer to a single ioctl call on a
 //! socket we own; nothing is retained after the call returns.
 

@@ -1,0 +1,6 @@
+//! The voice VLAN's DNS: the zone (pure), the server on the interfaces, and
+//! the health checks of call-server switchover pairs.
+
+pub mod health;
+pub mod server;
+pub mod zone;

@@ -1,0 +1,3 @@
+//! The time service phones set their clocks from (option 42, `_ntp._udp`).
+
+pub mod sntp;

@@ -1,0 +1,335 @@
+//! DNS and SNTP in network namespaces, with real clients: dig (and kdig when
+//! installed) for A, PTR, SRV with glue, TCP, truncation, REFUSED, lease names
+//! and the switchover health flip; sntp for the time service.
+
+mod common;
+
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Lab, base_config};
+use dialtone::lab::Netns;
+
+/// The issue's DNS example, with a TCP health check every second, a Mitel
+/// pair checked with SIP OPTIONS in ordered mode, and a big pair for
+/// truncation.
+fn dns_config() -> String {
+    let mut big_hosts = String::new();
+    let mut big_members = Vec::new();
+    for i in 1..=30 {
+        big_hosts.push_str(&format!(
+            "[[dns.host]]\nname = \"big-call-server-number-{i:02}\"\nip = \"10.250.2.{i}\"\n"
+        ));
+        big_members.push(format!("\"big-call-server-number-{i:02}\""));
+    }
+    format!(
+        r#"{base}
+[dns]
+zone = "lab.voip"
+ttl = "60s"
+upstream = []
+leases = true
+
+[[dns.host]]
+name = "vm40ic1"
+ip = "10.250.1.151"
+[[dns.host]]
+name = "vm40ic2"
+ip = "10.250.1.152"
+[[dns.host]]
+name = "mx1"
+ip = "10.250.1.161"
+[[dns.host]]
+name = "mx2"
+ip = "10.250.1.162"
+{big_hosts}
+[[dns.switchover]]
+name = "cic"
+members = ["vm40ic1", "vm40ic2"]
+mode = "equal"
+provision_name = "provision"
+services = [
+  {{ srv = "_sip._udp", port = 8060 }},
+  {{ srv = "_sip._tcp", port = 8060 }},
+  {{ srv = "_sips._tcp", port = 8061 }},
+]
+health = {{ check = "tcp", interval = "1s" }}
+
+[[dns.switchover]]
+name = "mitel"
+members = ["mx1", "mx2"]
+mode = "ordered"
+services = [{{ srv = "_sip._udp.mitel", port = 5060 }}]
+health = {{ check = "sip-options", interval = "1s" }}
+
+[[dns.switchover]]
+name = "big"
+members = [{members}]
+services = [{{ srv = "_sip._udp.big", port = 5060 }}]
+
+[time]
+serve = true
+"#,
+        base = base_config(),
+        members = big_members.join(", ")
+    )
+}
+
+/// A call server stand-in in a namespace: accepts TCP on `port` and answers
+/// SIP OPTIONS over UDP on `sip_port`, until stopped.
+struct CallServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CallServer {
+    fn start(ns: &Netns, ip: Ipv4Addr, tcp_port: u16, sip_port: u16) -> CallServer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let ns_name = ns.name().to_string();
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let f = std::fs::File::open(format!("/var/run/netns/{ns_name}")).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let tcp = TcpListener::bind((ip, tcp_port)).unwrap();
+            tcp.set_nonblocking(true).unwrap();
+            let udp = UdpSocket::bind((ip, sip_port)).unwrap();
+            udp.set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            let mut buf = [0u8; 2048];
+            while !flag.load(Ordering::Relaxed) {
+                while let Ok((conn, _)) = tcp.accept() {
+                    drop(conn);
+                }
+                if let Ok((n, from)) = udp.recv_from(&mut buf) {
+                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                    if req.starts_with("OPTIONS sip:") && req.contains("\r\nCSeq: ") {
+                        let _ = udp.send_to(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", from);
+                    }
+                }
+            }
+        });
+        ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        CallServer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for CallServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn dig(lab: &Lab, args: &[&str]) -> String {
+    let mut all = vec!["@10.250.0.1", "+time=2", "+tries=1"];
+    all.extend_from_slice(args);
+    let out = lab.cli.run("dig", &all).expect("dig runs");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn short(lab: &Lab, args: &[&str]) -> Vec<String> {
+    let mut a = vec!["+short"];
+    a.extend_from_slice(args);
+    let mut v: Vec<String> = dig(lab, &a).lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn dns_answers_switchover_pairs_and_lease_names() {
+    let mut lab = Lab::new("dns");
+    let voice = lab.voice_if.clone();
+    // The call servers live behind the voice VLAN.
+    for ip in [
+        "10.250.1.151/24",
+        "10.250.1.152/24",
+        "10.250.1.161/24",
+        "10.250.1.162/24",
+    ] {
+        lab.cli.addr(&voice, ip).unwrap();
+    }
+    lab.cli.addr(&voice, "10.250.0.9/24").unwrap();
+    lab.srv
+        .ip(&["route", "add", "10.250.1.0/24", "dev", "voice0"])
+        .unwrap();
+    let ic1 = CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 151), 8060, 18060);
+    let _ic2 = CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 152), 8060, 18060);
+    let mx1 = CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 161), 15060, 5060);
+    let _mx2 = CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 162), 15060, 5060);
+    lab.write_config(&dns_config());
+    lab.start();
+
+    // A, with the provision name holding both members.
+    assert_eq!(short(&lab, &["vm40ic1.lab.voip"]), vec!["10.250.1.151"]);
+    assert_eq!(
+        short(&lab, &["provision.lab.voip"]),
+        vec!["10.250.1.151", "10.250.1.152"]
+    );
+    // ProvisioningServer resolves to the appliance on the asking interface.
+    assert_eq!(short(&lab, &["ProvisioningServer"]), vec!["10.250.0.1"]);
+    // PTR for hosts, none for the provision name.
+    assert_eq!(
+        short(&lab, &["-x", "10.250.1.151"]),
+        vec!["vm40ic1.lab.voip."]
+    );
+    // SRV with the targets' A records in the additional section (seed 001).
+    let srv = dig(
+        &lab,
+        &[
+            "_sip._tcp.lab.voip",
+            "SRV",
+            "+noall",
+            "+answer",
+            "+additional",
+        ],
+    );
+    assert!(srv.contains("0 0 8060 vm40ic1.lab.voip."), "{srv}");
+    assert!(srv.contains("0 0 8060 vm40ic2.lab.voip."), "{srv}");
+    assert!(
+        srv.contains("vm40ic1.lab.voip.\t60\tIN\tA\t10.250.1.151"),
+        "{srv}"
+    );
+    assert!(
+        srv.contains("vm40ic2.lab.voip.\t60\tIN\tA\t10.250.1.152"),
+        "{srv}"
+    );
+    let full = dig(&lab, &["_sip._udp.lab.voip", "SRV"]);
+    assert!(
+        full.contains("flags: qr aa rd;"),
+        "authoritative, no recursion: {full}"
+    );
+    // The same over TCP.
+    let tcp = dig(&lab, &["+tcp", "_sips._tcp.lab.voip", "SRV", "+short"]);
+    assert!(tcp.contains("0 0 8061 vm40ic1.lab.voip."), "{tcp}");
+    // _ntp._udp points at the appliance.
+    let ntp = dig(
+        &lab,
+        &[
+            "_ntp._udp.lab.voip",
+            "SRV",
+            "+noall",
+            "+answer",
+            "+additional",
+        ],
+    );
+    assert!(ntp.contains("0 0 123 dialtone.lab.voip."), "{ntp}");
+    assert!(ntp.contains("10.250.0.1"), "{ntp}");
+    // NXDOMAIN, NODATA, REFUSED.
+    assert!(dig(&lab, &["nosuch.lab.voip"]).contains("status: NXDOMAIN"));
+    let nodata = dig(&lab, &["vm40ic1.lab.voip", "AAAA"]);
+    assert!(
+        nodata.contains("status: NOERROR") && nodata.contains("ANSWER: 0"),
+        "{nodata}"
+    );
+    assert!(dig(&lab, &["example.com"]).contains("status: REFUSED"));
+
+    // A big answer without EDNS: truncated over UDP, whole over TCP.
+    let udp = dig(
+        &lab,
+        &["+noedns", "+ignore", "_sip._udp.big.lab.voip", "SRV"],
+    );
+    assert!(udp.contains(" tc"), "TC set: {udp}");
+    let whole = dig(&lab, &["+tcp", "+short", "_sip._udp.big.lab.voip", "SRV"]);
+    assert_eq!(whole.lines().count(), 30, "{whole}");
+
+    // kdig, when installed, agrees.
+    if lab
+        .cli
+        .run("kdig", &["-V"])
+        .is_ok_and(|o| o.status.success())
+    {
+        let k = lab
+            .cli
+            .run(
+                "kdig",
+                &["@10.250.0.1", "+short", "_sip._udp.lab.voip", "SRV"],
+            )
+            .unwrap();
+        let text = String::from_utf8_lossy(&k.stdout).to_string();
+        assert_eq!(text.lines().count(), 2, "{text}");
+    }
+
+    // A phone's DHCP host name appears in the zone, with its PTR.
+    let env = lab.udhcpc(&voice, &["-x", "hostname:phone42"]);
+    let ip = env.get("ip").cloned().expect("a lease");
+    assert_eq!(short(&lab, &["phone42.lab.voip"]), vec![ip.clone()]);
+    assert_eq!(short(&lab, &["-x", &ip]), vec!["phone42.lab.voip."]);
+
+    // Health flip (TCP check): vm40ic1 stops, provision shrinks to its
+    // partner and the SRV puts it behind; it comes back when it answers.
+    drop(ic1);
+    wait_for("vm40ic1 left out", || {
+        short(&lab, &["provision.lab.voip"]) == vec!["10.250.1.152"]
+    });
+    let srv = short(&lab, &["_sip._tcp.lab.voip", "SRV"]);
+    assert_eq!(
+        srv,
+        vec!["0 0 8060 vm40ic2.lab.voip.", "10 0 8060 vm40ic1.lab.voip."]
+    );
+    let _ic1 = CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 151), 8060, 18060);
+    wait_for("vm40ic1 back", || {
+        short(&lab, &["provision.lab.voip"]).len() == 2
+    });
+
+    // Ordered pair with SIP OPTIONS: mx1 first, then mx2 once mx1 is silent.
+    let first = || {
+        dig(&lab, &["+short", "_sip._udp.mitel.lab.voip", "SRV"])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(first(), "10 0 5060 mx1.lab.voip.");
+    drop(mx1);
+    wait_for("mx2 preferred", || first() == "10 0 5060 mx2.lab.voip.");
+    let log = lab.log();
+    assert!(log.contains("call server is not answering"), "{log}");
+    assert!(log.contains("call server is answering again"), "{log}");
+    lab.stop();
+}
+
+#[test]
+fn sntp_client_gets_the_time() {
+    let mut lab = Lab::new("sntp");
+    let voice = lab.voice_if.clone();
+    lab.cli.addr(&voice, "10.250.0.9/24").unwrap();
+    lab.write_config(&dns_config());
+    lab.start();
+    let out = lab
+        .cli
+        .run("sntp", &["-t", "3", "10.250.0.1"])
+        .expect("sntp runs (Debian package sntp)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    // sntp prints the offset, the server and its stratum: "10.250.0.1 s10".
+    assert!(text.contains("10.250.0.1 s10"), "{text}");
+    let offset: f64 = text
+        .lines()
+        .find(|l| l.contains("10.250.0.1 s10"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(99.0);
+    assert!(offset.abs() < 1.0, "same clock, offset {offset}: {text}");
+    lab.stop();
+}
