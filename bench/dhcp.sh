@@ -262,7 +262,7 @@ for server in $SERVERS; do
     awk -v s="$server" -v b="${BEST[$server]}" -v l="${LIMIT[$server]}" -v c="${CPU[$server]}" \
         -v m=$((MEM[$server] / 1024)) -v n="${LEASES[$server]}" 'BEGIN {
         printf "  %-8s %6d exchanges/s%-15s CPU %6.1f us/exchange (%6d/s per core)   memory %4d MiB at %d leases\n",
-            s, b, l, c, c > 0 ? 1e6 / c : 0, m, n }'
+            s, b, l, c, (c > 0 ? 1e6 / c : 0), m, n }'
 done
 if [ -n "${BEST[dialtone]:-}" ]; then
     for other in $SERVERS; do

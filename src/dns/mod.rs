@@ -3,4 +3,5 @@
 
 pub mod health;
 pub mod server;
+pub mod udp;
 pub mod zone;

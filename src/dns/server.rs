@@ -1,6 +1,7 @@
-//! DNS on the served interfaces: hickory-server's UDP and TCP listeners, one
-//! set per interface (bound to the device, so the handler knows which of the
-//! appliance's addresses the asker reaches), answering from the `Zone`.
+//! DNS on the served interfaces, one set of sockets per interface (bound to
+//! the device, so the answer knows which of the appliance's addresses the
+//! asker reaches): hickory-server for TCP, `udp.rs` for UDP, both answering
+//! from the `Zone`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,9 +20,7 @@ use super::zone::{Rcode, Zone};
 use crate::net::ifaces;
 use crate::units::Ipv4Net;
 
-/// The largest UDP answer dialtone sends to an EDNS client (the DNS flag day
-/// 2020 value, safe from fragmentation).
-const EDNS_PAYLOAD: u16 = 1232;
+use super::udp::EDNS_PAYLOAD;
 
 pub type SharedZone = Arc<RwLock<Zone>>;
 
@@ -234,6 +233,7 @@ pub async fn run(
     zone: SharedZone,
 ) -> anyhow::Result<()> {
     let mut servers = Vec::new();
+    let mut udp_tasks = Vec::new();
     for name in &interfaces {
         let handler = Handler {
             zone: Arc::clone(&zone),
@@ -242,10 +242,14 @@ pub async fn run(
             upstream: upstream.clone(),
         };
         let mut server = Server::new(handler);
-        server.register_socket(
-            udp_socket(name, port)
-                .with_context(|| format!("cannot listen for DNS on {name} UDP port {port}"))?,
-        );
+        let udp = udp_socket(name, port)
+            .with_context(|| format!("cannot listen for DNS on {name} UDP port {port}"))?;
+        udp_tasks.push(super::udp::serve(
+            udp,
+            name.clone(),
+            Arc::clone(&zone),
+            upstream.clone(),
+        ));
         server.register_listener(
             tcp_listener(name, port)
                 .with_context(|| format!("cannot listen for DNS on {name} TCP port {port}"))?,
@@ -257,10 +261,17 @@ pub async fn run(
     }
     let mut tasks = tokio::task::JoinSet::new();
     for mut s in servers {
-        tasks.spawn(async move { s.block_until_done().await });
+        tasks.spawn(async move {
+            s.block_until_done()
+                .await
+                .map_err(|e| anyhow::anyhow!("DNS over TCP stopped: {e}"))
+        });
+    }
+    for t in udp_tasks {
+        tasks.spawn(t);
     }
     match tasks.join_next().await {
-        Some(Ok(Err(e))) => Err(anyhow::anyhow!("DNS server stopped: {e}")),
+        Some(Ok(Err(e))) => Err(e),
         Some(Err(e)) => Err(e.into()),
         _ => Ok(()),
     }

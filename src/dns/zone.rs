@@ -88,6 +88,8 @@ pub struct Zone {
     /// Reverse zones answered authoritatively, as networks on octet boundaries.
     reverse: Vec<Ipv4Net>,
     serial: u32,
+    /// Bumped on every change, so cached answers can tell they are stale.
+    generation: u64,
 }
 
 fn name(s: &str) -> Name {
@@ -209,6 +211,7 @@ impl Zone {
             lease_ptr: HashMap::new(),
             pairs,
             reverse,
+            generation: 0,
             serial: u32::try_from(crate::now() % u64::from(u32::MAX)).unwrap_or(1),
         }
     }
@@ -226,8 +229,14 @@ impl Zone {
         *slot = up;
         if changed {
             self.serial = self.serial.wrapping_add(1);
+            self.generation += 1;
         }
         changed
+    }
+
+    /// Changes with every update of health or lease names.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The name of a switchover and its member names, for logs.
@@ -244,6 +253,7 @@ impl Zone {
     /// the records of `ip`. Names that belong to static records are left
     /// alone, like dnsmasq (configured names win over lease names).
     pub fn set_lease_name(&mut self, ip: Ipv4Addr, hostname: Option<&str>, expires: u64) {
+        self.generation += 1;
         if let Some(old) = self.lease_ptr.remove(&ip)
             && self.lease_a.get(&old).is_some_and(|(a, _)| *a == ip)
         {
