@@ -65,6 +65,36 @@ options.vendor_specific = { 1 = "MS-UC-Client", 2 = "https", 3 = "sfb.lab.voip",
 options.sip_servers = ["sfb.lab.voip"]
 "#;
 
+/// The demo's voice zone: the CIC pair of PHONES.md section 4, checked over
+/// TCP every second so a failover shows quickly, and the time service.
+pub const LAB_DNS: &str = r#"
+[dns]
+zone = "lab.voip"
+ttl = "60s"
+
+[[dns.host]]
+name = "vm40ic1"
+ip = "10.250.1.151"
+[[dns.host]]
+name = "vm40ic2"
+ip = "10.250.1.152"
+
+[[dns.switchover]]
+name = "cic"
+members = ["vm40ic1", "vm40ic2"]
+mode = "equal"
+provision_name = "provision"
+services = [
+  { srv = "_sip._udp", port = 8060 },
+  { srv = "_sip._tcp", port = 8060 },
+  { srv = "_sips._tcp", port = 8061 },
+]
+health = { check = "tcp", interval = "1s" }
+
+[time]
+serve = true
+"#;
+
 struct Phone {
     label: &'static str,
     vlan: &'static str,
@@ -121,7 +151,8 @@ pub fn run() -> anyhow::Result<()> {
     let cfg_path = dir.join("dialtone.toml");
     std::fs::write(
         &cfg_path,
-        LAB_CONFIG.replace("@STATE@", &dir.join("state").display().to_string()),
+        format!("{LAB_CONFIG}{LAB_DNS}")
+            .replace("@STATE@", &dir.join("state").display().to_string()),
     )?;
     let log_path = dir.join("dialtone.log");
     let exe = std::env::current_exe().context("cannot find the dialtone binary")?;
@@ -135,12 +166,13 @@ pub fn run() -> anyhow::Result<()> {
         .spawn()
         .context("cannot start dialtone in the lab")?;
     let deadline = Instant::now() + Duration::from_secs(15);
-    while std::fs::read_to_string(&log_path)
-        .unwrap_or_default()
-        .matches("serving DHCP")
-        .count()
-        < 2
-    {
+    let started = || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        ["serving DHCP", "serving DNS", "serving SNTP"]
+            .iter()
+            .all(|s| log.matches(s).count() >= 2)
+    };
+    while !started() {
         check("start-up")?;
         if Instant::now() > deadline {
             bail!(
@@ -312,6 +344,9 @@ pub fn run() -> anyhow::Result<()> {
         "\nlease database: {}",
         dir.join("state/leases.sqlite").display()
     );
+    check("DNS")?;
+    println!();
+    lab_dns::show(&app, &phones, &check)?;
     println!("removing the lab");
     if failures > 0 {
         bail!(
@@ -341,5 +376,198 @@ struct DirGuard(std::path::PathBuf);
 impl Drop for DirGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The second half of the demo: a phone resolves its provisioning host and
+/// call servers, a call server stops, and the answers follow.
+mod lab_dns {
+    use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant, SystemTime};
+
+    use anyhow::{Context, bail};
+    use hickory_server::proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_server::proto::rr::{Name, RData, RecordType};
+
+    use crate::lab::Netns;
+
+    const APPLIANCE: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
+
+    /// Runs `f` on a thread inside `ns` and returns its result.
+    fn in_ns<T: Send + 'static>(
+        ns: &Netns,
+        f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let ns = ns.name().to_string();
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(format!("/var/run/netns/{ns}"))?;
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)?;
+            f()
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("namespace thread panicked"))?
+    }
+
+    /// Asks the appliance one question from the phones' side, as a phone would.
+    fn ask(ns: &Netns, name: &str, qtype: RecordType) -> anyhow::Result<Vec<String>> {
+        let name = Name::from_ascii(name)?;
+        in_ns(ns, move || {
+            let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
+            m.metadata.recursion_desired = true;
+            m.add_query(Query::query(name, qtype));
+            let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            sock.set_read_timeout(Some(Duration::from_secs(2)))?;
+            sock.send_to(&m.to_vec()?, (APPLIANCE, 53))?;
+            let mut buf = [0u8; 1500];
+            let n = sock
+                .recv(&mut buf)
+                .context("no DNS answer from the appliance")?;
+            let r = Message::from_vec(&buf[..n])?;
+            let mut out: Vec<String> = r
+                .answers
+                .iter()
+                .map(|rec| match &rec.data {
+                    RData::A(a) => a.0.to_string(),
+                    RData::SRV(s) => format!("{} {} {} {}", s.priority, s.weight, s.port, s.target),
+                    other => other.to_string(),
+                })
+                .collect();
+            out.sort();
+            Ok(out)
+        })
+    }
+
+    /// The appliance's clock as SNTP reports it, minus ours.
+    fn sntp_offset(ns: &Netns) -> anyhow::Result<(u8, f64)> {
+        in_ns(ns, || {
+            let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            sock.set_read_timeout(Some(Duration::from_secs(2)))?;
+            let mut req = [0u8; 48];
+            req[0] = (4 << 3) | 3;
+            let sent = SystemTime::now();
+            req[40..48].copy_from_slice(&crate::time::sntp::ntp_timestamp(sent).to_be_bytes());
+            sock.send_to(&req, (APPLIANCE, 123))?;
+            let mut buf = [0u8; 68];
+            let n = sock
+                .recv(&mut buf)
+                .context("no SNTP answer from the appliance")?;
+            if n < 48 || buf[0] & 7 != 4 {
+                bail!("not an SNTP server reply");
+            }
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&buf[40..48]);
+            let theirs = crate::time::sntp::unix_time(u64::from_be_bytes(ts), sent);
+            let ours = SystemTime::now();
+            let offset = match theirs.duration_since(ours) {
+                Ok(d) => d.as_secs_f64(),
+                Err(e) => -e.duration().as_secs_f64(),
+            };
+            Ok((buf[1], offset))
+        })
+    }
+
+    /// A call server stand-in: accepts TCP on port 8060 until stopped.
+    struct CallServer {
+        stop: Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl CallServer {
+        fn start(ns: &Netns, ip: Ipv4Addr) -> anyhow::Result<CallServer> {
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stop);
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+            let ns = ns.name().to_string();
+            let thread = std::thread::spawn(move || {
+                let setup = || -> anyhow::Result<TcpListener> {
+                    let f = std::fs::File::open(format!("/var/run/netns/{ns}"))?;
+                    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                    let l = TcpListener::bind(SocketAddr::from((ip, 8060)))?;
+                    l.set_nonblocking(true)?;
+                    Ok(l)
+                };
+                let listener = match setup() {
+                    Ok(l) => {
+                        let _ = ready_tx.send(Ok(()));
+                        l
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while !flag.load(Ordering::Relaxed) {
+                    while let Ok((c, _)) = listener.accept() {
+                        drop(c);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+            ready_rx
+                .recv_timeout(Duration::from_secs(5))
+                .context("call server stand-in did not start")??;
+            Ok(CallServer {
+                stop,
+                thread: Some(thread),
+            })
+        }
+    }
+
+    impl Drop for CallServer {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    pub fn show(
+        app: &Netns,
+        phones: &Netns,
+        check: &dyn Fn(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        // The phones' side of the voice VLAN, and the two call servers behind it.
+        phones.addr("voice", "10.250.0.9/24")?;
+        phones.addr("voice", "10.250.1.151/24")?;
+        phones.addr("voice", "10.250.1.152/24")?;
+        app.ip(&["route", "add", "10.250.1.0/24", "dev", "voice0"])?;
+        let ic1 = CallServer::start(phones, Ipv4Addr::new(10, 250, 1, 151))?;
+        let _ic2 = CallServer::start(phones, Ipv4Addr::new(10, 250, 1, 152))?;
+
+        println!("a phone on the voice VLAN asks the appliance (10.250.0.1):");
+        let show = |name: &str, t: RecordType| -> anyhow::Result<Vec<String>> {
+            let a = ask(phones, name, t)?;
+            println!("  {:<26} {:<4} -> {}", name, t.to_string(), a.join(", "));
+            Ok(a)
+        };
+        show("provision.lab.voip", RecordType::A)?;
+        show("ProvisioningServer", RecordType::A)?;
+        show("_sip._tcp.lab.voip", RecordType::SRV)?;
+        let (stratum, offset) = sntp_offset(phones)?;
+        println!(
+            "  {:<26} {:<4} -> stratum {stratum}, offset {offset:+.3} s",
+            "10.250.0.1:123", "SNTP"
+        );
+
+        println!("\ncall server vm40ic1 (10.250.1.151) stops answering...");
+        drop(ic1);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            check("the failover")?;
+            if ask(phones, "provision.lab.voip", RecordType::A)? == ["10.250.1.152"] {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the switchover pair did not fail over within 15 s");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        println!("the appliance noticed; phones are steered to its partner:");
+        show("provision.lab.voip", RecordType::A)?;
+        show("_sip._tcp.lab.voip", RecordType::SRV)?;
+        Ok(())
     }
 }

@@ -62,6 +62,24 @@ fn demo_boots_every_lab_phone_and_cleans_up() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("67=sip100.img"), "{text}");
+    // DNS and time from the phones' side, then the failover.
+    assert!(
+        text.contains("provision.lab.voip         A    -> 10.250.1.151, 10.250.1.152"),
+        "{text}"
+    );
+    assert!(
+        text.contains("_sip._tcp.lab.voip         SRV  -> 0 0 8060 vm40ic1.lab.voip., 0 0 8060 vm40ic2.lab.voip."),
+        "{text}"
+    );
+    assert!(
+        text.contains("ProvisioningServer         A    -> 10.250.0.1"),
+        "{text}"
+    );
+    assert!(text.contains("stratum 10"), "{text}");
+    assert!(
+        text.contains("_sip._tcp.lab.voip         SRV  -> 0 0 8060 vm40ic2.lab.voip., 10 0 8060 vm40ic1.lab.voip."),
+        "{text}"
+    );
     assert!(text.contains("67=450HD.img"), "{text}");
     assert!(text.contains("43=<79 bytes"), "{text}");
     let prefix = text
