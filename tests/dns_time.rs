@@ -333,3 +333,108 @@ fn sntp_client_gets_the_time() {
     assert!(offset.abs() < 1.0, "same clock, offset {offset}: {text}");
     lab.stop();
 }
+
+/// An upstream resolver stand-in: answers every A question with 192.0.2.7.
+fn upstream(ns: &Netns, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    use hickory_server::proto::op::{Message, MessageType};
+    use hickory_server::proto::rr::rdata::A;
+    use hickory_server::proto::rr::{RData, Record};
+    let ns_name = ns.name().to_string();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/var/run/netns/{ns_name}")).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let sock = UdpSocket::bind(("10.250.0.9", 5353)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        ready_tx.send(()).unwrap();
+        let mut buf = [0u8; 1500];
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut r = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
+            r.metadata.recursion_desired = q.metadata.recursion_desired;
+            r.metadata.recursion_available = true;
+            r.queries = q.queries.clone();
+            if let Some(question) = q.queries.first() {
+                r.answers.push(Record::from_rdata(
+                    question.name().clone(),
+                    30,
+                    RData::A(A(Ipv4Addr::new(192, 0, 2, 7))),
+                ));
+            }
+            let _ = sock.send_to(&r.to_vec().unwrap(), from);
+        }
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    t
+}
+
+#[test]
+fn forwards_outside_names_and_survives_malformed_queries() {
+    let mut lab = Lab::new("dnsfwd");
+    let voice = lab.voice_if.clone();
+    lab.cli.addr(&voice, "10.250.0.9/24").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let up = upstream(&lab.cli, Arc::clone(&stop));
+    let cfg = dns_config().replace("upstream = []", "upstream = [\"10.250.0.9:5353\"]");
+    lab.write_config(&cfg);
+    lab.start();
+
+    // Outside names go upstream; the zone's own names stay ours.
+    let fwd = dig(&lab, &["www.example.com"]);
+    assert!(fwd.contains("192.0.2.7"), "{fwd}");
+    assert!(
+        fwd.contains(" ra"),
+        "recursion available when forwarding: {fwd}"
+    );
+    assert_eq!(short(&lab, &["vm40ic1.lab.voip"]), vec!["10.250.1.151"]);
+    let tcp = dig(&lab, &["+tcp", "+short", "www.example.org"]);
+    assert_eq!(tcp.trim(), "192.0.2.7");
+
+    // Malformed datagrams: a readable header gets FORMERR, scraps nothing.
+    let ns_name = lab.cli.name().to_string();
+    let replies = std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/var/run/netns/{ns_name}")).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let s = UdpSocket::bind(("10.250.0.9", 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut got = Vec::new();
+        for pkt in [
+            vec![1u8, 2, 3],
+            // ID 0x1234, one question, then the name runs off the end.
+            vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 9, b'a'],
+            // A label pointing into itself.
+            vec![
+                0x12, 0x35, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1,
+            ],
+        ] {
+            s.send_to(&pkt, ("10.250.0.1", 53)).unwrap();
+            let mut buf = [0u8; 512];
+            got.push(s.recv(&mut buf).ok().map(|n| buf[..n].to_vec()));
+        }
+        got
+    })
+    .join()
+    .unwrap();
+    assert!(replies[0].is_none(), "three bytes get no answer");
+    let formerr = replies[1].as_ref().expect("FORMERR for a broken question");
+    assert_eq!(&formerr[..2], &[0x12, 0x34]);
+    assert_eq!(formerr[3] & 0x0f, 1, "FORMERR");
+    let looped = replies[2].as_ref().expect("an answer to a looping name");
+    assert_eq!(looped[3] & 0x0f, 1, "FORMERR");
+    // Still serving.
+    assert_eq!(short(&lab, &["vm40ic2.lab.voip"]), vec!["10.250.1.152"]);
+
+    // Upstream gone: SERVFAIL, not silence.
+    stop.store(true, Ordering::Relaxed);
+    up.join().unwrap();
+    let dead = dig(&lab, &["+time=4", "lost.example.net"]);
+    assert!(dead.contains("status: SERVFAIL"), "{dead}");
+    lab.stop();
+}
