@@ -203,3 +203,54 @@ fn restart_keeps_leases_and_sticky_addresses() {
     assert_eq!(leases[0]["ip"], ip.as_str());
     let _ = Ipv4Addr::LOCALHOST;
 }
+
+/// A served interface that appears after start (a VLAN sub-interface brought
+/// up later) is waited for, like dnsmasq's bind-dynamic, then served.
+#[test]
+fn interface_created_after_start_is_served() {
+    let mut lab = Lab::new("late");
+    let cfg = format!(
+        "{}\n[[dhcp.subnet]]\ncidr = \"10.251.0.0/24\"\npool = [\"10.251.0.100-10.251.0.150\"]\nrouter = \"10.251.0.1\"\n",
+        base_config()
+    )
+    .replace(
+        "interfaces = [\"native0\", \"voice0\"]",
+        "interfaces = [\"native0\", \"voice0\", \"late0\"]",
+    );
+    assert!(cfg.contains("\"late0\""));
+    lab.write_config(&cfg);
+    let srv = lab.srv.name().to_string();
+    let cli = lab.cli.name().to_string();
+    let cli_if = format!("late{}", std::process::id() % 1000);
+    let peer = cli_if.clone();
+    // The interface comes up 1.5 s after the server starts.
+    let maker = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let run = |args: &[&str]| {
+            let ok = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip {args:?}");
+        };
+        run(&[
+            "link", "add", "late0", "netns", &srv, "type", "veth", "peer", "name", &peer, "netns",
+            &cli,
+        ]);
+        run(&["-n", &srv, "addr", "add", "10.251.0.1/24", "dev", "late0"]);
+        run(&["-n", &srv, "link", "set", "late0", "up"]);
+        run(&["-n", &cli, "link", "set", &peer, "up"]);
+    });
+    lab.start();
+    maker.join().unwrap();
+    let log = lab.log();
+    assert!(log.contains("interface does not exist yet"), "{log}");
+    let env = lab.udhcpc(&cli_if, &[]);
+    let ip: Ipv4Addr = env
+        .get("ip")
+        .expect("a lease on the late interface")
+        .parse()
+        .unwrap();
+    assert!(ip.octets()[..3] == [10, 251, 0], "{ip}");
+    lab.stop();
+}

@@ -44,6 +44,21 @@ pub enum LoadError {
     Invalid(#[from] ConfigError),
 }
 
+/// A MAC glob in the bare lowercase hex form classes match against: `:`, `-`
+/// and `.` separators are dropped, so `00:90:8F:*`, `00-90-8f-*`, `0090.8f*`
+/// and `00908f*` all mean the same prefix. None if anything else remains.
+pub fn mac_glob(pattern: &str) -> Option<String> {
+    let g: String = pattern
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | '.'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (!g.is_empty()
+        && g.chars()
+            .all(|c| c.is_ascii_hexdigit() || c == '*' || c == '?'))
+    .then_some(g)
+}
+
 /// The options a subnet, class, host or the global section adds, by option code.
 pub type OptionSet = BTreeMap<u8, OptionValue>;
 
@@ -113,7 +128,7 @@ pub struct Match {
     pub user_class: Option<String>,
     /// Option codes that option 55 must all contain.
     pub requests: Vec<u8>,
-    /// Glob over the MAC written `00:90:8f:12:34:56`.
+    /// Glob over the MAC as bare lowercase hex (`00908f123456`); see `mac_glob`.
     pub mac: Option<String>,
 }
 
@@ -446,7 +461,18 @@ impl Cx<'_> {
                 vendor_class: glob(&m.vendor_class, "vendor_class")?,
                 user_class: glob(&m.user_class, "user_class")?,
                 requests,
-                mac: glob(&m.mac, "mac")?.map(|g| g.to_ascii_lowercase()),
+                mac: match (&m.mac, glob(&m.mac, "mac")?) {
+                    (Some(at), Some(g)) => Some(mac_glob(&g).ok_or_else(|| {
+                        self.err(
+                            at,
+                            &format!("{key}.match.mac"),
+                            format!(
+                                "`{g}` is not a MAC glob: hex digits with `*` and `?`, separators optional, e.g. \"00:90:8f:*\""
+                            ),
+                        )
+                    })?),
+                    _ => None,
+                },
             },
             options: self.options(c.options, &format!("{key}.options"))?,
             force,

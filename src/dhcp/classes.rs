@@ -24,7 +24,7 @@ pub fn matches(m: &Match, req: &Request) -> bool {
         return false;
     }
     if let Some(p) = &m.mac
-        && !glob::matches(p, req.mac.to_string().as_bytes())
+        && !glob::matches(p, req.mac.to_string().replace(':', "").as_bytes())
     {
         return false;
     }
@@ -103,5 +103,31 @@ mod tests {
         .unwrap();
         assert_eq!(select(&c.dhcp.classes, &hit).len(), 1);
         assert!(select(&c.dhcp.classes, &miss).is_empty());
+        // Separators are optional and any of : - . may be used.
+        for pattern in [
+            "00908f*",
+            "00-90-8F-*",
+            "0090.8f*",
+            "*:AA:BB:CC",
+            "00:90:8f:??:??:??",
+        ] {
+            let c = Config::parse(
+                "t",
+                &format!("[[dhcp.class]]\nname = \"ac\"\nmatch.mac = \"{pattern}\"\n"),
+            )
+            .unwrap();
+            assert_eq!(select(&c.dhcp.classes, &hit).len(), 1, "{pattern}");
+            assert!(
+                select(&c.dhcp.classes, &miss).is_empty() || pattern.starts_with('*'),
+                "{pattern}"
+            );
+        }
+        let e = Config::parse(
+            "t",
+            "[[dhcp.class]]\nname = \"ac\"\nmatch.mac = \"00:90:zz:*\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "dhcp.class[0].match.mac");
+        assert!(e.message.contains("not a MAC glob"), "{e}");
     }
 }

@@ -232,43 +232,39 @@ pub async fn run(
     upstream: Vec<SocketAddr>,
     zone: SharedZone,
 ) -> anyhow::Result<()> {
-    let mut servers = Vec::new();
-    let mut udp_tasks = Vec::new();
-    for name in &interfaces {
-        let handler = Handler {
-            zone: Arc::clone(&zone),
-            interface: name.clone(),
-            addrs: Mutex::new((Instant::now(), ifaces::ipv4_addrs(name).unwrap_or_default())),
-            upstream: upstream.clone(),
-        };
-        let mut server = Server::new(handler);
-        let udp = udp_socket(name, port)
-            .with_context(|| format!("cannot listen for DNS on {name} UDP port {port}"))?;
-        udp_tasks.push(super::udp::serve(
-            udp,
-            name.clone(),
-            Arc::clone(&zone),
-            upstream.clone(),
-        ));
-        server.register_listener(
-            tcp_listener(name, port)
-                .with_context(|| format!("cannot listen for DNS on {name} TCP port {port}"))?,
-            Duration::from_secs(5),
-            64 << 10,
-        );
-        tracing::info!(target: "dialtone::dns", interface = %name, port, "serving DNS");
-        servers.push(server);
-    }
     let mut tasks = tokio::task::JoinSet::new();
-    for mut s in servers {
+    for name in interfaces {
+        let zone = Arc::clone(&zone);
+        let upstream = upstream.clone();
         tasks.spawn(async move {
-            s.block_until_done()
-                .await
-                .map_err(|e| anyhow::anyhow!("DNS over TCP stopped: {e}"))
+            ifaces::wait_until_exists(&name, "DNS").await;
+            let handler = Handler {
+                zone: Arc::clone(&zone),
+                interface: name.clone(),
+                addrs: Mutex::new((
+                    Instant::now(),
+                    ifaces::ipv4_addrs(&name).unwrap_or_default(),
+                )),
+                upstream: upstream.clone(),
+            };
+            let mut server = Server::new(handler);
+            let udp = udp_socket(&name, port)
+                .with_context(|| format!("cannot listen for DNS on {name} UDP port {port}"))?;
+            server.register_listener(
+                tcp_listener(&name, port)
+                    .with_context(|| format!("cannot listen for DNS on {name} TCP port {port}"))?,
+                Duration::from_secs(5),
+                64 << 10,
+            );
+            tracing::info!(target: "dialtone::dns", interface = %name, port, "serving DNS");
+            let tcp = async move {
+                server
+                    .block_until_done()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("DNS over TCP stopped: {e}"))
+            };
+            tokio::try_join!(tcp, super::udp::serve(udp, name, zone, upstream)).map(|_| ())
         });
-    }
-    for t in udp_tasks {
-        tasks.spawn(t);
     }
     match tasks.join_next().await {
         Some(Ok(Err(e))) => Err(e),

@@ -32,3 +32,18 @@ pub fn ipv4_addrs(interface: &str) -> std::io::Result<Vec<Ipv4Net>> {
 pub fn exists(interface: &str) -> bool {
     nix::net::if_::if_nametoindex(interface).is_ok()
 }
+
+/// Returns once the interface exists. A served interface that is missing at
+/// start (a VLAN sub-interface or USB adapter that comes up later) is waited
+/// for, like dnsmasq's bind-dynamic, with one warning; `service` names what
+/// starts on it.
+pub async fn wait_until_exists(interface: &str, service: &str) {
+    if exists(interface) {
+        return;
+    }
+    tracing::warn!(target: "dialtone", interface, service, "interface does not exist yet; the service starts on it when it appears");
+    while !exists(interface) {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    tracing::info!(target: "dialtone", interface, service, "interface appeared");
+}

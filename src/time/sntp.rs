@@ -109,12 +109,13 @@ pub async fn run(interfaces: Vec<String>, port: u16, stratum: u8) -> anyhow::Res
     if !crate::sys::clock::synchronised() {
         tracing::warn!(target: "dialtone::time", stratum, "the host clock is not synchronised (no NTP daemon disciplines it); phones get its time anyway, announced at the configured stratum");
     }
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
     for name in interfaces {
-        let sock = socket(&name, port)
-            .with_context(|| format!("cannot listen for SNTP on {name} UDP port {port}"))?;
-        tracing::info!(target: "dialtone::time", interface = %name, port, stratum, "serving SNTP");
         tasks.spawn(async move {
+            crate::net::ifaces::wait_until_exists(&name, "SNTP").await;
+            let sock = socket(&name, port)
+                .with_context(|| format!("cannot listen for SNTP on {name} UDP port {port}"))?;
+            tracing::info!(target: "dialtone::time", interface = %name, port, stratum, "serving SNTP");
             let mut buf = [0u8; 512];
             loop {
                 let (n, from) = match sock.recv_from(&mut buf).await {
@@ -141,6 +142,7 @@ pub async fn run(interfaces: Vec<String>, port: u16, stratum: u8) -> anyhow::Res
         });
     }
     match tasks.join_next().await {
+        Some(Ok(Err(e))) => Err(e),
         Some(Err(e)) => Err(e.into()),
         _ => Ok(()),
     }
