@@ -345,3 +345,37 @@ fn kill_9_during_a_burst_loses_no_acked_lease() {
         assert_eq!(ack.yiaddr, *ip);
     }
 }
+
+/// A BOOTP request (no option 53) from a reserved MAC gets a BOOTREPLY with
+/// its address and boot file; an unknown MAC gets nothing.
+#[test]
+fn bootp_for_reserved_hosts() {
+    let mut lab = Lab::new("bootp");
+    let cfg = format!(
+        "{}\n[[dhcp.host]]\nmac = \"00:90:8f:0b:00:01\"\nip = \"192.168.1.50\"\noptions.tftp_server = \"self\"\noptions.bootfile = \"450HD.img\"\n",
+        base_config()
+    );
+    lab.write_config(&cfg);
+    lab.start();
+    let native = lab.native_if.clone();
+    let p = lab.probe(&native);
+    let bootp = |m: Mac, xid: u32| {
+        let mut b = ClientMessage::new(DISCOVER, m, xid).broadcast().encode();
+        let at = (240..b.len() - 2)
+            .find(|&i| b[i] == 53 && b[i + 1] == 1)
+            .unwrap();
+        b[at..at + 3].fill(0);
+        b
+    };
+    p.send_raw(bootp(Mac([0x00, 0x90, 0x8f, 0x0b, 0x00, 0x01]), 0xb00f));
+    let r = p.reply(0xb00f, WAIT).expect("BOOTREPLY");
+    assert_eq!(r.yiaddr, Ipv4Addr::new(192, 168, 1, 50));
+    assert_eq!(r.msg_type(), None);
+    assert_eq!(r.siaddr, Ipv4Addr::new(192, 168, 1, 1));
+    assert_eq!(r.file, b"450HD.img");
+    p.send_raw(bootp(mac(0x0b, 2), 0xb010));
+    assert!(p.reply(0xb010, Duration::from_secs(1)).is_none());
+    let log = lab.log();
+    assert!(log.contains("\"request\":\"BOOTP\""), "{log}");
+    lab.stop();
+}

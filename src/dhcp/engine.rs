@@ -161,9 +161,29 @@ impl Engine {
             packet::DECLINE => self.decline(&client, ingress, now, &mut out),
             packet::RELEASE => self.release(&client, now, &mut out),
             packet::INFORM => self.inform(&client, &mut out),
+            packet::BOOTP => self.bootp(&client, &mut out),
             _ => {}
         }
         out
+    }
+
+    /// BOOTP (no option 53) is answered for reserved clients only, like
+    /// dnsmasq without `bootp-dynamic`: the reserved address, options 66/67
+    /// as siaddr and file, and the configured options in the vendor area. No
+    /// lease is recorded; the reservation is the binding.
+    fn bootp(&mut self, c: &Client<'_>, out: &mut Outcome) {
+        match self.reservation(c) {
+            Some(ip) => {
+                out.exchange.ip = Some(ip);
+                out.reply = Some(self.build(c, packet::BOOTP, ip, &mut out.exchange));
+            }
+            None => {
+                out.exchange.level = Level::Debug;
+                out.exchange.note = Some(
+                    "BOOTP is answered only for [[dhcp.host]] reservations with an address".into(),
+                );
+            }
+        }
     }
 
     /// The address reserved for this client in this subnet, if any.
@@ -419,11 +439,16 @@ impl Engine {
             vendor_class: req.vendor_class.as_deref(),
             user_class: req.user_class(),
         };
-        let mut mandatory: Vec<(u8, Vec<u8>)> = vec![
-            (opt::MESSAGE_TYPE, vec![msg_type]),
-            (opt::SERVER_ID, c.server_id.octets().to_vec()),
-        ];
-        if req.msg_type != packet::INFORM {
+        let bootp = msg_type == packet::BOOTP;
+        let mut mandatory: Vec<(u8, Vec<u8>)> = if bootp {
+            Vec::new()
+        } else {
+            vec![
+                (opt::MESSAGE_TYPE, vec![msg_type]),
+                (opt::SERVER_ID, c.server_id.octets().to_vec()),
+            ]
+        };
+        if !bootp && req.msg_type != packet::INFORM {
             let t = self.lease_time(c);
             mandatory.push((opt::LEASE_TIME, t.to_be_bytes().to_vec()));
             mandatory.push((opt::RENEWAL_TIME, (t / 2).to_be_bytes().to_vec()));
@@ -436,7 +461,13 @@ impl Engine {
             }
         }
         let mut optional: Vec<(u8, Vec<u8>)> = Vec::new();
-        for &code in req.param_list.iter().chain(force.iter()) {
+        // A BOOTP client has no option 55: it gets every configured option.
+        let wanted: Vec<u8> = if bootp {
+            set.keys().copied().collect()
+        } else {
+            req.param_list.clone()
+        };
+        for &code in wanted.iter().chain(force.iter()) {
             if mandatory
                 .iter()
                 .chain(optional.iter())

@@ -23,6 +23,8 @@ pub const ACK: u8 = 5;
 pub const NAK: u8 = 6;
 pub const RELEASE: u8 = 7;
 pub const INFORM: u8 = 8;
+/// Not a DHCP message type: a BOOTP request (no option 53), RFC 951/1542.
+pub const BOOTP: u8 = 0;
 
 pub const BROADCAST_FLAG: u16 = 0x8000;
 const MAGIC: [u8; 4] = [99, 130, 83, 99];
@@ -41,6 +43,7 @@ pub fn message_type_name(t: u8) -> &'static str {
         NAK => "NAK",
         RELEASE => "RELEASE",
         INFORM => "INFORM",
+        BOOTP => "BOOTP",
         _ => "UNKNOWN",
     }
 }
@@ -92,11 +95,13 @@ impl Request {
         if htype != 1 || hlen != 6 {
             return Err(ParseError::NotEthernet { htype, hlen });
         }
-        if buf[236..240] != MAGIC {
-            return Err(ParseError::NoCookie);
-        }
+        // Without the magic cookie the vendor area is not RFC 1497 options: a
+        // plain BOOTP request.
+        let cookie = buf[236..240] == MAGIC;
         let mut options: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
-        collect(msg.opts(), &mut options);
+        if cookie {
+            collect(msg.opts(), &mut options);
+        }
         // Option 52: more options in the file and/or sname fields.
         let overload = options.get(&opt::OVERLOAD).and_then(|v| v.first().copied());
         if let Some(o) = overload {
@@ -108,11 +113,14 @@ impl Request {
             }
         }
         let msg_type = match options.get(&opt::MESSAGE_TYPE).map(Vec::as_slice) {
-            Some([t]) => *t,
+            Some([t]) if *t != BOOTP => *t,
             Some(_) => return Err(ParseError::BadMessageType(0)),
-            None => return Err(ParseError::NoMessageType),
+            None => BOOTP,
         };
-        if !matches!(msg_type, DISCOVER | REQUEST | DECLINE | RELEASE | INFORM) {
+        if !matches!(
+            msg_type,
+            BOOTP | DISCOVER | REQUEST | DECLINE | RELEASE | INFORM
+        ) {
             return Err(ParseError::BadMessageType(msg_type));
         }
         let mut chaddr = [0u8; 16];

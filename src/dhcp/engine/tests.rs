@@ -425,3 +425,47 @@ fn two_macs_never_share_an_address() {
         );
     }
 }
+
+/// A DHCP message turned into a BOOTP request: option 53 overwritten with pads.
+fn bootp_request(m: Mac) -> Request {
+    let mut b = ClientMessage::new(DISCOVER, m, 9).encode();
+    let at = (240..b.len() - 2)
+        .find(|&i| b[i] == 53 && b[i + 1] == 1)
+        .expect("option 53");
+    b[at..at + 3].fill(0);
+    let r = Request::parse(&b).unwrap();
+    assert_eq!(r.msg_type, packet::BOOTP);
+    r
+}
+
+#[test]
+fn bootp_is_answered_for_reservations_only() {
+    let mut e = engine();
+    // The example reserves 10.250.0.20 for 00:90:8f:12:34:56 on the voice VLAN.
+    let reserved = Mac([0x00, 0x90, 0x8f, 0x12, 0x34, 0x56]);
+    let out = e.handle(&bootp_request(reserved), &voice(), NOW);
+    let reply = out.reply.as_ref().expect("BOOTREPLY");
+    let p = ParsedReply::parse(&reply.bytes).expect("well-formed reply");
+    assert_eq!(p.yiaddr, Ipv4Addr::new(10, 250, 0, 20));
+    assert_eq!(p.msg_type(), None, "no DHCP message type in a BOOTP reply");
+    assert!(p.get(54).is_none() && p.get(51).is_none());
+    assert_eq!(p.get(1), Some(&[255, 255, 255, 0][..]));
+    assert_eq!(p.get(3), Some(&[10, 250, 0, 1][..]));
+    assert_eq!(
+        p.get(12),
+        Some(&b"agent420hd"[..]),
+        "configured options go out unasked"
+    );
+    assert!(out.persist.is_empty(), "the reservation is the binding");
+    assert_eq!(out.exchange.request, "BOOTP");
+    // Anyone else: no reply, a debug note.
+    let out = e.handle(&bootp_request(mac(77)), &voice(), NOW);
+    assert!(out.reply.is_none());
+    assert!(
+        out.exchange
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("reservations")
+    );
+}
