@@ -26,59 +26,9 @@ MAX_RATE=${MAX_RATE:-60000}
 CLIENTS=60000
 FILL_LEASES=60000
 
-[ "$(id -u)" = 0 ] || { echo "bench/dhcp.sh needs root (network namespaces)" >&2; exit 1; }
-
-need=()
-command -v perfdhcp >/dev/null || need+=(kea-admin)
-command -v kea-dhcp4 >/dev/null || need+=(kea-dhcp4-server)
-command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
-command -v sqlite3 >/dev/null || need+=(sqlite3)
-command -v ip >/dev/null || need+=(iproute2)
-if [ "${#need[@]}" -gt 0 ]; then
-    echo "installing: ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-
-cargo build --release --quiet
-DIALTONE=$PWD/target/release/dialtone
-
-tag=$$
-SRV=dtb-srv-$tag
-CLI=dtb-cli-$tag
-WORK=$(mktemp -d /var/tmp/dialtone-bench.XXXXXX)   # on disk, not tmpfs: fsync costs what it costs
-SERVER_PID=
-
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    ip netns pids "$SRV" 2>/dev/null | xargs -r kill 2>/dev/null || true
-    ip netns pids "$CLI" 2>/dev/null | xargs -r kill 2>/dev/null || true
-    ip netns del "$SRV" 2>/dev/null || true
-    ip netns del "$CLI" 2>/dev/null || true
-    if [ -n "${KEEP_WORK:-}" ]; then echo "work kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ip netns add "$SRV"
-ip netns add "$CLI"
-ip link add bsrv0 netns "$SRV" type veth peer name bcli0 netns "$CLI"
-ip -n "$SRV" addr add 10.20.0.1/16 dev bsrv0
-ip -n "$CLI" addr add 10.20.0.2/16 dev bcli0
-for ns in "$SRV" "$CLI"; do
-    ip -n "$ns" link set lo up
-done
-ip -n "$SRV" link set bsrv0 up
-ip -n "$CLI" link set bcli0 up
-
-# With two or more cores, the server runs on core 0 and perfdhcp on core 1, so
-# the load generator never competes with the server it measures.
-if [ "$(nproc)" -ge 2 ]; then
-    PIN_SERVER="taskset -c 0" PIN_LOAD="taskset -c 1" PIN_NOTE="; server on core 0, perfdhcp on core 1"
-else
-    PIN_SERVER="" PIN_LOAD="" PIN_NOTE=""
-fi
+. bench/lib.sh
+bench_setup dhcp 10.20.0.1/16 10.20.0.2/16 \
+    perfdhcp:kea-admin kea-dhcp4:kea-dhcp4-server dnsmasq:dnsmasq-base sqlite3:sqlite3 taskset:util-linux
 
 POOL_FIRST=10.20.1.0
 POOL_LAST=10.20.255.254
@@ -140,18 +90,6 @@ start_dnsmasq() {
     SERVER_PID=$!
 }
 
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=
-    fi
-}
-
-# The server's main process inside the namespace (ip netns exec execs it, so
-# it is the PID we started).
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0; }
-
 lease_count() {
     case $1 in
         dialtone) sqlite3 "$WORK/dialtone/state/leases.sqlite" \
@@ -176,7 +114,6 @@ wait_listening() {
     exit 1
 }
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
 
 # One perfdhcp run; prints "offered achieved lost_percent server_cpu_us_per_exchange
 # server_busy_percent" (the share of one core the server used during the run).

@@ -16,48 +16,9 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
 CLIENTS=${CLIENTS:-4}
 
-[ "$(id -u)" = 0 ] || { echo "bench/dns.sh needs root (network namespaces)" >&2; exit 1; }
-need=()
-command -v dnsperf >/dev/null || need+=(dnsperf)
-command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
-command -v dig >/dev/null || need+=(bind9-dnsutils)
-if [ "${#need[@]}" -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-cargo build --release --quiet
-DIALTONE=$PWD/target/release/dialtone
-
-tag=$$
-SRV=dtd-srv-$tag
-CLI=dtd-cli-$tag
-WORK=$(mktemp -d /var/tmp/dialtone-dnsbench.XXXXXX)
-SERVER_PID=
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    ip netns pids "$SRV" 2>/dev/null | xargs -r kill 2>/dev/null || true
-    ip netns del "$SRV" 2>/dev/null || true
-    ip netns del "$CLI" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ip netns add "$SRV"
-ip netns add "$CLI"
-ip link add bsrv0 netns "$SRV" type veth peer name bcli0 netns "$CLI"
-ip -n "$SRV" addr add 10.250.0.1/24 dev bsrv0
-ip -n "$CLI" addr add 10.250.0.2/24 dev bcli0
-for ns in "$SRV" "$CLI"; do ip -n "$ns" link set lo up; done
-ip -n "$SRV" link set bsrv0 up
-ip -n "$CLI" link set bcli0 up
-
-if [ "$(nproc)" -ge 2 ]; then
-    PIN_SERVER="taskset -c 0" PIN_LOAD="taskset -c 1" PIN_NOTE="; server on core 0, dnsperf on core 1"
-else
-    PIN_SERVER="" PIN_LOAD="" PIN_NOTE=""
-fi
+. bench/lib.sh
+bench_setup dns 10.250.0.1/24 10.250.0.2/24 \
+    dnsperf:dnsperf dnsmasq:dnsmasq-base dig:bind9-dnsutils taskset:util-linux
 
 # The same questions for both: A, A with two records, SRV with glue, PTR.
 cat >"$WORK/queries" <<'Q'
@@ -117,13 +78,6 @@ start_dnsmasq() {
         --pid-file="$WORK/dnsmasq/pid" --log-facility="$WORK/dnsmasq/log" 2>"$WORK/dnsmasq/stderr" &
     SERVER_PID=$!
 }
-
-stop_server() {
-    [ -n "$SERVER_PID" ] && { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
-    SERVER_PID=
-}
-
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
 
 declare -A QPS CPU
 for server in dialtone dnsmasq; do

@@ -382,38 +382,21 @@ impl Drop for DirGuard {
 /// The second half of the demo: a phone resolves its provisioning host and
 /// call servers, a call server stops, and the answers follow.
 mod lab_dns {
-    use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::net::{Ipv4Addr, UdpSocket};
     use std::time::{Duration, Instant, SystemTime};
 
     use anyhow::{Context, bail};
     use hickory_server::proto::op::{Message, MessageType, OpCode, Query};
     use hickory_server::proto::rr::{Name, RData, RecordType};
 
-    use crate::lab::Netns;
+    use crate::lab::{CallServer, Netns};
 
     const APPLIANCE: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
-
-    /// Runs `f` on a thread inside `ns` and returns its result.
-    fn in_ns<T: Send + 'static>(
-        ns: &Netns,
-        f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let ns = ns.name().to_string();
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(format!("/var/run/netns/{ns}"))?;
-            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)?;
-            f()
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("namespace thread panicked"))?
-    }
 
     /// Asks the appliance one question from the phones' side, as a phone would.
     fn ask(ns: &Netns, name: &str, qtype: RecordType) -> anyhow::Result<Vec<String>> {
         let name = Name::from_ascii(name)?;
-        in_ns(ns, move || {
+        ns.run_in(move || {
             let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
             m.metadata.recursion_desired = true;
             m.add_query(Query::query(name, qtype));
@@ -441,7 +424,7 @@ mod lab_dns {
 
     /// The appliance's clock as SNTP reports it, minus ours.
     fn sntp_offset(ns: &Netns) -> anyhow::Result<(u8, f64)> {
-        in_ns(ns, || {
+        ns.run_in(|| {
             let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
             sock.set_read_timeout(Some(Duration::from_secs(2)))?;
             let mut req = [0u8; 48];
@@ -468,62 +451,6 @@ mod lab_dns {
         })
     }
 
-    /// A call server stand-in: accepts TCP on port 8060 until stopped.
-    struct CallServer {
-        stop: Arc<AtomicBool>,
-        thread: Option<std::thread::JoinHandle<()>>,
-    }
-
-    impl CallServer {
-        fn start(ns: &Netns, ip: Ipv4Addr) -> anyhow::Result<CallServer> {
-            let stop = Arc::new(AtomicBool::new(false));
-            let flag = Arc::clone(&stop);
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
-            let ns = ns.name().to_string();
-            let thread = std::thread::spawn(move || {
-                let setup = || -> anyhow::Result<TcpListener> {
-                    let f = std::fs::File::open(format!("/var/run/netns/{ns}"))?;
-                    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)?;
-                    let l = TcpListener::bind(SocketAddr::from((ip, 8060)))?;
-                    l.set_nonblocking(true)?;
-                    Ok(l)
-                };
-                let listener = match setup() {
-                    Ok(l) => {
-                        let _ = ready_tx.send(Ok(()));
-                        l
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                while !flag.load(Ordering::Relaxed) {
-                    while let Ok((c, _)) = listener.accept() {
-                        drop(c);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            });
-            ready_rx
-                .recv_timeout(Duration::from_secs(5))
-                .context("call server stand-in did not start")??;
-            Ok(CallServer {
-                stop,
-                thread: Some(thread),
-            })
-        }
-    }
-
-    impl Drop for CallServer {
-        fn drop(&mut self) {
-            self.stop.store(true, Ordering::Relaxed);
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
-            }
-        }
-    }
-
     pub fn show(
         app: &Netns,
         phones: &Netns,
@@ -534,8 +461,8 @@ mod lab_dns {
         phones.addr("voice", "10.250.1.151/24")?;
         phones.addr("voice", "10.250.1.152/24")?;
         app.ip(&["route", "add", "10.250.1.0/24", "dev", "voice0"])?;
-        let ic1 = CallServer::start(phones, Ipv4Addr::new(10, 250, 1, 151))?;
-        let _ic2 = CallServer::start(phones, Ipv4Addr::new(10, 250, 1, 152))?;
+        let ic1 = CallServer::start(phones, Ipv4Addr::new(10, 250, 1, 151), 8060, None)?;
+        let _ic2 = CallServer::start(phones, Ipv4Addr::new(10, 250, 1, 152), 8060, None)?;
 
         println!("a phone on the voice VLAN asks the appliance (10.250.0.1):");
         let show = |name: &str, t: RecordType| -> anyhow::Result<Vec<String>> {

@@ -3,7 +3,12 @@
 //! interfaces outside `serve`: everything else runs inside namespaces made here
 //! and removed when their guard is dropped, also on failure.
 
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -97,11 +102,29 @@ impl Netns {
     /// Moves the calling thread into the namespace: sockets it opens afterwards
     /// live there. Use a dedicated thread.
     pub fn enter_current_thread(&self) -> anyhow::Result<()> {
-        let f = std::fs::File::open(format!("/var/run/netns/{}", self.name))
-            .with_context(|| format!("namespace {} not found", self.name))?;
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
-            .with_context(|| format!("cannot enter namespace {}", self.name))?;
-        Ok(())
+        enter(&self.name)
+    }
+
+    /// Runs `f` on a new thread inside the namespace.
+    pub fn spawn_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> JoinHandle<anyhow::Result<T>> {
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            enter(&name)?;
+            f()
+        })
+    }
+
+    /// Runs `f` inside the namespace (on its own thread) and returns its result.
+    pub fn run_in<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        self.spawn_thread(f)
+            .join()
+            .map_err(|_| anyhow::anyhow!("thread in namespace {} panicked", self.name))?
     }
 
     /// Kills every process still running in the namespace.
@@ -117,6 +140,14 @@ impl Netns {
             }
         }
     }
+}
+
+fn enter(name: &str) -> anyhow::Result<()> {
+    let f = std::fs::File::open(format!("/var/run/netns/{name}"))
+        .with_context(|| format!("namespace {name} not found"))?;
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("cannot enter namespace {name}"))?;
+    Ok(())
 }
 
 impl Drop for Netns {
@@ -151,4 +182,76 @@ pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> anyhow::Result<()> 
 /// A short prefix unique to this process, for namespace names.
 pub fn unique(tag: &str) -> String {
     format!("dt{}-{}", std::process::id(), tag)
+}
+
+/// A call server stand-in for switchover health checks: accepts TCP
+/// connections on `tcp_port` and, when `sip_port` is given, answers SIP
+/// OPTIONS over UDP there with `SIP/2.0 200 OK`. Stops when dropped.
+pub struct CallServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl CallServer {
+    pub fn start(
+        ns: &Netns,
+        ip: Ipv4Addr,
+        tcp_port: u16,
+        sip_port: Option<u16>,
+    ) -> anyhow::Result<CallServer> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let thread = ns.spawn_thread(move || {
+            let tcp = TcpListener::bind(SocketAddr::from((ip, tcp_port)))?;
+            tcp.set_nonblocking(true)?;
+            let udp = match sip_port {
+                Some(port) => {
+                    let u = UdpSocket::bind((ip, port))?;
+                    u.set_read_timeout(Some(Duration::from_millis(20)))?;
+                    Some(u)
+                }
+                None => None,
+            };
+            let _ = ready_tx.send(());
+            let mut buf = [0u8; 2048];
+            while !flag.load(Ordering::Relaxed) {
+                while let Ok((conn, _)) = tcp.accept() {
+                    drop(conn);
+                }
+                match &udp {
+                    Some(u) => {
+                        if let Ok((n, from)) = u.recv_from(&mut buf) {
+                            let req = String::from_utf8_lossy(&buf[..n]);
+                            if req.starts_with("OPTIONS sip:") && req.contains("\r\nCSeq: ") {
+                                let _ =
+                                    u.send_to(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", from);
+                            }
+                        }
+                    }
+                    None => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+            Ok(())
+        });
+        if ready_rx.recv_timeout(Duration::from_secs(5)).is_err() {
+            return match thread.join() {
+                Ok(Err(e)) => Err(e.context("call server stand-in did not start")),
+                _ => bail!("call server stand-in did not start"),
+            };
+        }
+        Ok(CallServer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for CallServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

@@ -4,129 +4,48 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Lab, base_config};
-use dialtone::lab::Netns;
+use dialtone::demo::LAB_DNS;
+use dialtone::lab::{CallServer, Netns};
 
-/// The issue's DNS example, with a TCP health check every second, a Mitel
-/// pair checked with SIP OPTIONS in ordered mode, and a big pair for
-/// truncation.
+/// The demo's voice zone (the issue's CIC pair, checked over TCP every
+/// second, and the time service), plus a Mitel pair checked with SIP OPTIONS
+/// in ordered mode and a big pair for truncation.
 fn dns_config() -> String {
-    let mut big_hosts = String::new();
-    let mut big_members = Vec::new();
-    for i in 1..=30 {
-        big_hosts.push_str(&format!(
-            "[[dns.host]]\nname = \"big-call-server-number-{i:02}\"\nip = \"10.250.2.{i}\"\n"
-        ));
-        big_members.push(format!("\"big-call-server-number-{i:02}\""));
-    }
-    format!(
-        r#"{base}
-[dns]
-zone = "lab.voip"
-ttl = "60s"
-upstream = []
-leases = true
-
-[[dns.host]]
-name = "vm40ic1"
-ip = "10.250.1.151"
-[[dns.host]]
-name = "vm40ic2"
-ip = "10.250.1.152"
+    let mut extra = String::from(
+        r#"
 [[dns.host]]
 name = "mx1"
 ip = "10.250.1.161"
 [[dns.host]]
 name = "mx2"
 ip = "10.250.1.162"
-{big_hosts}
-[[dns.switchover]]
-name = "cic"
-members = ["vm40ic1", "vm40ic2"]
-mode = "equal"
-provision_name = "provision"
-services = [
-  {{ srv = "_sip._udp", port = 8060 }},
-  {{ srv = "_sip._tcp", port = 8060 }},
-  {{ srv = "_sips._tcp", port = 8061 }},
-]
-health = {{ check = "tcp", interval = "1s" }}
 
 [[dns.switchover]]
 name = "mitel"
 members = ["mx1", "mx2"]
 mode = "ordered"
-services = [{{ srv = "_sip._udp.mitel", port = 5060 }}]
-health = {{ check = "sip-options", interval = "1s" }}
-
-[[dns.switchover]]
-name = "big"
-members = [{members}]
-services = [{{ srv = "_sip._udp.big", port = 5060 }}]
-
-[time]
-serve = true
+services = [{ srv = "_sip._udp.mitel", port = 5060 }]
+health = { check = "sip-options", interval = "1s" }
 "#,
-        base = base_config(),
-        members = big_members.join(", ")
-    )
-}
-
-/// A call server stand-in in a namespace: accepts TCP on `port` and answers
-/// SIP OPTIONS over UDP on `sip_port`, until stopped.
-struct CallServer {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl CallServer {
-    fn start(ns: &Netns, ip: Ipv4Addr, tcp_port: u16, sip_port: u16) -> CallServer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let ns_name = ns.name().to_string();
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let f = std::fs::File::open(format!("/var/run/netns/{ns_name}")).unwrap();
-            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let tcp = TcpListener::bind((ip, tcp_port)).unwrap();
-            tcp.set_nonblocking(true).unwrap();
-            let udp = UdpSocket::bind((ip, sip_port)).unwrap();
-            udp.set_read_timeout(Some(Duration::from_millis(20)))
-                .unwrap();
-            ready_tx.send(()).unwrap();
-            let mut buf = [0u8; 2048];
-            while !flag.load(Ordering::Relaxed) {
-                while let Ok((conn, _)) = tcp.accept() {
-                    drop(conn);
-                }
-                if let Ok((n, from)) = udp.recv_from(&mut buf) {
-                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
-                    if req.starts_with("OPTIONS sip:") && req.contains("\r\nCSeq: ") {
-                        let _ = udp.send_to(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", from);
-                    }
-                }
-            }
-        });
-        ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        CallServer {
-            stop,
-            thread: Some(thread),
-        }
+    );
+    let mut big_members = Vec::new();
+    for i in 1..=30 {
+        extra.push_str(&format!(
+            "[[dns.host]]\nname = \"big-call-server-number-{i:02}\"\nip = \"10.250.2.{i}\"\n"
+        ));
+        big_members.push(format!("\"big-call-server-number-{i:02}\""));
     }
-}
-
-impl Drop for CallServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    extra.push_str(&format!(
+        "[[dns.switchover]]\nname = \"big\"\nmembers = [{}]\nservices = [{{ srv = \"_sip._udp.big\", port = 5060 }}]\n",
+        big_members.join(", ")
+    ));
+    format!("{}{LAB_DNS}{extra}", base_config())
 }
 
 fn dig(lab: &Lab, args: &[&str]) -> String {
@@ -169,10 +88,14 @@ fn dns_answers_switchover_pairs_and_lease_names() {
     lab.srv
         .ip(&["route", "add", "10.250.1.0/24", "dev", "voice0"])
         .unwrap();
-    let ic1 = CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 151), 8060, 18060);
-    let _ic2 = CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 152), 8060, 18060);
-    let mx1 = CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 161), 15060, 5060);
-    let _mx2 = CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 162), 15060, 5060);
+    let ic1 =
+        CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 151), 8060, Some(18060)).unwrap();
+    let _ic2 =
+        CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 152), 8060, Some(18060)).unwrap();
+    let mx1 =
+        CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 161), 15060, Some(5060)).unwrap();
+    let _mx2 =
+        CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 162), 15060, Some(5060)).unwrap();
     lab.write_config(&dns_config());
     lab.start();
 
@@ -283,7 +206,8 @@ fn dns_answers_switchover_pairs_and_lease_names() {
         srv,
         vec!["0 0 8060 vm40ic2.lab.voip.", "10 0 8060 vm40ic1.lab.voip."]
     );
-    let _ic1 = CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 151), 8060, 18060);
+    let _ic1 =
+        CallServer::start(&lab.cli, Ipv4Addr::new(10, 250, 1, 151), 8060, Some(18060)).unwrap();
     wait_for("vm40ic1 back", || {
         short(&lab, &["provision.lab.voip"]).len() == 2
     });
@@ -335,19 +259,15 @@ fn sntp_client_gets_the_time() {
 }
 
 /// An upstream resolver stand-in: answers every A question with 192.0.2.7.
-fn upstream(ns: &Netns, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn upstream(ns: &Netns, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<anyhow::Result<()>> {
     use hickory_server::proto::op::{Message, MessageType};
     use hickory_server::proto::rr::rdata::A;
     use hickory_server::proto::rr::{RData, Record};
-    let ns_name = ns.name().to_string();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let t = std::thread::spawn(move || {
-        let f = std::fs::File::open(format!("/var/run/netns/{ns_name}")).unwrap();
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let sock = UdpSocket::bind(("10.250.0.9", 5353)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        ready_tx.send(()).unwrap();
+    let t = ns.spawn_thread(move || {
+        let sock = UdpSocket::bind(("10.250.0.9", 5353))?;
+        sock.set_read_timeout(Some(Duration::from_millis(20)))?;
+        ready_tx.send(())?;
         let mut buf = [0u8; 1500];
         while !stop.load(Ordering::Relaxed) {
             let Ok((n, from)) = sock.recv_from(&mut buf) else {
@@ -367,8 +287,9 @@ fn upstream(ns: &Netns, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
                     RData::A(A(Ipv4Addr::new(192, 0, 2, 7))),
                 ));
             }
-            let _ = sock.send_to(&r.to_vec().unwrap(), from);
+            let _ = sock.send_to(&r.to_vec()?, from);
         }
+        Ok(())
     });
     ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     t
@@ -381,7 +302,8 @@ fn forwards_outside_names_and_survives_malformed_queries() {
     lab.cli.addr(&voice, "10.250.0.9/24").unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let up = upstream(&lab.cli, Arc::clone(&stop));
-    let cfg = dns_config().replace("upstream = []", "upstream = [\"10.250.0.9:5353\"]");
+    let cfg = dns_config().replace("[dns]\n", "[dns]\nupstream = [\"10.250.0.9:5353\"]\n");
+    assert!(cfg.contains("upstream = [\"10.250.0.9:5353\"]"));
     lab.write_config(&cfg);
     lab.start();
 
@@ -397,31 +319,28 @@ fn forwards_outside_names_and_survives_malformed_queries() {
     assert_eq!(tcp.trim(), "192.0.2.7");
 
     // Malformed datagrams: a readable header gets FORMERR, scraps nothing.
-    let ns_name = lab.cli.name().to_string();
-    let replies = std::thread::spawn(move || {
-        let f = std::fs::File::open(format!("/var/run/netns/{ns_name}")).unwrap();
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let s = UdpSocket::bind(("10.250.0.9", 0)).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        let mut got = Vec::new();
-        for pkt in [
-            vec![1u8, 2, 3],
-            // ID 0x1234, one question, then the name runs off the end.
-            vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 9, b'a'],
-            // A label pointing into itself.
-            vec![
-                0x12, 0x35, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1,
-            ],
-        ] {
-            s.send_to(&pkt, ("10.250.0.1", 53)).unwrap();
-            let mut buf = [0u8; 512];
-            got.push(s.recv(&mut buf).ok().map(|n| buf[..n].to_vec()));
-        }
-        got
-    })
-    .join()
-    .unwrap();
+    let replies = lab
+        .cli
+        .run_in(|| {
+            let s = UdpSocket::bind(("10.250.0.9", 0))?;
+            s.set_read_timeout(Some(Duration::from_millis(500)))?;
+            let mut got = Vec::new();
+            for pkt in [
+                vec![1u8, 2, 3],
+                // ID 0x1234, one question, then the name runs off the end.
+                vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 9, b'a'],
+                // A label pointing into itself.
+                vec![
+                    0x12, 0x35, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1,
+                ],
+            ] {
+                s.send_to(&pkt, ("10.250.0.1", 53))?;
+                let mut buf = [0u8; 512];
+                got.push(s.recv(&mut buf).ok().map(|n| buf[..n].to_vec()));
+            }
+            Ok(got)
+        })
+        .unwrap();
     assert!(replies[0].is_none(), "three bytes get no answer");
     let formerr = replies[1].as_ref().expect("FORMERR for a broken question");
     assert_eq!(&formerr[..2], &[0x12, 0x34]);
@@ -433,7 +352,7 @@ fn forwards_outside_names_and_survives_malformed_queries() {
 
     // Upstream gone: SERVFAIL, not silence.
     stop.store(true, Ordering::Relaxed);
-    up.join().unwrap();
+    up.join().unwrap().unwrap();
     let dead = dig(&lab, &["+time=4", "lost.example.net"]);
     assert!(dead.contains("status: SERVFAIL"), "{dead}");
     lab.stop();

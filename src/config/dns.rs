@@ -39,6 +39,16 @@ pub enum SwitchoverMode {
     Ordered,
 }
 
+impl SwitchoverMode {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SwitchoverMode::Equal => "equal",
+            SwitchoverMode::Ordered => "ordered",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Switchover {
     pub name: String,
@@ -64,6 +74,16 @@ pub enum HealthCheck {
     SipOptions,
     /// A TCP connection that is accepted.
     Tcp,
+}
+
+impl HealthCheck {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthCheck::SipOptions => "sip-options",
+            HealthCheck::Tcp => "tcp",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

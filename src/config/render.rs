@@ -100,11 +100,7 @@ pub fn normalized(c: &Config) -> String {
             let _ = writeln!(o, "name = {}", quote(&s.name));
             let m: Vec<String> = s.members.iter().map(|m| quote(m)).collect();
             let _ = writeln!(o, "members = [{}]", m.join(", "));
-            let mode = match s.mode {
-                super::SwitchoverMode::Equal => "equal",
-                super::SwitchoverMode::Ordered => "ordered",
-            };
-            let _ = writeln!(o, "mode = {}", quote(mode));
+            let _ = writeln!(o, "mode = {}", quote(s.mode.as_str()));
             if let Some(p) = &s.provision_name {
                 let _ = writeln!(o, "provision_name = {}", quote(p));
             }
@@ -115,14 +111,10 @@ pub fn normalized(c: &Config) -> String {
                 .collect();
             let _ = writeln!(o, "services = [{}]", svc.join(", "));
             if let Some(h) = &s.health {
-                let check = match h.check {
-                    super::HealthCheck::SipOptions => "sip-options",
-                    super::HealthCheck::Tcp => "tcp",
-                };
                 let _ = writeln!(
                     o,
                     "health = {{ check = {}, interval = {}, timeout = {} }}   # checks port {}",
-                    quote(check),
+                    quote(h.check.as_str()),
                     h.interval,
                     h.timeout,
                     h.port

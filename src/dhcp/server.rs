@@ -3,13 +3,12 @@
 //! on), the exchange logic behind a lock, and the lease writer in front of
 //! every ACK.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
 use super::engine::{Destination, Engine, Exchange, Ingress, Level, Outcome};
@@ -18,7 +17,7 @@ use super::ratelimit::{RateLimiter, Verdict};
 use crate::config::Config;
 use crate::leases::store::{Store, Writer};
 use crate::leases::{Lease, LeaseTable};
-use crate::net::ifaces;
+use crate::net::{ifaces, sockets};
 use crate::sys::arp;
 
 pub const SERVER_PORT: u16 = 67;
@@ -91,25 +90,14 @@ pub async fn run(config: Arc<Config>, hook: Option<LeaseHook>) -> anyhow::Result
     }
 }
 
-fn bind(interface: &str) -> anyhow::Result<UdpSocket> {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
-    s.set_broadcast(true)?;
-    s.bind_device(Some(interface.as_bytes()))?;
-    s.set_nonblocking(true)?;
-    // A burst of phones booting together (or one flooding) must not overflow
-    // the kernel's queue before the rate limiter sees it. As root the larger
-    // buffer is forced past net.core.rmem_max; otherwise the kernel caps it.
-    if nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &(4 << 20)).is_err()
-    {
-        let _ = s.set_recv_buffer_size(4 << 20);
-    }
-    if nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::SndBufForce, &(4 << 20)).is_err()
-    {
-        let _ = s.set_send_buffer_size(4 << 20);
-    }
-    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, SERVER_PORT)).into())?;
-    Ok(UdpSocket::from_std(s.into())?)
+fn bind(interface: &str) -> std::io::Result<UdpSocket> {
+    sockets::udp(interface, SERVER_PORT, |s| {
+        s.set_broadcast(true)?;
+        // Forced as root, so the rate limiter sees a flooding phone before
+        // the kernel queue overflows; the lease writer sends bursts of ACKs.
+        sockets::large_buffers(s, 4 << 20, true);
+        Ok(())
+    })
 }
 
 async fn housekeeping(shared: Arc<Shared>) -> anyhow::Result<()> {
@@ -134,11 +122,11 @@ async fn serve_interface(
             .into(),
     );
     let mut buf = vec![0u8; 4096];
+    let mut addrs = ifaces::Addrs::new(&name);
     let mut ingress = Ingress {
         interface: name.clone(),
-        addrs: ifaces::ipv4_addrs(&name)?,
+        addrs: addrs.current().to_vec(),
     };
-    let mut addrs_read = Instant::now();
     loop {
         let (len, from) = match socket.recv_from(&mut buf).await {
             Ok(x) => x,
@@ -169,13 +157,10 @@ async fn serve_interface(
             }
             continue;
         }
-        // Interface addresses can change under a running server; re-read them
-        // now and then rather than per packet.
-        if addrs_read.elapsed() > Duration::from_secs(5) || ingress.addrs.is_empty() {
-            if let Ok(a) = ifaces::ipv4_addrs(&name) {
-                ingress.addrs = a;
-            }
-            addrs_read = Instant::now();
+        // Interface addresses can change under a running server.
+        let current = addrs.current();
+        if current != ingress.addrs.as_slice() {
+            ingress.addrs = current.to_vec();
         }
         let outcome = match shared.engine.lock() {
             Ok(mut e) => e.handle(&req, &ingress, crate::now()),

@@ -2,6 +2,7 @@
 //! the health checks of call-server switchover pairs.
 
 pub mod health;
+pub mod reply;
 pub mod server;
 pub mod udp;
 pub mod zone;

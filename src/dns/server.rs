@@ -3,85 +3,29 @@
 //! asker reaches): hickory-server for TCP, `udp.rs` for UDP, both answering
 //! from the `Zone`.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{Edns, Message, Metadata, OpCode, ResponseCode};
-use hickory_server::proto::rr::{DNSClass, Record};
+use hickory_server::proto::op::{Message, Metadata, ResponseCode};
+use hickory_server::proto::rr::Record;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use socket2::{Domain, Protocol, Socket, Type};
 
-use super::zone::{Rcode, Zone};
-use crate::net::ifaces;
-use crate::units::Ipv4Net;
-
-use super::udp::EDNS_PAYLOAD;
+use super::reply::{Decision, decide, forward, reply_edns};
+use super::zone::Zone;
+use crate::net::{ifaces, sockets};
 
 pub type SharedZone = Arc<RwLock<Zone>>;
 
 struct Handler {
     zone: SharedZone,
     interface: String,
-    addrs: Mutex<(Instant, Vec<Ipv4Net>)>,
+    addrs: Mutex<ifaces::Addrs>,
     upstream: Vec<SocketAddr>,
-}
-
-impl Handler {
-    /// The appliance's address on this interface as seen from `client`: the
-    /// one whose subnet holds the client, else the first.
-    fn appliance_addr(&self, client: SocketAddr) -> Option<Ipv4Addr> {
-        let mut cache = self.addrs.lock().ok()?;
-        if cache.0.elapsed() > Duration::from_secs(5) || cache.1.is_empty() {
-            if let Ok(a) = ifaces::ipv4_addrs(&self.interface) {
-                cache.1 = a;
-            }
-            cache.0 = Instant::now();
-        }
-        let client = match client.ip() {
-            std::net::IpAddr::V4(v4) => Some(v4),
-            std::net::IpAddr::V6(_) => None,
-        };
-        cache
-            .1
-            .iter()
-            .find(|n| client.is_some_and(|c| n.contains(c)))
-            .or(cache.1.first())
-            .map(|n| n.addr)
-    }
-
-    /// Forwards the raw question to the upstream servers in turn.
-    async fn forward(&self, raw: &[u8]) -> Option<Message> {
-        for up in &self.upstream {
-            let bind: SocketAddr = if up.is_ipv4() {
-                (Ipv4Addr::UNSPECIFIED, 0).into()
-            } else {
-                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-            };
-            let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else {
-                continue;
-            };
-            if sock.send_to(raw, up).await.is_err() {
-                continue;
-            }
-            let mut buf = vec![0u8; 4096];
-            match tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf)).await {
-                Ok(Ok((n, from))) if from == *up => {
-                    if let Ok(m) = Message::from_vec(&buf[..n]) {
-                        return Some(m);
-                    }
-                }
-                _ => {
-                    tracing::debug!(target: "dialtone::dns", upstream = %up, "upstream did not answer");
-                }
-            }
-        }
-        None
-    }
 }
 
 #[async_trait::async_trait]
@@ -91,90 +35,81 @@ impl RequestHandler for Handler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
-        let mut edns_out = None;
-        if let Some(e) = &request.edns {
-            let mut out = Edns::new();
-            out.set_max_payload(e.max_payload().clamp(512, EDNS_PAYLOAD));
-            edns_out = Some(out);
-        }
+        let edns_out = request.edns.as_ref().map(reply_edns);
         let mut builder = MessageResponseBuilder::from_message_request(request);
         if let Some(e) = &edns_out {
             builder.edns(e);
         }
-        let mut meta = Metadata::response_from_request(&request.metadata);
-        meta.recursion_available = !self.upstream.is_empty();
-        let fail = |code: ResponseCode| {
-            let mut m = meta;
-            m.response_code = code;
+        let appliance = self
+            .addrs
+            .lock()
+            .ok()
+            .and_then(|mut a| a.facing(request.src().ip()));
+        let queries = request.queries.queries();
+        let first = queries.first().map(|q| q.original());
+        let decision = self.zone.read().ok().map(|z| {
+            decide(
+                &z,
+                &request.metadata,
+                queries.len(),
+                first,
+                appliance,
+                crate::now(),
+                !self.upstream.is_empty(),
+            )
+        });
+        let servfail = || {
+            let mut m = Metadata::response_from_request(&request.metadata);
+            m.response_code = ResponseCode::ServFail;
             m
         };
-
-        if request.metadata.op_code != OpCode::Query {
-            let r = builder.build_no_records(fail(ResponseCode::NotImp));
-            return send(&mut response_handle, r).await;
-        }
-        let queries = request.queries.queries();
-        if queries.len() != 1 {
-            let r = builder.build_no_records(fail(ResponseCode::FormErr));
-            return send(&mut response_handle, r).await;
-        }
-        let q = &queries[0];
-        let qname = q.original().name().clone();
-        let qtype = q.query_type();
-        if !matches!(q.query_class(), DNSClass::IN | DNSClass::ANY) {
-            let r = builder.build_no_records(fail(ResponseCode::Refused));
-            return send(&mut response_handle, r).await;
-        }
-        let appliance = self.appliance_addr(request.src());
-        let answer = self
-            .zone
-            .read()
-            .ok()
-            .map(|z| z.answer(&qname, qtype, appliance, crate::now()));
-        let Some(answer) = answer else {
-            let r = builder.build_no_records(fail(ResponseCode::ServFail));
-            return send(&mut response_handle, r).await;
-        };
-        tracing::debug!(target: "dialtone::dns", client = %request.src(), interface = %self.interface,
-            name = %qname, qtype = %qtype, rcode = ?answer.rcode, answers = answer.answers.len(), "dns query");
-
-        if answer.rcode == Rcode::Refused && !self.upstream.is_empty() {
-            return match self.forward(request.as_slice()).await {
-                Some(m) => {
-                    let mut md = meta;
-                    md.response_code = m.metadata.response_code;
-                    md.recursion_available = true;
-                    let r = builder.build(
-                        md,
-                        m.answers.iter(),
-                        m.authorities.iter(),
-                        std::iter::empty::<&Record>(),
-                        m.additionals.iter(),
-                    );
-                    send(&mut response_handle, r).await
+        match decision {
+            None => {
+                let r = builder.build_no_records(servfail());
+                send(&mut response_handle, r).await
+            }
+            Some(Decision::Forward) => {
+                let answer = forward(request.as_slice(), &self.upstream)
+                    .await
+                    .and_then(|b| Message::from_vec(&b).ok());
+                match answer {
+                    Some(m) => {
+                        let mut md = Metadata::response_from_request(&request.metadata);
+                        md.response_code = m.metadata.response_code;
+                        md.recursion_available = true;
+                        let r = builder.build(
+                            md,
+                            m.answers.iter(),
+                            m.authorities.iter(),
+                            std::iter::empty::<&Record>(),
+                            m.additionals.iter(),
+                        );
+                        send(&mut response_handle, r).await
+                    }
+                    None => {
+                        tracing::info!(target: "dialtone::dns", client = %request.src(), "no upstream server answered");
+                        let r = builder.build_no_records(servfail());
+                        send(&mut response_handle, r).await
+                    }
                 }
-                None => {
-                    tracing::info!(target: "dialtone::dns", name = %qname, "no upstream server answered");
-                    let r = builder.build_no_records(fail(ResponseCode::ServFail));
-                    send(&mut response_handle, r).await
-                }
-            };
+            }
+            Some(Decision::Respond(meta, None)) => {
+                let r = builder.build_no_records(meta);
+                send(&mut response_handle, r).await
+            }
+            Some(Decision::Respond(meta, Some(answer))) => {
+                tracing::debug!(target: "dialtone::dns", client = %request.src(), interface = %self.interface,
+                    name = ?first.map(|q| q.name()), rcode = ?answer.rcode, answers = answer.answers.len(), "dns query over tcp");
+                let r = builder.build(
+                    meta,
+                    answer.answers.iter(),
+                    answer.authority.iter(),
+                    std::iter::empty::<&Record>(),
+                    answer.additionals.iter(),
+                );
+                send(&mut response_handle, r).await
+            }
         }
-        let mut md = meta;
-        md.authoritative = answer.authoritative;
-        md.response_code = match answer.rcode {
-            Rcode::NoError => ResponseCode::NoError,
-            Rcode::NxDomain => ResponseCode::NXDomain,
-            Rcode::Refused => ResponseCode::Refused,
-        };
-        let r = builder.build(
-            md,
-            answer.answers.iter(),
-            answer.authority.iter(),
-            std::iter::empty::<&Record>(),
-            answer.additionals.iter(),
-        );
-        send(&mut response_handle, r).await
     }
 }
 
@@ -205,26 +140,6 @@ async fn send<'a, R: ResponseHandler>(
     }
 }
 
-fn udp_socket(interface: &str, port: u16) -> anyhow::Result<tokio::net::UdpSocket> {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
-    s.bind_device(Some(interface.as_bytes()))?;
-    s.set_nonblocking(true)?;
-    let _ = s.set_recv_buffer_size(4 << 20);
-    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
-    Ok(tokio::net::UdpSocket::from_std(s.into())?)
-}
-
-fn tcp_listener(interface: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
-    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    s.bind_device(Some(interface.as_bytes()))?;
-    s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
-    s.listen(128)?;
-    Ok(tokio::net::TcpListener::from_std(s.into())?)
-}
-
 /// Serves DNS on every configured interface until the future is dropped.
 pub async fn run(
     interfaces: Vec<String>,
@@ -241,17 +156,17 @@ pub async fn run(
             let handler = Handler {
                 zone: Arc::clone(&zone),
                 interface: name.clone(),
-                addrs: Mutex::new((
-                    Instant::now(),
-                    ifaces::ipv4_addrs(&name).unwrap_or_default(),
-                )),
+                addrs: Mutex::new(ifaces::Addrs::new(&name)),
                 upstream: upstream.clone(),
             };
             let mut server = Server::new(handler);
-            let udp = udp_socket(&name, port)
-                .with_context(|| format!("cannot listen for DNS on {name} UDP port {port}"))?;
+            let udp = sockets::udp(&name, port, |s| {
+                sockets::large_buffers(s, 4 << 20, false);
+                Ok(())
+            })
+            .with_context(|| format!("cannot listen for DNS on {name} UDP port {port}"))?;
             server.register_listener(
-                tcp_listener(&name, port)
+                sockets::tcp_listener(&name, port)
                     .with_context(|| format!("cannot listen for DNS on {name} TCP port {port}"))?,
                 Duration::from_secs(5),
                 64 << 10,

@@ -16,17 +16,14 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hickory_server::proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_server::proto::rr::DNSClass;
+use hickory_server::proto::op::{Edns, Message, MessageType, ResponseCode};
 use hickory_server::proto::serialize::binary::{BinEncodable, BinEncoder};
 
+use super::reply::{Decision, EDNS_PAYLOAD, decide, forward, reply_edns};
 use super::server::SharedZone;
-use super::zone::{Rcode, Zone};
+use super::zone::Zone;
 use crate::net::ifaces;
-use crate::units::Ipv4Net;
 
-/// The largest UDP answer sent to an EDNS client (DNS flag day 2020).
-pub const EDNS_PAYLOAD: u16 = 1232;
 const CACHE_MAX: usize = 8192;
 const CACHE_AGE: Duration = Duration::from_secs(1);
 
@@ -163,44 +160,29 @@ pub fn respond(
     if req.metadata.message_type != MessageType::Query {
         return (Outcome::Drop("a response, not a query"), false);
     }
-    let mut meta = Metadata::response_from_request(&req.metadata);
-    meta.recursion_available = forwarding;
-    let mut out = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
-    out.queries = req.queries.clone();
-    let limit = match &req.edns {
-        Some(e) => {
-            let mut edns = Edns::new();
-            edns.set_max_payload(e.max_payload().clamp(512, EDNS_PAYLOAD));
-            out.edns = Some(edns);
-            e.max_payload().clamp(512, EDNS_PAYLOAD)
-        }
-        None => 512,
+    let (meta, answer) = match decide(
+        zone,
+        &req.metadata,
+        req.queries.len(),
+        req.queries.first(),
+        appliance,
+        now,
+        forwarding,
+    ) {
+        Decision::Forward => return (Outcome::Forward, false),
+        Decision::Respond(meta, answer) => (meta, answer),
     };
-    let mut cacheable = false;
-    if req.metadata.op_code != OpCode::Query {
-        meta.response_code = ResponseCode::NotImp;
-    } else if req.queries.len() != 1 {
-        meta.response_code = ResponseCode::FormErr;
-    } else if !matches!(req.queries[0].query_class(), DNSClass::IN | DNSClass::ANY) {
-        meta.response_code = ResponseCode::Refused;
-    } else {
-        let q = &req.queries[0];
-        let a = zone.answer(q.name(), q.query_type(), appliance, now);
-        if a.rcode == Rcode::Refused && forwarding {
-            return (Outcome::Forward, false);
-        }
-        meta.authoritative = a.authoritative;
-        meta.response_code = match a.rcode {
-            Rcode::NoError => ResponseCode::NoError,
-            Rcode::NxDomain => ResponseCode::NXDomain,
-            Rcode::Refused => ResponseCode::Refused,
-        };
+    let mut out = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
+    out.metadata = meta;
+    out.queries = req.queries;
+    out.edns = req.edns.as_ref().map(reply_edns);
+    let limit = out.edns.as_ref().map_or(512, Edns::max_payload);
+    let cacheable = answer.is_some();
+    if let Some(a) = answer {
         out.answers = a.answers;
         out.authorities = a.authority;
         out.additionals = a.additionals;
-        cacheable = true;
     }
-    out.metadata = meta;
     let mut bytes = Vec::with_capacity(512);
     let mut enc = BinEncoder::new(&mut bytes);
     enc.set_max_size(limit);
@@ -264,34 +246,6 @@ impl Cache {
     }
 }
 
-/// Forwards a query to the upstream servers in turn and returns the first answer.
-pub async fn forward(query: &[u8], upstream: &[SocketAddr]) -> Option<Vec<u8>> {
-    for up in upstream {
-        let bind: SocketAddr = if up.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else {
-            continue;
-        };
-        if sock.send_to(query, up).await.is_err() {
-            continue;
-        }
-        let mut buf = vec![0u8; 4096];
-        match tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf)).await {
-            Ok(Ok((n, from))) if from == *up && n >= 12 && buf[..2] == query[..2] => {
-                buf.truncate(n);
-                return Some(buf);
-            }
-            _ => {
-                tracing::debug!(target: "dialtone::dns", upstream = %up, "upstream did not answer")
-            }
-        }
-    }
-    None
-}
-
 /// Answers DNS over UDP on one interface until dropped.
 pub async fn serve(
     socket: tokio::net::UdpSocket,
@@ -302,8 +256,7 @@ pub async fn serve(
     let socket = std::sync::Arc::new(socket);
     let mut cache = Cache::default();
     let mut buf = vec![0u8; 4096];
-    let mut addrs: Vec<Ipv4Net> = ifaces::ipv4_addrs(&interface).unwrap_or_default();
-    let mut addrs_read = Instant::now();
+    let mut addrs = ifaces::Addrs::new(&interface);
     let forwarding = !upstream.is_empty();
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
@@ -314,21 +267,7 @@ pub async fn serve(
                 continue;
             }
         };
-        if addrs_read.elapsed() > Duration::from_secs(5) || addrs.is_empty() {
-            if let Ok(a) = ifaces::ipv4_addrs(&interface) {
-                addrs = a;
-            }
-            addrs_read = Instant::now();
-        }
-        let client = match from.ip() {
-            std::net::IpAddr::V4(v4) => Some(v4),
-            std::net::IpAddr::V6(_) => None,
-        };
-        let appliance = addrs
-            .iter()
-            .find(|a| client.is_some_and(|c| a.contains(c)))
-            .or(addrs.first())
-            .map(|a| a.addr);
+        let appliance = addrs.facing(from.ip());
         let query = &buf[..n];
         let outcome = match zone.read() {
             Ok(z) => cache.handle(&z, query, appliance, crate::now(), forwarding),
@@ -371,7 +310,7 @@ pub async fn serve(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use hickory_server::proto::op::Query;
+    use hickory_server::proto::op::{OpCode, Query};
     use hickory_server::proto::rr::{Name, RecordType};
 
     fn zone() -> Zone {

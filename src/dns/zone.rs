@@ -65,7 +65,6 @@ enum Node {
 
 #[derive(Debug, Clone)]
 struct Pair {
-    name: String,
     /// Member host names (relative) and their addresses.
     members: Vec<(String, Vec<Ipv4Addr>)>,
     mode: SwitchoverMode,
@@ -85,8 +84,11 @@ pub struct Zone {
     lease_a: HashMap<String, (Ipv4Addr, u64)>,
     lease_ptr: HashMap<Ipv4Addr, String>,
     pairs: Vec<Pair>,
-    /// Reverse zones answered authoritatively, as networks on octet boundaries.
-    reverse: Vec<Ipv4Net>,
+    /// `.` + origin, what names in the zone end with.
+    suffix: String,
+    /// Names of the reverse zones answered authoritatively (octet
+    /// boundaries, most specific first), e.g. `0.250.10.in-addr.arpa`.
+    reverse: Vec<String>,
     serial: u32,
     /// Bumped on every change, so cached answers can tell they are stale.
     generation: u64,
@@ -164,7 +166,6 @@ impl Zone {
                 })
                 .collect();
             pairs.push(Pair {
-                name: sw.name.clone(),
                 members,
                 mode: sw.mode,
                 up: vec![true; sw.members.len()],
@@ -200,8 +201,10 @@ impl Zone {
         }
         reverse.sort_by_key(|n| std::cmp::Reverse(n.prefix));
         reverse.dedup();
+        let reverse: Vec<String> = reverse.iter().map(reverse_name).collect();
         Zone {
             origin: dns.zone.clone(),
+            suffix: format!(".{}", dns.zone),
             origin_name: name(&format!("{}.", dns.zone)),
             ttl: dns.ttl,
             self_name: dns.self_name.clone(),
@@ -214,10 +217,6 @@ impl Zone {
             generation: 0,
             serial: u32::try_from(crate::now() % u64::from(u32::MAX)).unwrap_or(1),
         }
-    }
-
-    pub fn origin(&self) -> &str {
-        &self.origin
     }
 
     /// Records a member's health; returns true when it changed.
@@ -239,16 +238,6 @@ impl Zone {
         self.generation
     }
 
-    /// The name of a switchover and its member names, for logs.
-    pub fn pair_names(&self, pair: usize) -> Option<(&str, Vec<&str>)> {
-        self.pairs.get(pair).map(|p| {
-            (
-                p.name.as_str(),
-                p.members.iter().map(|(m, _)| m.as_str()).collect(),
-            )
-        })
-    }
-
     /// Gives a DHCP client's host name an A and a PTR record; `None` removes
     /// the records of `ip`. Names that belong to static records are left
     /// alone, like dnsmasq (configured names win over lease names).
@@ -262,7 +251,7 @@ impl Zone {
         let Some(h) = hostname else { return };
         let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
         let h = h
-            .strip_suffix(&format!(".{}", self.origin))
+            .strip_suffix(self.suffix.as_str())
             .unwrap_or(&h)
             .to_string();
         let valid = !h.is_empty()
@@ -377,7 +366,7 @@ impl Zone {
         }
         let rel: &str = if q == self.origin {
             ""
-        } else if let Some(r) = q.strip_suffix(&format!(".{}", self.origin)) {
+        } else if let Some(r) = q.strip_suffix(self.suffix.as_str()) {
             r
         } else if !q.contains('.') && !q.is_empty() {
             // A bare name (no domain): the appliance's names, hosts and
@@ -480,13 +469,14 @@ impl Zone {
     }
 
     fn answer_reverse(&self, qname: &Name, q: &str, qtype: RecordType, now: u64) -> Answer {
-        let Some(zone) = self.reverse.iter().find(|z| {
-            let zn = reverse_name(z);
-            q == zn || q.ends_with(&format!(".{zn}"))
+        let Some(zone) = self.reverse.iter().find(|zn| {
+            q == zn.as_str()
+                || q.strip_suffix(zn.as_str())
+                    .is_some_and(|p| p.ends_with('.'))
         }) else {
             return Answer::refused();
         };
-        let apex = name(&format!("{}.", reverse_name(zone)));
+        let apex = name(&format!("{zone}."));
         let mut out = Answer {
             rcode: Rcode::NoError,
             authoritative: true,
@@ -504,7 +494,7 @@ impl Zone {
                 })
                 .map(|n| self.fqdn(n))
         });
-        let is_apex = q == reverse_name(zone);
+        let is_apex = q == zone.as_str();
         match target {
             Some(t) => {
                 if qtype == RecordType::PTR || qtype == RecordType::ANY {
@@ -524,7 +514,7 @@ impl Zone {
                 // Inside a reverse zone: a name that is a prefix of host
                 // addresses exists (empty); a host address without a record
                 // does not.
-                let exists = parse_arpa(q).is_none() && q.ends_with(&reverse_name(zone));
+                let exists = parse_arpa(q).is_none() && q.ends_with(zone.as_str());
                 if !exists {
                     out.rcode = Rcode::NxDomain;
                 }

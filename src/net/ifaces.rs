@@ -47,3 +47,47 @@ pub async fn wait_until_exists(interface: &str, service: &str) {
     }
     tracing::info!(target: "dialtone", interface, service, "interface appeared");
 }
+
+/// An interface's addresses as a server sees them: read at start and again
+/// at most every 5 s (they can change under a running server), or at once
+/// while there are none.
+#[derive(Debug)]
+pub struct Addrs {
+    interface: String,
+    addrs: Vec<Ipv4Net>,
+    read: std::time::Instant,
+}
+
+impl Addrs {
+    pub fn new(interface: &str) -> Addrs {
+        Addrs {
+            interface: interface.to_string(),
+            addrs: ipv4_addrs(interface).unwrap_or_default(),
+            read: std::time::Instant::now(),
+        }
+    }
+
+    pub fn current(&mut self) -> &[Ipv4Net] {
+        if self.addrs.is_empty() || self.read.elapsed() > std::time::Duration::from_secs(5) {
+            if let Ok(a) = ipv4_addrs(&self.interface) {
+                self.addrs = a;
+            }
+            self.read = std::time::Instant::now();
+        }
+        &self.addrs
+    }
+
+    /// The address `client` reaches: the one whose subnet holds it, else the first.
+    pub fn facing(&mut self, client: std::net::IpAddr) -> Option<std::net::Ipv4Addr> {
+        let client = match client {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => None,
+        };
+        let addrs = self.current();
+        addrs
+            .iter()
+            .find(|n| client.is_some_and(|c| n.contains(c)))
+            .or(addrs.first())
+            .map(|n| n.addr)
+    }
+}

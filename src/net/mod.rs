@@ -1,3 +1,5 @@
-//! Operating-system networking helpers: interface addresses.
+//! Operating-system networking helpers: interface addresses and sockets
+//! bound to an interface.
 
 pub mod ifaces;
+pub mod sockets;

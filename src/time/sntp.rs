@@ -1,11 +1,9 @@
 //! SNTP server (RFC 4330): the reply to one client packet decided without I/O,
 //! and the sockets around it.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use socket2::{Domain, Protocol, Socket, Type};
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -95,15 +93,6 @@ pub fn reply(
     Ok(out)
 }
 
-fn socket(interface: &str, port: u16) -> anyhow::Result<tokio::net::UdpSocket> {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
-    s.bind_device(Some(interface.as_bytes()))?;
-    s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
-    Ok(tokio::net::UdpSocket::from_std(s.into())?)
-}
-
 /// Serves SNTP on every interface until dropped.
 pub async fn run(interfaces: Vec<String>, port: u16, stratum: u8) -> anyhow::Result<()> {
     if !crate::sys::clock::synchronised() {
@@ -113,7 +102,7 @@ pub async fn run(interfaces: Vec<String>, port: u16, stratum: u8) -> anyhow::Res
     for name in interfaces {
         tasks.spawn(async move {
             crate::net::ifaces::wait_until_exists(&name, "SNTP").await;
-            let sock = socket(&name, port)
+            let sock = crate::net::sockets::udp(&name, port, |_| Ok(()))
                 .with_context(|| format!("cannot listen for SNTP on {name} UDP port {port}"))?;
             tracing::info!(target: "dialtone::time", interface = %name, port, stratum, "serving SNTP");
             let mut buf = [0u8; 512];

@@ -286,20 +286,15 @@ impl Probe {
         let (tx, out_rx) = std::sync::mpsc::channel::<(Vec<u8>, SocketAddr)>();
         let (in_tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
-        let ns_name = ns.name().to_string();
         let interface = interface.to_string();
-        std::thread::spawn(move || {
-            let f = std::fs::File::open(format!("/var/run/netns/{ns_name}")).unwrap();
-            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-            s.set_reuse_address(true).unwrap();
-            s.set_broadcast(true).unwrap();
-            s.bind_device(Some(interface.as_bytes())).unwrap();
-            s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 68)).into())
-                .unwrap();
+        ns.spawn_thread(move || {
+            let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+            s.set_reuse_address(true)?;
+            s.set_broadcast(true)?;
+            s.bind_device(Some(interface.as_bytes()))?;
+            s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 68)).into())?;
             let sock: UdpSocket = s.into();
-            sock.set_read_timeout(Some(Duration::from_millis(5)))
-                .unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(5)))?;
             let _ = ready_tx.send(());
             let mut buf = [0u8; 2048];
             loop {
@@ -309,13 +304,13 @@ impl Probe {
                             let _ = sock.send_to(&bytes, to);
                         }
                         Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                        Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => return Ok(()),
                     }
                 }
                 if let Ok((n, _)) = sock.recv_from(&mut buf)
                     && in_tx.send(buf[..n].to_vec()).is_err()
                 {
-                    return;
+                    return Ok(());
                 }
             }
         });

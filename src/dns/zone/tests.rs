@@ -5,48 +5,16 @@ use hickory_server::proto::rr::{Name, RData, RecordType};
 use super::*;
 use crate::config::Config;
 
-/// The issue's example: the CIC pair of seed 001 (L557-736).
-const EXAMPLE: &str = r#"
-[dns]
-zone = "lab.voip"
-ttl = "60s"
-upstream = []
-leases = true
-
-[[dns.host]]
-name = "vm40ic1"
-ip = "10.250.1.151"
-[[dns.host]]
-name = "vm40ic2"
-ip = "10.250.1.152"
-
-[[dns.switchover]]
-name = "cic"
-members = ["vm40ic1", "vm40ic2"]
-mode = "equal"
-provision_name = "provision"
-services = [
-  { srv = "_sip._udp", port = 8060 },
-  { srv = "_sip._tcp", port = 8060 },
-  { srv = "_sips._tcp", port = 8061 },
-]
-health = { check = "sip-options", interval = "5s" }
-
-[time]
-serve = true
-"#;
+/// The example configuration: the issue's CIC pair of seed 001 (L557-736).
+const EXAMPLE: &str = include_str!("../../../config/dialtone.toml");
 
 const ME: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
 const NOW: u64 = 1_800_000_000;
 
 fn zone(text: &str) -> Zone {
     let c = Config::parse("t.toml", text).unwrap();
-    let dns = c.dns.clone().unwrap();
-    let subnets = vec![Ipv4Net {
-        addr: Ipv4Addr::new(10, 250, 0, 0),
-        prefix: 24,
-    }];
-    Zone::new(&dns, &subnets, c.time.serve)
+    let subnets: Vec<Ipv4Net> = c.dhcp.subnets.iter().map(|s| s.net).collect();
+    Zone::new(c.dns.as_ref().unwrap(), &subnets, c.time.serve)
 }
 
 fn ask(z: &Zone, name: &str, t: RecordType) -> Answer {
