@@ -254,3 +254,58 @@ fn interface_created_after_start_is_served() {
     assert!(ip.octets()[..3] == [10, 251, 0], "{ip}");
     lab.stop();
 }
+
+/// An interface deleted and re-created under a running server (a USB adapter
+/// replugged, a VLAN sub-interface recreated) is served again: DHCP, DNS and
+/// SNTP drop their sockets tied to the old device and bind anew.
+#[test]
+fn interface_recreated_under_the_server_is_served_again() {
+    let mut lab = Lab::new("replug");
+    lab.write_config(&format!("{}{}", base_config(), dialtone::demo::LAB_DNS));
+    lab.start();
+    let first = lab.udhcpc(&lab.voice_if.clone(), &[]);
+    assert!(first.contains_key("ip"), "{first:?}");
+    lab.srv.ip(&["link", "del", "voice0"]).unwrap();
+    // Wait until the server has noticed before the interface comes back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !lab.log().contains("interface went away") {
+        assert!(std::time::Instant::now() < deadline, "{}", lab.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    dialtone::lab::veth(&lab.srv, "voice0", &lab.cli, &lab.voice_if).unwrap();
+    lab.srv.addr("voice0", "10.250.0.1/24").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ["serving DHCP", "serving DNS", "serving SNTP"]
+        .iter()
+        .any(|s| lab.log().matches(s).count() < 3)
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", lab.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let env = lab.udhcpc(&lab.voice_if.clone(), &[]);
+    let ip: Ipv4Addr = env
+        .get("ip")
+        .expect("a lease after the interface came back")
+        .parse()
+        .unwrap();
+    assert!(ip.octets()[..3] == [10, 250, 0], "{ip}");
+    // DNS is back on the new device too.
+    lab.cli.addr(&lab.voice_if, "10.250.0.50/24").unwrap();
+    let dig = lab
+        .cli
+        .run(
+            "dig",
+            &[
+                "@10.250.0.1",
+                "+short",
+                "+time=2",
+                "+tries=2",
+                "vm40ic1.lab.voip",
+                "A",
+            ],
+        )
+        .unwrap();
+    let out = String::from_utf8_lossy(&dig.stdout);
+    assert!(out.contains("10.250.1.151"), "dig: {out}");
+    lab.stop();
+}

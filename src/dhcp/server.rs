@@ -71,15 +71,17 @@ pub async fn run(config: Arc<Config>, hook: Option<LeaseHook>) -> anyhow::Result
         let shared = Arc::clone(&shared);
         let name = name.clone();
         tasks.spawn(async move {
-            ifaces::wait_until_exists(&name, "DHCP").await;
-            let socket = bind(&name)
-                .with_context(|| format!("cannot listen for DHCP on {name} port 67"))?;
-            let addrs = ifaces::ipv4_addrs(&name)?;
-            if addrs.is_empty() {
-                tracing::warn!(target: "dialtone::dhcp", interface = %name, "interface has no IPv4 address yet; requests are dropped until it has one");
-            }
-            tracing::info!(target: "dialtone::dhcp", interface = %name, addresses = ?addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "serving DHCP");
-            serve_interface(shared, name, socket).await
+            ifaces::follow(&name, "DHCP", || async {
+                let socket = bind(&name)
+                    .with_context(|| format!("cannot listen for DHCP on {name} port 67"))?;
+                let addrs = ifaces::ipv4_addrs(&name)?;
+                if addrs.is_empty() {
+                    tracing::warn!(target: "dialtone::dhcp", interface = %name, "interface has no IPv4 address yet; requests are dropped until it has one");
+                }
+                tracing::info!(target: "dialtone::dhcp", interface = %name, addresses = ?addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "serving DHCP");
+                serve_interface(Arc::clone(&shared), name.clone(), socket).await
+            })
+            .await
         });
     }
     tasks.spawn(housekeeping(Arc::clone(&shared)));

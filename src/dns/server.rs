@@ -152,33 +152,10 @@ pub async fn run(
         let zone = Arc::clone(&zone);
         let upstream = upstream.clone();
         tasks.spawn(async move {
-            ifaces::wait_until_exists(&name, "DNS").await;
-            let handler = Handler {
-                zone: Arc::clone(&zone),
-                interface: name.clone(),
-                addrs: Mutex::new(ifaces::Addrs::new(&name)),
-                upstream: upstream.clone(),
-            };
-            let mut server = Server::new(handler);
-            let udp = sockets::udp(&name, port, |s| {
-                sockets::large_buffers(s, 4 << 20, false);
-                Ok(())
+            ifaces::follow(&name, "DNS", || {
+                serve_interface(&name, port, &zone, &upstream)
             })
-            .with_context(|| format!("cannot listen for DNS on {name} UDP port {port}"))?;
-            server.register_listener(
-                sockets::tcp_listener(&name, port)
-                    .with_context(|| format!("cannot listen for DNS on {name} TCP port {port}"))?,
-                Duration::from_secs(5),
-                64 << 10,
-            );
-            tracing::info!(target: "dialtone::dns", interface = %name, port, "serving DNS");
-            let tcp = async move {
-                server
-                    .block_until_done()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("DNS over TCP stopped: {e}"))
-            };
-            tokio::try_join!(tcp, super::udp::serve(udp, name, zone, upstream)).map(|_| ())
+            .await
         });
     }
     match tasks.join_next().await {
@@ -186,4 +163,42 @@ pub async fn run(
         Some(Err(e)) => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+/// DNS over UDP and TCP on one interface, until dropped.
+async fn serve_interface(
+    name: &str,
+    port: u16,
+    zone: &SharedZone,
+    upstream: &[SocketAddr],
+) -> anyhow::Result<()> {
+    let name = name.to_string();
+    let zone = Arc::clone(zone);
+    let upstream = upstream.to_vec();
+    let handler = Handler {
+        zone: Arc::clone(&zone),
+        interface: name.clone(),
+        addrs: Mutex::new(ifaces::Addrs::new(&name)),
+        upstream: upstream.clone(),
+    };
+    let mut server = Server::new(handler);
+    let udp = sockets::udp(&name, port, |s| {
+        sockets::large_buffers(s, 4 << 20, false);
+        Ok(())
+    })
+    .with_context(|| format!("cannot listen for DNS on {name} UDP port {port}"))?;
+    server.register_listener(
+        sockets::tcp_listener(&name, port)
+            .with_context(|| format!("cannot listen for DNS on {name} TCP port {port}"))?,
+        Duration::from_secs(5),
+        64 << 10,
+    );
+    tracing::info!(target: "dialtone::dns", interface = %name, port, "serving DNS");
+    let tcp = async move {
+        server
+            .block_until_done()
+            .await
+            .map_err(|e| anyhow::anyhow!("DNS over TCP stopped: {e}"))
+    };
+    tokio::try_join!(tcp, super::udp::serve(udp, name, zone, upstream)).map(|_| ())
 }

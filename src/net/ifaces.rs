@@ -48,6 +48,51 @@ pub async fn wait_until_exists(interface: &str, service: &str) {
     tracing::info!(target: "dialtone", interface, service, "interface appeared");
 }
 
+/// The kernel's index of the interface, if it exists. A deleted and
+/// re-created interface gets a new index.
+pub fn index(interface: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(interface).ok()
+}
+
+/// Runs a service on one interface for as long as the process runs, through
+/// the interface's disappearances. `start` binds the service's sockets and
+/// serves; it is started when the interface exists, dropped (closing its
+/// sockets, which stay tied to the old device) when the interface goes away or
+/// is re-created, and started again when it is back, like dnsmasq's
+/// bind-dynamic. An error from `start` ends the service unless the interface
+/// changed under it (it went away while the sockets were being bound).
+pub async fn follow<F, Fut>(interface: &str, service: &str, mut start: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    loop {
+        wait_until_exists(interface, service).await;
+        let Some(idx) = index(interface) else {
+            continue;
+        };
+        let gone = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                if index(interface) != Some(idx) {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            r = start() => match r {
+                Err(e) if index(interface) != Some(idx) => {
+                    tracing::warn!(target: "dialtone", interface, service, error = %e, "interface went away while starting; waiting for it");
+                }
+                r => return r,
+            },
+            () = gone => {
+                tracing::warn!(target: "dialtone", interface, service, "interface went away; the service stops on it and starts again when it is back");
+            }
+        }
+    }
+}
+
 /// An interface's addresses as a server sees them: read at start and again
 /// at most every 5 s (they can change under a running server), or at once
 /// while there are none.

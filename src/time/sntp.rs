@@ -101,39 +101,44 @@ pub async fn run(interfaces: Vec<String>, port: u16, stratum: u8) -> anyhow::Res
     let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
     for name in interfaces {
         tasks.spawn(async move {
-            crate::net::ifaces::wait_until_exists(&name, "SNTP").await;
-            let sock = crate::net::sockets::udp(&name, port, |_| Ok(()))
-                .with_context(|| format!("cannot listen for SNTP on {name} UDP port {port}"))?;
-            tracing::info!(target: "dialtone::time", interface = %name, port, stratum, "serving SNTP");
-            let mut buf = [0u8; 512];
-            loop {
-                let (n, from) = match sock.recv_from(&mut buf).await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(target: "dialtone::time", interface = %name, error = %e, "receive failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let received = SystemTime::now();
-                match reply(&buf[..n], received, SystemTime::now(), stratum) {
-                    Ok(out) => {
-                        if let Err(e) = sock.send_to(&out, from).await {
-                            tracing::debug!(target: "dialtone::time", %from, error = %e, "send failed");
-                        }
-                        tracing::debug!(target: "dialtone::time", client = %from, interface = %name, "sntp answered");
-                    }
-                    Err(why) => {
-                        tracing::debug!(target: "dialtone::time", client = %from, interface = %name, reason = %why, "sntp packet dropped");
-                    }
-                }
-            }
+            crate::net::ifaces::follow(&name, "SNTP", || serve_interface(&name, port, stratum))
+                .await
         });
     }
     match tasks.join_next().await {
         Some(Ok(Err(e))) => Err(e),
         Some(Err(e)) => Err(e.into()),
         _ => Ok(()),
+    }
+}
+
+/// SNTP on one interface, until dropped.
+async fn serve_interface(name: &str, port: u16, stratum: u8) -> anyhow::Result<()> {
+    let sock = crate::net::sockets::udp(&name, port, |_| Ok(()))
+        .with_context(|| format!("cannot listen for SNTP on {name} UDP port {port}"))?;
+    tracing::info!(target: "dialtone::time", interface = %name, port, stratum, "serving SNTP");
+    let mut buf = [0u8; 512];
+    loop {
+        let (n, from) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(target: "dialtone::time", interface = %name, error = %e, "receive failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let received = SystemTime::now();
+        match reply(&buf[..n], received, SystemTime::now(), stratum) {
+            Ok(out) => {
+                if let Err(e) = sock.send_to(&out, from).await {
+                    tracing::debug!(target: "dialtone::time", %from, error = %e, "send failed");
+                }
+                tracing::debug!(target: "dialtone::time", client = %from, interface = %name, "sntp answered");
+            }
+            Err(why) => {
+                tracing::debug!(target: "dialtone::time", client = %from, interface = %name, reason = %why, "sntp packet dropped");
+            }
+        }
     }
 }
 
