@@ -152,13 +152,25 @@ impl Config {
 
     /// Checks configuration text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
-        let cx = Cx { file, text };
+        let mut cx = Cx {
+            file,
+            text,
+            local: HashMap::new(),
+        };
         let de = toml::de::Deserializer::parse(text).map_err(|e| cx.toml_error("", &e))?;
-        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             cx.toml_error(&path, e.inner())
         })?;
-        cx.build(raw)
+        // [dns] first: DHCP options may name its hosts.
+        let dns = match raw.dns.take() {
+            Some(d) => Some(cx.dns(d)?),
+            None => None,
+        };
+        if let Some(d) = &dns {
+            cx.local = local_names(d);
+        }
+        cx.build(raw, dns)
     }
 
     /// The normalized configuration as TOML, as `dialtone check` prints it.
@@ -174,6 +186,40 @@ impl Config {
 struct Cx<'a> {
     file: &'a str,
     text: &'a str,
+    /// Names the `[dns]` section defines (lowercase, relative and with the
+    /// zone): DHCP options that name them get their addresses from the
+    /// configuration, not from the system resolver (which on a bare
+    /// appliance may know nothing, or dialtone itself).
+    local: HashMap<String, Vec<AddrSpec>>,
+}
+
+/// The names `[dns]` gives addresses to, as DHCP options resolve them.
+fn local_names(dns: &Dns) -> HashMap<String, Vec<AddrSpec>> {
+    let mut out: HashMap<String, Vec<AddrSpec>> = HashMap::new();
+    let mut add = |name: &str, addrs: Vec<AddrSpec>| {
+        out.insert(format!("{name}.{}", dns.zone), addrs.clone());
+        out.insert(name.to_string(), addrs);
+    };
+    for h in &dns.hosts {
+        add(&h.name, vec![AddrSpec::Ip(h.ip)]);
+    }
+    for sw in &dns.switchovers {
+        if let Some(p) = &sw.provision_name {
+            let ips = sw
+                .members
+                .iter()
+                .filter_map(|m| dns.hosts.iter().find(|h| &h.name == m))
+                .map(|h| AddrSpec::Ip(h.ip))
+                .collect();
+            add(p, ips);
+        }
+    }
+    add(&dns.self_name, vec![AddrSpec::SelfAddr]);
+    add(
+        crate::dns::zone::PROVISIONING_SERVER,
+        vec![AddrSpec::SelfAddr],
+    );
+    out
 }
 
 impl Cx<'_> {
@@ -217,10 +263,9 @@ impl Cx<'_> {
         self.at(s.span(), key, message)
     }
 
-    fn build(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+    fn build(&self, raw: RawConfig, dns: Option<Dns>) -> Result<Config, ConfigError> {
         let server = self.server(raw.server)?;
         let dhcp = self.dhcp(raw.dhcp)?;
-        let dns = raw.dns.map(|d| self.dns(d)).transpose()?;
         let time = self.time(raw.time)?;
         Ok(Config {
             server,
@@ -592,6 +637,10 @@ impl Cx<'_> {
                 key,
                 format!("`{s}` is not an IPv4 address, host name or \"self\""),
             ));
+        }
+        let lower = s.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(addrs) = self.local.get(&lower) {
+            return Ok(addrs.clone());
         }
         let resolved: Vec<AddrSpec> = (s, 0u16)
             .to_socket_addrs()

@@ -219,3 +219,40 @@ fn dns_errors_name_the_key() {
     let e = err("[dns]\nzone = \"lab.voip\"\nbogus = 1\n");
     assert!(e.message.contains("unknown field"), "{e}");
 }
+
+#[test]
+fn option_host_names_defined_in_dns_come_from_the_config() {
+    // None of these names exists for the system resolver; the [dns] section
+    // gives them addresses, in any case and with or without the zone.
+    let text = format!(
+        "{}\n[[dhcp.host]]\nmac = \"00:90:8f:00:00:01\"\noptions.ntp_servers = [\"VM40IC2.lab.voip.\", \"provision\", \"dialtone\", \"vm40ic1\"]\n",
+        crate::demo::LAB_CONFIG.replace("@STATE@", "/tmp/x")
+    ) + crate::demo::LAB_DNS;
+    let c = Config::parse("t.toml", &text).expect("valid");
+    let host = c.dhcp.hosts.last().expect("the host");
+    let (a, b) = (
+        Ipv4Addr::new(10, 250, 1, 151),
+        Ipv4Addr::new(10, 250, 1, 152),
+    );
+    assert_eq!(
+        host.options[&opt::NTP_SERVERS],
+        OptionValue::Addrs(vec![
+            AddrSpec::Ip(b),
+            AddrSpec::Ip(a),
+            AddrSpec::Ip(b),
+            AddrSpec::SelfAddr,
+            AddrSpec::Ip(a),
+        ])
+    );
+    // Without [dns] the same name goes to the system resolver and fails.
+    let e = err(&text
+        .replace("\n[dns]", "\n[dns_gone]")
+        .split("\n[dns_gone]")
+        .next()
+        .unwrap_or_default()
+        .to_string());
+    assert!(
+        e.to_string().contains("cannot resolve `VM40IC2.lab.voip.`"),
+        "{e}"
+    );
+}
