@@ -114,7 +114,7 @@ pub async fn run(interfaces: Vec<String>, port: u16, stratum: u8) -> anyhow::Res
 
 /// SNTP on one interface, until dropped.
 async fn serve_interface(name: &str, port: u16, stratum: u8) -> anyhow::Result<()> {
-    let sock = crate::net::sockets::udp(&name, port, |_| Ok(()))
+    let sock = crate::net::sockets::udp(name, port, |_| Ok(()))
         .with_context(|| format!("cannot listen for SNTP on {name} UDP port {port}"))?;
     tracing::info!(target: "dialtone::time", interface = %name, port, stratum, "serving SNTP");
     let mut buf = [0u8; 512];
