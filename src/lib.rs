@@ -19,6 +19,7 @@ pub fn now() -> u64 {
 }
 pub mod demo;
 pub mod dns;
+pub mod files;
 pub mod lab;
 pub mod net;
 pub mod serve;

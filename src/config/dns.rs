@@ -130,7 +130,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Cx<'_> {
-    fn port(&self, p: &Spanned<i64>, key: &str) -> Result<u16, ConfigError> {
+    pub(super) fn port(&self, p: &Spanned<i64>, key: &str) -> Result<u16, ConfigError> {
         u16::try_from(*p.get_ref())
             .ok()
             .filter(|n| *n > 0)

@@ -4,10 +4,12 @@
 //! Every error names the file, the line and column, the key and what was expected.
 
 mod dns;
+mod files;
 mod raw;
 mod render;
 
 pub use dns::{Dns, DnsHost, Health, HealthCheck, Service, Switchover, SwitchoverMode, Time};
+pub use files::Files;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
@@ -69,6 +71,8 @@ pub struct Config {
     /// Present when the file has a `[dns]` section.
     pub dns: Option<Dns>,
     pub time: Time,
+    /// Present when the file has a `[files]` section.
+    pub files: Option<Files>,
 }
 
 #[derive(Debug, Clone)]
@@ -267,11 +271,13 @@ impl Cx<'_> {
         let server = self.server(raw.server)?;
         let dhcp = self.dhcp(raw.dhcp)?;
         let time = self.time(raw.time)?;
+        let files = raw.files.map(|f| self.files(f)).transpose()?;
         Ok(Config {
             server,
             dhcp,
             dns,
             time,
+            files,
         })
     }
 

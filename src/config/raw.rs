@@ -15,6 +15,7 @@ pub struct RawConfig {
     pub dhcp: RawDhcp,
     pub dns: Option<Spanned<RawDns>>,
     pub time: Option<Spanned<RawTime>>,
+    pub files: Option<Spanned<RawFiles>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -190,4 +191,18 @@ pub struct RawTime {
     pub serve: Option<bool>,
     pub stratum: Option<Spanned<i64>>,
     pub port: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFiles {
+    pub root: Option<Spanned<String>>,
+    pub tftp: Option<bool>,
+    pub tftp_port: Option<Spanned<i64>>,
+    pub http: Option<Spanned<Vec<Spanned<String>>>>,
+    pub private: Option<Spanned<Vec<Spanned<String>>>>,
+    pub max_transfers: Option<Spanned<i64>>,
+    pub max_window: Option<Spanned<i64>>,
+    pub tftp_timeout: Option<Spanned<RawDuration>>,
+    pub tftp_retries: Option<Spanned<i64>>,
 }

@@ -127,5 +127,22 @@ pub fn normalized(c: &Config) -> String {
     let _ = writeln!(o, "serve = {}", t.serve);
     let _ = writeln!(o, "stratum = {}", t.stratum);
     let _ = writeln!(o, "port = {}", t.port);
+    if let Some(f) = &c.files {
+        let list = |v: Vec<String>| v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(o, "\n[files]");
+        let _ = writeln!(o, "root = {}", quote(&f.root.display().to_string()));
+        let _ = writeln!(o, "tftp = {}", f.tftp);
+        let _ = writeln!(o, "tftp_port = {}", f.tftp_port);
+        let _ = writeln!(
+            o,
+            "http = [{}]",
+            list(f.http.iter().map(|a| a.to_string()).collect())
+        );
+        let _ = writeln!(o, "private = [{}]", list(f.private.clone()));
+        let _ = writeln!(o, "max_transfers = {}", f.max_transfers);
+        let _ = writeln!(o, "max_window = {}", f.max_window);
+        let _ = writeln!(o, "tftp_timeout = {}", f.tftp_timeout.as_secs());
+        let _ = writeln!(o, "tftp_retries = {}", f.tftp_retries);
+    }
     o
 }

@@ -1,0 +1,4 @@
+//! TFTP (RFC 1350, 2347-2349, 7440), read-only.
+
+pub mod packet;
+pub mod window;

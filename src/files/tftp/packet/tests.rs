@@ -1,0 +1,126 @@
+use super::*;
+
+fn limits() -> Limits {
+    Limits {
+        max_window: 64,
+        default_timeout: Duration::from_secs(1),
+    }
+}
+
+fn opts(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn read_request_with_options() {
+    let p = parse(b"\x00\x01450HD.img\x00OCTET\x00BLKSIZE\x001468\x00tsize\x000\x00").unwrap();
+    assert_eq!(
+        p,
+        Packet::Read(Request {
+            filename: "450HD.img".into(),
+            mode: Mode::Octet,
+            options: opts(&[("blksize", "1468"), ("tsize", "0")]),
+        })
+    );
+}
+
+#[test]
+fn malformed_requests_are_errors_not_panics() {
+    assert_eq!(parse(b""), Err(ParseError::Short));
+    assert_eq!(parse(b"\x00"), Err(ParseError::Short));
+    assert_eq!(parse(b"\x00\x01"), Err(ParseError::EmptyName));
+    assert_eq!(parse(b"\x00\x01a\x00"), Err(ParseError::Fields));
+    assert_eq!(parse(b"\x00\x01\x00octet\x00"), Err(ParseError::EmptyName));
+    assert_eq!(
+        parse(b"\x00\x01a\x00mail\x00"),
+        Err(ParseError::BadMode("mail".into()))
+    );
+    assert_eq!(
+        parse(b"\x00\x01a\x00octet\x00blksize\x00"),
+        Err(ParseError::OptionValue("blksize".into()))
+    );
+    assert_eq!(
+        parse(b"\x00\x01\xff\x00octet\x00"),
+        Err(ParseError::NotText)
+    );
+    assert_eq!(parse(b"\x00\x09xx"), Err(ParseError::Opcode(9)));
+    assert_eq!(parse(b"\x00\x04\x00"), Err(ParseError::Short));
+    // Every prefix of a valid request parses or fails cleanly.
+    let full = b"\x00\x01a/b.cfg\x00netascii\x00windowsize\x0016\x00";
+    for n in 0..full.len() {
+        let _ = parse(&full[..n]);
+    }
+}
+
+#[test]
+fn ack_error_and_data() {
+    assert_eq!(parse(b"\x00\x04\xff\xfe"), Ok(Packet::Ack(65534)));
+    assert_eq!(
+        parse(b"\x00\x05\x00\x08tsize probe\x00"),
+        Ok(Packet::Error {
+            code: 8,
+            message: "tsize probe".into()
+        })
+    );
+    let mut out = Vec::new();
+    data(0, b"abc", &mut out);
+    assert_eq!(out, b"\x00\x03\x00\x00abc");
+    assert_eq!(
+        error(1, "File not found"),
+        b"\x00\x05\x00\x01File not found\x00"
+    );
+    assert_eq!(
+        oack(&[("blksize", "1468".into()), ("tsize", "42".into())]),
+        b"\x00\x06blksize\x001468\x00tsize\x0042\x00"
+    );
+}
+
+#[test]
+fn negotiation_grants_limits_and_ignores_nonsense() {
+    let n = negotiate(
+        &opts(&[
+            ("blksize", "1468"),
+            ("tsize", "0"),
+            ("timeout", "3"),
+            ("windowsize", "16"),
+            ("color", "blue"),
+        ]),
+        67_108_864,
+        limits(),
+    );
+    assert_eq!(n.blksize, 1468);
+    assert_eq!(n.window, 16);
+    assert_eq!(n.timeout, Duration::from_secs(3));
+    assert_eq!(
+        n.oack,
+        vec![
+            ("blksize", "1468".to_string()),
+            ("tsize", "67108864".to_string()),
+            ("timeout", "3".to_string()),
+            ("windowsize", "16".to_string()),
+        ]
+    );
+    // Too big is lowered, too small or not a number is left out.
+    let n = negotiate(
+        &opts(&[
+            ("blksize", "70000"),
+            ("windowsize", "500"),
+            ("timeout", "0"),
+        ]),
+        1,
+        limits(),
+    );
+    assert_eq!((n.blksize, n.window), (MAX_BLKSIZE, 64));
+    assert_eq!(n.timeout, Duration::from_secs(1));
+    assert_eq!(n.oack.len(), 2);
+    let n = negotiate(&opts(&[("blksize", "7"), ("tsize", "x")]), 1, limits());
+    assert_eq!(n.blksize, 512);
+    assert!(n.oack.is_empty());
+}
+
+#[test]
+fn netascii_conversion() {
+    assert_eq!(to_netascii(b"a\nb\rc\r\n"), b"a\r\nb\r\0c\r\0\r\n");
+}
