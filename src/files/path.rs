@@ -105,14 +105,12 @@ pub fn mac_in_name(name: &str) -> Option<(String, Mac, String)> {
             let mut i = start;
             let mut ok = true;
             for pair in 0..6 {
-                if pair > 0 {
-                    if let Some(s) = sep {
-                        if b.get(i) != Some(&s) {
-                            ok = false;
-                            break;
-                        }
-                        i += 1;
+                if let (true, Some(s)) = (pair > 0, sep) {
+                    if b.get(i) != Some(&s) {
+                        ok = false;
+                        break;
                     }
+                    i += 1;
                 }
                 if !(hex(i) && hex(i + 1)) {
                     ok = false;

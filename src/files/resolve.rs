@@ -221,10 +221,11 @@ fn find_similar(dir: &Path, want: &str, mac_too: bool) -> io::Result<Option<Stri
             if by_case.as_ref().is_none_or(|b| name < *b) {
                 by_case = Some(name);
             }
-        } else if want_mac.is_some() && path::mac_in_name(&name) == want_mac {
-            if by_mac.as_ref().is_none_or(|b| name < *b) {
-                by_mac = Some(name);
-            }
+        } else if want_mac.is_some()
+            && path::mac_in_name(&name) == want_mac
+            && by_mac.as_ref().is_none_or(|b| name < *b)
+        {
+            by_mac = Some(name);
         }
     }
     Ok(by_case.or(by_mac))
