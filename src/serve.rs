@@ -1,12 +1,20 @@
-//! `dialtone serve`: DHCP, DNS (with switchover health checks) and SNTP in one
-//! process, on the configured interfaces. DHCP host names reach the DNS zone
-//! through the lease hook.
+//! `dialtone serve`: DHCP, DNS (with switchover health checks), SNTP, TFTP and
+//! HTTP in one process, on the configured interfaces. Every stored lease goes
+//! through one hook to the DNS zone (host names) and to the file services
+//! (which phone owns which address).
 
 use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
 
 use crate::config::Config;
 use crate::dhcp::server::LeaseHook;
 use crate::dns::zone::Zone;
+use crate::files::http::server::Http;
+use crate::files::owners::LeaseOwners;
+use crate::files::resolve::Resolver;
+use crate::files::tftp::server::Tftp;
+use crate::files::transfers::{Counters, counters_path};
 use crate::leases::{Lease, LeaseState};
 use crate::units::Ipv4Net;
 
@@ -46,6 +54,56 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
             config.time.port,
             config.time.stratum,
         ));
+    }
+    if let Some(files) = &config.files {
+        let owners = Arc::new(LeaseOwners::new(&config));
+        let resolver = Resolver::new(files, owners.clone()).with_context(|| {
+            format!(
+                "[files] root {}: cannot read the tree to serve",
+                files.root.display()
+            )
+        })?;
+        let resolver = Arc::new(resolver);
+        let counters = Arc::new(Counters::default());
+        let dns_hook = hook.take();
+        hook = Some(Arc::new(move |l: &Lease| {
+            owners.update(l);
+            if let Some(h) = &dns_hook {
+                h(l);
+            }
+        }));
+        if files.tftp {
+            let tftp = Arc::new(Tftp::new(
+                files.clone(),
+                Arc::clone(&resolver),
+                Arc::clone(&counters),
+            ));
+            tasks.spawn(crate::files::tftp::server::run(
+                config.server.interfaces.clone(),
+                tftp,
+            ));
+        }
+        if !files.http.is_empty() {
+            let http = Arc::new(Http {
+                resolver: Arc::clone(&resolver),
+                counters: Arc::clone(&counters),
+            });
+            tasks.spawn(crate::files::http::server::run(
+                files.http.clone(),
+                config.server.interfaces.clone(),
+                http,
+            ));
+        }
+        let path = counters_path(&config.server.state_dir);
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                if let Err(e) = counters.save_if_changed(&path) {
+                    tracing::warn!(target: "dialtone::files", path = %path.display(), error = %e, "cannot write the file counters");
+                }
+            }
+        });
     }
     tasks.spawn(crate::dhcp::server::run(Arc::clone(&config), hook));
     match tasks.join_next().await {

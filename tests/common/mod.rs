@@ -144,6 +144,10 @@ impl Lab {
         if text.contains("\n[time]") {
             services.push("serving SNTP");
         }
+        if text.contains("\n[files]") {
+            services.push("serving TFTP");
+            services.push("serving HTTP");
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
         while services
             .iter()

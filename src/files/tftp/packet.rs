@@ -217,7 +217,9 @@ pub fn negotiate(options: &[(String, String)], size: u64, limits: Limits) -> Neg
                 n.blksize = v.min(u64::from(MAX_BLKSIZE)) as u16;
                 n.oack.push(("blksize", n.blksize.to_string()));
             }
-            ("tsize", Some(_)) => n.oack.push(("tsize", size.to_string())),
+            // curl rejects an OACK with tsize 0 as invalid; an empty file
+            // is answered without the option (a server may decline any).
+            ("tsize", Some(_)) if size > 0 => n.oack.push(("tsize", size.to_string())),
             ("timeout", Some(v)) if (1..=255).contains(&v) => {
                 n.timeout = Duration::from_secs(v);
                 n.oack.push(("timeout", v.to_string()));

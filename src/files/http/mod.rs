@@ -1,0 +1,4 @@
+//! HTTP file serving.
+
+pub mod conditional;
+pub mod server;

@@ -1,0 +1,476 @@
+//! TFTP on the served interfaces: port 69 bound to each interface, and one
+//! task per transfer on its own socket, bound to the address the request was
+//! sent to and connected to the client, driven by `Window`.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+
+use super::packet::{self, Limits, Mode, Packet, Request};
+use super::window::{Resend, Step, Window, wire_number};
+use crate::config::Files;
+use crate::files::resolve::{Body, Client, Found, Miss, Resolver};
+use crate::files::transfers::{Counters, Outcome, Transfer};
+use crate::net::{ifaces, sockets};
+
+/// Netascii files are converted in memory; bigger ones are refused.
+const NETASCII_MAX: u64 = 16 << 20;
+/// File reads for octet transfers, in chunks of this size.
+const READ_CHUNK: usize = 1 << 20;
+
+pub struct Tftp {
+    pub resolver: Arc<Resolver>,
+    pub counters: Arc<Counters>,
+    pub config: Files,
+    slots: Arc<Semaphore>,
+}
+
+impl Tftp {
+    pub fn new(config: Files, resolver: Arc<Resolver>, counters: Arc<Counters>) -> Tftp {
+        Tftp {
+            slots: Arc::new(Semaphore::new(config.max_transfers)),
+            resolver,
+            counters,
+            config,
+        }
+    }
+}
+
+/// Serves TFTP on every interface until dropped.
+pub async fn run(interfaces: Vec<String>, tftp: Arc<Tftp>) -> anyhow::Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for name in interfaces {
+        let tftp = Arc::clone(&tftp);
+        tasks.spawn(async move {
+            ifaces::follow(&name, "TFTP", || serve_interface(&name, Arc::clone(&tftp))).await
+        });
+    }
+    match tasks.join_next().await {
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Receives a datagram with the address it was sent to (IP_PKTINFO).
+async fn recv_with_destination(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddrV4, Option<Ipv4Addr>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg};
+    sock.async_io(Interest::READABLE, || {
+        let mut cmsg = nix::cmsg_space!(nix::libc::in_pktinfo);
+        let mut iov = [io::IoSliceMut::new(buf)];
+        let msg = recvmsg::<SockaddrIn>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(io::Error::from)?;
+        let from = msg
+            .address
+            .map(|a| SocketAddrV4::new(a.ip(), a.port()))
+            .ok_or_else(|| io::Error::other("datagram without a source address"))?;
+        let mut to = None;
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let ControlMessageOwned::Ipv4PacketInfo(info) = c {
+                    to = Some(Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)));
+                }
+            }
+        }
+        Ok((msg.bytes, from, to))
+    })
+    .await
+}
+
+async fn serve_interface(name: &str, tftp: Arc<Tftp>) -> anyhow::Result<()> {
+    let port = tftp.config.tftp_port;
+    let sock = sockets::udp(name, port, |s| {
+        nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::Ipv4PacketInfo, &true)
+            .map_err(io::Error::from)?;
+        sockets::large_buffers(s, 1 << 20, false);
+        Ok(())
+    })
+    .with_context(|| format!("cannot listen for TFTP on {name} UDP port {port}"))?;
+    tracing::info!(target: "dialtone::files", interface = %name, port, root = %tftp.config.root.display(), "serving TFTP");
+    let mut addrs = ifaces::Addrs::new(name);
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let (n, from, to) = match recv_with_destination(&sock, &mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(target: "dialtone::files", interface = %name, error = %e, "TFTP receive failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Answer from the address the request was sent to; for a broadcast
+        // request, from the interface's address facing the client.
+        let local = to
+            .filter(|a| !a.is_broadcast() && !a.is_unspecified() && !a.is_multicast())
+            .or_else(|| addrs.facing((*from.ip()).into()));
+        let Some(local) = local else {
+            tracing::debug!(target: "dialtone::files", interface = %name, %from, "TFTP request dropped: the interface has no address");
+            continue;
+        };
+        match packet::parse(&buf[..n]) {
+            Ok(Packet::Read(req)) => {
+                let Ok(permit) = Arc::clone(&tftp.slots).try_acquire_owned() else {
+                    let msg = format!(
+                        "too many transfers at once ({}); try again",
+                        tftp.config.max_transfers
+                    );
+                    let _ = sock
+                        .send_to(&packet::error(packet::ERR_UNDEFINED, &msg), from)
+                        .await;
+                    let client = tftp.resolver.client(*from.ip());
+                    tftp.counters.finish(&Transfer {
+                        protocol: "tftp",
+                        client: *from.ip(),
+                        mac: client.mac,
+                        requested: &req.filename,
+                        file: None,
+                        sent: 0,
+                        total: None,
+                        duration: Duration::ZERO,
+                        outcome: Outcome::Busy,
+                        detail: msg,
+                    });
+                    continue;
+                };
+                let tftp = Arc::clone(&tftp);
+                let name = name.to_string();
+                tokio::spawn(async move {
+                    transfer(&tftp, &name, req, from, local).await;
+                    drop(permit);
+                });
+            }
+            Ok(Packet::Write(req)) => {
+                tracing::info!(target: "dialtone::files", client = %from, requested = %req.filename, "TFTP write refused");
+                let _ = sock
+                    .send_to(
+                        &packet::error(packet::ERR_ACCESS, "writes are not accepted"),
+                        from,
+                    )
+                    .await;
+            }
+            Ok(_) => {
+                tracing::debug!(target: "dialtone::files", client = %from, "TFTP packet on port {port} that is not a request; dropped");
+            }
+            Err(e) => {
+                tracing::debug!(target: "dialtone::files", client = %from, reason = %e, "malformed TFTP request");
+                let _ = sock
+                    .send_to(&packet::error(packet::ERR_ILLEGAL, &e.to_string()), from)
+                    .await;
+            }
+        }
+    }
+}
+
+/// The transfer's own socket: bound to the address the request was sent to
+/// (so replies come from where the client sent) and to the interface,
+/// connected to the client.
+fn transfer_socket(
+    interface: &str,
+    local: Ipv4Addr,
+    client: SocketAddrV4,
+) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.bind_device(Some(interface.as_bytes()))?;
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::from((local, 0)).into())?;
+    s.connect(&SocketAddr::V4(client).into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// The bytes of a transfer, read ahead in large chunks off the runtime.
+struct Source {
+    data: SourceData,
+    size: u64,
+    chunk: Bytes,
+    chunk_at: u64,
+}
+
+enum SourceData {
+    File(Arc<std::fs::File>),
+    Memory(Bytes),
+}
+
+impl Source {
+    async fn new(found: Found, mode: Mode) -> io::Result<Source> {
+        let (data, size) = match (found.body, mode) {
+            (Body::Bytes(b), Mode::Octet) => {
+                let n = b.len() as u64;
+                (SourceData::Memory(b), n)
+            }
+            (Body::Bytes(b), Mode::Netascii) => {
+                let b = Bytes::from(packet::to_netascii(&b));
+                let n = b.len() as u64;
+                (SourceData::Memory(b), n)
+            }
+            (Body::File(f), Mode::Octet) => (SourceData::File(Arc::new(f)), found.size),
+            (Body::File(f), Mode::Netascii) => {
+                if found.size > NETASCII_MAX {
+                    return Err(io::Error::other(format!(
+                        "netascii transfers are limited to {} MiB; ask in octet mode",
+                        NETASCII_MAX >> 20
+                    )));
+                }
+                let text = tokio::task::spawn_blocking(move || {
+                    let mut v = Vec::new();
+                    io::Read::read_to_end(&mut &f, &mut v).map(|_| v)
+                })
+                .await
+                .map_err(io::Error::other)??;
+                let b = Bytes::from(packet::to_netascii(&text));
+                let n = b.len() as u64;
+                (SourceData::Memory(b), n)
+            }
+        };
+        Ok(Source {
+            data,
+            size,
+            chunk: Bytes::new(),
+            chunk_at: 0,
+        })
+    }
+
+    /// Bytes `at..at+len` (shorter at the end of the file).
+    async fn read(&mut self, at: u64, len: usize) -> io::Result<Bytes> {
+        let end = (at + len as u64).min(self.size);
+        if at >= end {
+            return Ok(Bytes::new());
+        }
+        match &self.data {
+            SourceData::Memory(b) => Ok(b.slice(at as usize..end as usize)),
+            SourceData::File(f) => {
+                let have = self.chunk_at..self.chunk_at + self.chunk.len() as u64;
+                if !(have.contains(&at) && end <= have.end) {
+                    let f = Arc::clone(f);
+                    let want = READ_CHUNK.max(len);
+                    let chunk = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
+                        let mut v = vec![0u8; want];
+                        let mut got = 0;
+                        while got < want {
+                            match f.read_at(&mut v[got..], at + got as u64)? {
+                                0 => break,
+                                n => got += n,
+                            }
+                        }
+                        v.truncate(got);
+                        Ok(v)
+                    })
+                    .await
+                    .map_err(io::Error::other)??;
+                    self.chunk = Bytes::from(chunk);
+                    self.chunk_at = at;
+                }
+                let from = (at - self.chunk_at) as usize;
+                let to = ((end - self.chunk_at) as usize).min(self.chunk.len());
+                if from > to {
+                    return Err(io::Error::other("the file shrank during the transfer"));
+                }
+                Ok(self.chunk.slice(from..to))
+            }
+        }
+    }
+}
+
+/// One read request from start to end, with its event.
+async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4, local: Ipv4Addr) {
+    let started = Instant::now();
+    let client = tftp.resolver.client(*from.ip());
+    let mut record = Transfer {
+        protocol: "tftp",
+        client: *from.ip(),
+        mac: client.mac,
+        requested: &req.filename,
+        file: None,
+        sent: 0,
+        total: None,
+        duration: Duration::ZERO,
+        outcome: Outcome::Failed,
+        detail: format!("mode {}", req.mode.as_str()),
+    };
+    let sock = match transfer_socket(interface, local, from) {
+        Ok(s) => s,
+        Err(e) => {
+            record.detail = format!("cannot open a transfer socket on {local}: {e}");
+            tftp.counters.finish(&record);
+            return;
+        }
+    };
+    let found = resolve(tftp, &req.filename, client).await;
+    let found = match found {
+        Ok(f) => f,
+        Err(miss) => {
+            let (code, msg, outcome, detail) = match miss {
+                Miss::NotFound => (
+                    packet::ERR_NOT_FOUND,
+                    "File not found".to_string(),
+                    Outcome::NotFound,
+                    String::new(),
+                ),
+                Miss::Private { path, owner } => (
+                    packet::ERR_NOT_FOUND,
+                    "File not found".to_string(),
+                    Outcome::Private,
+                    format!("{path} belongs to {owner}"),
+                ),
+                Miss::Refused(why) => (
+                    packet::ERR_ACCESS,
+                    "Access violation".to_string(),
+                    Outcome::Refused,
+                    why,
+                ),
+                Miss::Io(e) => (
+                    packet::ERR_ACCESS,
+                    "Access violation".to_string(),
+                    Outcome::Failed,
+                    e.to_string(),
+                ),
+            };
+            let _ = sock.send(&packet::error(code, &msg)).await;
+            record.outcome = outcome;
+            record.detail = detail;
+            record.duration = started.elapsed();
+            tftp.counters.finish(&record);
+            return;
+        }
+    };
+    let path = found.path.clone();
+    record.file = Some(&path);
+    let mut source = match Source::new(found, req.mode).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = sock
+                .send(&packet::error(packet::ERR_UNDEFINED, &e.to_string()))
+                .await;
+            record.detail = e.to_string();
+            record.duration = started.elapsed();
+            tftp.counters.finish(&record);
+            return;
+        }
+    };
+    let limits = Limits {
+        max_window: tftp.config.max_window,
+        default_timeout: tftp.config.tftp_timeout,
+    };
+    let n = packet::negotiate(&req.options, source.size, limits);
+    record.total = Some(source.size);
+    record.detail = format!(
+        "mode {} blksize {} window {}",
+        req.mode.as_str(),
+        n.blksize,
+        n.window
+    );
+    let mut window = Window::new(source.size, n.blksize, n.window, !n.oack.is_empty());
+    let oack = packet::oack(&n.oack);
+    let (outcome, acked) = drive(
+        &sock,
+        &mut source,
+        &mut window,
+        &oack,
+        n.blksize,
+        n.timeout,
+        tftp.config.tftp_retries,
+    )
+    .await;
+    record.outcome = outcome;
+    record.sent = (acked * u64::from(n.blksize)).min(source.size);
+    record.duration = started.elapsed();
+    tftp.counters.finish(&record);
+}
+
+async fn resolve(tftp: &Tftp, name: &str, client: Client) -> Result<Found, Miss> {
+    let r = Arc::clone(&tftp.resolver);
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || r.resolve(&name, &client, false))
+        .await
+        .unwrap_or_else(|e| Err(Miss::Io(io::Error::other(e))))
+}
+
+/// Sends the file and returns how it ended and how many blocks were acknowledged.
+async fn drive(
+    sock: &UdpSocket,
+    source: &mut Source,
+    window: &mut Window,
+    oack: &[u8],
+    blksize: u16,
+    timeout: Duration,
+    retries: u32,
+) -> (Outcome, u64) {
+    let mut out = Vec::with_capacity(usize::from(blksize) + 4);
+    let mut inbuf = vec![0u8; 1024];
+    let mut step = if oack.len() > 2 {
+        if sock.send(oack).await.is_err() {
+            return (Outcome::Failed, 0);
+        }
+        window.start()
+    } else {
+        window.start()
+    };
+    loop {
+        if let Step::Send(range) = &step {
+            for idx in range.clone() {
+                let at = (idx - 1) * u64::from(blksize);
+                let payload = match source.read(at, usize::from(blksize)).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = sock
+                            .send(&packet::error(packet::ERR_UNDEFINED, &e.to_string()))
+                            .await;
+                        return (Outcome::Failed, window.acked());
+                    }
+                };
+                packet::data(wire_number(idx), &payload, &mut out);
+                if let Err(e) = sock.send(&out).await {
+                    // The client's port is gone (ICMP unreachable): it gave up.
+                    tracing::debug!(target: "dialtone::files", error = %e, "TFTP send failed");
+                    return (Outcome::AbortedByClient, window.acked());
+                }
+            }
+        }
+        if step == Step::Done {
+            return (Outcome::Complete, window.acked());
+        }
+        // Wait for an ACK that moves the transfer, until the deadline.
+        let deadline = tokio::time::Instant::now() + timeout;
+        step = loop {
+            match tokio::time::timeout_at(deadline, sock.recv(&mut inbuf)).await {
+                Err(_) => match window.on_timeout(retries) {
+                    None => return (Outcome::Timeout, window.acked()),
+                    Some(Resend::OptionAck) => {
+                        let _ = sock.send(oack).await;
+                        break Step::Ignore;
+                    }
+                    Some(Resend::Blocks(r)) => break Step::Send(r),
+                },
+                Ok(Err(e)) => {
+                    tracing::debug!(target: "dialtone::files", error = %e, "TFTP receive failed");
+                    return (Outcome::AbortedByClient, window.acked());
+                }
+                Ok(Ok(n)) => match packet::parse(&inbuf[..n]) {
+                    Ok(Packet::Ack(b)) => match window.on_ack(b) {
+                        Step::Ignore => continue,
+                        s => break s,
+                    },
+                    Ok(Packet::Error { .. }) => return (Outcome::AbortedByClient, window.acked()),
+                    _ => continue,
+                },
+            }
+        };
+    }
+}

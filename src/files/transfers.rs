@@ -1,0 +1,152 @@
+//! What happened to each transfer: one tracing event per transfer (both
+//! protocols) and counters per file, kept by `dialtone serve` and written to
+//! `file-counters.json` in the state directory for `dialtone files`.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::Mac;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Complete,
+    /// An HTTP range or a HEAD: what was asked was sent, not the whole file.
+    Partial,
+    /// Not modified (HTTP 304).
+    NotModified,
+    AbortedByClient,
+    Timeout,
+    NotFound,
+    Refused,
+    /// A private file asked for by another client.
+    Private,
+    /// The transfer limit was reached.
+    Busy,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::Partial => "partial",
+            Outcome::NotModified => "not modified",
+            Outcome::AbortedByClient => "aborted by client",
+            Outcome::Timeout => "timeout",
+            Outcome::NotFound => "not found",
+            Outcome::Refused => "refused",
+            Outcome::Private => "private",
+            Outcome::Busy => "busy",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One finished transfer.
+#[derive(Debug, Clone)]
+pub struct Transfer<'a> {
+    pub protocol: &'static str,
+    pub client: Ipv4Addr,
+    pub mac: Option<Mac>,
+    /// The name as asked for.
+    pub requested: &'a str,
+    /// The file in the tree it resolved to, if any.
+    pub file: Option<&'a str>,
+    pub sent: u64,
+    pub total: Option<u64>,
+    pub duration: Duration,
+    pub outcome: Outcome,
+    /// Protocol details (blksize, window; HTTP status and range).
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileCounters {
+    pub requests: u64,
+    pub complete: u64,
+    pub partial: u64,
+    pub not_modified: u64,
+    pub aborted: u64,
+    pub timeouts: u64,
+    pub refused: u64,
+    pub bytes: u64,
+}
+
+/// Counters per file (by the path in the tree; misses by the name asked).
+#[derive(Debug, Default)]
+pub struct Counters {
+    files: Mutex<(BTreeMap<String, FileCounters>, bool)>,
+}
+
+impl Counters {
+    /// Logs the transfer (one event) and counts it.
+    pub fn finish(&self, t: &Transfer<'_>) {
+        log(t);
+        let key = t.file.unwrap_or(t.requested).to_string();
+        if let Ok(mut g) = self.files.lock() {
+            let c = g.0.entry(key).or_default();
+            c.requests += 1;
+            c.bytes += t.sent;
+            match t.outcome {
+                Outcome::Complete => c.complete += 1,
+                Outcome::Partial => c.partial += 1,
+                Outcome::NotModified => c.not_modified += 1,
+                Outcome::AbortedByClient => c.aborted += 1,
+                Outcome::Timeout => c.timeouts += 1,
+                Outcome::Refused | Outcome::Private => c.refused += 1,
+                Outcome::NotFound | Outcome::Busy | Outcome::Failed => {}
+            }
+            g.1 = true;
+        }
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, FileCounters> {
+        self.files.lock().map(|g| g.0.clone()).unwrap_or_default()
+    }
+
+    /// Writes the counters to `path` (atomically) if they changed since the
+    /// last write.
+    pub fn save_if_changed(&self, path: &Path) -> std::io::Result<()> {
+        let snapshot = match self.files.lock() {
+            Ok(mut g) if g.1 => {
+                g.1 = false;
+                g.0.clone()
+            }
+            _ => return Ok(()),
+        };
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(&snapshot).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+pub fn counters_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("file-counters.json")
+}
+
+fn log(t: &Transfer<'_>) {
+    let mac = t.mac.map(|m| m.to_string()).unwrap_or_default();
+    let file = t.file.unwrap_or("");
+    let total = t.total.map(|n| n.to_string()).unwrap_or_default();
+    let ms = t.duration.as_millis() as u64;
+    macro_rules! ev {
+        ($lvl:expr) => {
+            tracing::event!(target: "dialtone::files", $lvl,
+                protocol = t.protocol, client = %t.client, mac, requested = t.requested, file,
+                sent = t.sent, total, duration_ms = ms, outcome = t.outcome.as_str(),
+                detail = %t.detail, "file transfer")
+        };
+    }
+    match t.outcome {
+        Outcome::Private | Outcome::Refused | Outcome::Busy | Outcome::Failed => {
+            ev!(tracing::Level::WARN)
+        }
+        _ => ev!(tracing::Level::INFO),
+    }
+}
