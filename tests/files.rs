@@ -35,7 +35,7 @@ impl Files {
     /// A lab whose server serves `root` (TFTP and HTTP on port 8088), with
     /// the phone side's native interface at 192.168.1.50.
     fn new(tag: &str, extra: &str) -> Files {
-        let mut lab = Lab::new(tag);
+        let lab = Lab::new(tag);
         let root = lab.dir.join("tree");
         let out = lab.dir.join("out");
         std::fs::create_dir_all(&root).unwrap();
@@ -230,5 +230,251 @@ fn tftp_clients_fetch_byte_exact() {
     assert!(log.contains("\"outcome\":\"not found\""), "{log}");
     assert!(log.contains("\"outcome\":\"complete\""), "{log}");
     assert!(log.contains("blksize 1468 window 16"), "{log}");
+    f.lab.stop();
+}
+
+#[test]
+fn tftp_100_mib_rolls_over_block_numbers() {
+    let mut f = Files::new("tftpbig", "");
+    let big = pattern(100 << 20, 7);
+    f.put("big.img", &big);
+    f.start();
+    // 512-byte blocks: 204,801 of them, so numbers pass 65535 three times.
+    let o = f.out("big-512");
+    let (ok, text) = f.client(
+        "atftp",
+        &[
+            "--get",
+            "-r",
+            "big.img",
+            "-l",
+            &o.display().to_string(),
+            "--option",
+            "windowsize 32",
+            SERVER,
+        ],
+    );
+    assert!(ok, "atftp: {text}");
+    f.same(&o, &big);
+    std::fs::remove_file(&o).unwrap();
+    let o = f.out("big-1468");
+    let url = format!("tftp://{SERVER}/big.img");
+    let (ok, text) = f.client(
+        "curl",
+        &[
+            "-sS",
+            "--tftp-blksize",
+            "1468",
+            "-o",
+            &o.display().to_string(),
+            &url,
+        ],
+    );
+    assert!(ok, "curl: {text}");
+    f.same(&o, &big);
+    f.lab.stop();
+}
+
+/// A hand-driven TFTP client in the phone namespace.
+fn raw_client(f: &Files) -> UdpSocket {
+    f.lab
+        .cli
+        .run_in(|| {
+            let s = UdpSocket::bind("192.168.1.50:0")?;
+            s.set_read_timeout(Some(Duration::from_millis(300)))?;
+            Ok(s)
+        })
+        .unwrap()
+}
+
+fn rrq(name: &str, options: &[(&str, &str)]) -> Vec<u8> {
+    let mut p = vec![0, 1];
+    for s in [name, "octet"] {
+        p.extend_from_slice(s.as_bytes());
+        p.push(0);
+    }
+    for (k, v) in options {
+        p.extend_from_slice(k.as_bytes());
+        p.push(0);
+        p.extend_from_slice(v.as_bytes());
+        p.push(0);
+    }
+    p
+}
+
+#[test]
+fn tftp_protocol_edges() {
+    let mut f = Files::new("tftpedge", "max_transfers = 2\n");
+    f.put("big.img", &pattern(1 << 20, 9));
+    f.start();
+    let server: SocketAddr = format!("{SERVER}:69").parse().unwrap();
+    let mut buf = [0u8; 70000];
+
+    // A tsize probe abandoned with ERROR 8 ends the transfer at once.
+    let s = raw_client(&f);
+    s.send_to(
+        &rrq("big.img", &[("tsize", "0"), ("blksize", "1024")]),
+        server,
+    )
+    .unwrap();
+    let (n, tid) = s.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..2], &[0, 6], "OACK expected");
+    let oack = String::from_utf8_lossy(&buf[2..n]).replace('\0', " ");
+    assert!(oack.contains("tsize 1048576"), "{oack}");
+    assert!(oack.contains("blksize 1024"), "{oack}");
+    assert_ne!(tid.port(), 69, "the transfer answers from its own port");
+    let mut err = vec![0, 5, 0, 8];
+    err.extend_from_slice(b"tsize only\0");
+    s.send_to(&err, tid).unwrap();
+    // Nothing more comes: no OACK resent after the timeout.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        s.recv_from(&mut buf).is_err(),
+        "server kept sending after ERROR"
+    );
+    let log = f.lab.log();
+    assert!(log.contains("\"outcome\":\"aborted by client\""), "{log}");
+
+    // Duplicate ACKs never cause duplicate DATA (Sorcerer's Apprentice).
+    let s = raw_client(&f);
+    s.send_to(&rrq("big.img", &[]), server).unwrap();
+    let (_, tid) = s.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..4], &[0, 3, 0, 1]);
+    s.send_to(&[0, 4, 0, 1], tid).unwrap();
+    s.send_to(&[0, 4, 0, 1], tid).unwrap();
+    s.send_to(&[0, 4, 0, 1], tid).unwrap();
+    let (_, _) = s.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..4], &[0, 3, 0, 2]);
+    // Within well under the 1 s timeout, no second block 2 arrives.
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(
+        s.recv_from(&mut buf).is_err(),
+        "duplicate ACKs caused a resend"
+    );
+    // With no ACK, block 2 is sent again after the timeout.
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let (_, _) = s.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..4], &[0, 3, 0, 2]);
+    // This transfer stays open (the client walks away); a second one too,
+    // so the third request meets the limit of 2.
+    let s2 = raw_client(&f);
+    s2.send_to(&rrq("big.img", &[]), server).unwrap();
+    s2.recv_from(&mut buf).unwrap();
+    let s3 = raw_client(&f);
+    s3.send_to(&rrq("big.img", &[]), server).unwrap();
+    let (n, _) = s3.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..2], &[0, 5], "ERROR expected at the limit");
+    assert!(String::from_utf8_lossy(&buf[4..n]).contains("too many transfers"));
+
+    // Writes are refused; garbage gets an error, not a crash.
+    let s = raw_client(&f);
+    let mut wrq = rrq("upload.bin", &[]);
+    wrq[1] = 2;
+    s.send_to(&wrq, server).unwrap();
+    let (_, _) = s.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..4], &[0, 5, 0, 2]);
+    s.send_to(b"\x00\x01\xff\xfe\x00octet\x00", server).unwrap();
+    let (_, _) = s.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..2], &[0, 5]);
+    f.lab.stop();
+}
+
+#[test]
+fn fifty_transfers_at_once() {
+    let mut f = Files::new("tftpmany", "");
+    let image = pattern(2 << 20, 11);
+    f.put("sip200.img", &image);
+    f.start();
+    let mut children = Vec::new();
+    for i in 0..50 {
+        let o = f.out(&format!("many-{i}"));
+        let url = format!("tftp://{SERVER}/sip200.img");
+        let blk = if i % 2 == 0 { "512" } else { "1468" };
+        let child = f
+            .lab
+            .cli
+            .spawn(
+                "curl",
+                &[
+                    "-sS",
+                    "--tftp-blksize",
+                    blk,
+                    "-o",
+                    &o.display().to_string(),
+                    &url,
+                ],
+            )
+            .unwrap();
+        children.push((o, child));
+    }
+    for (o, mut c) in children {
+        let status = c.wait().unwrap();
+        assert!(status.success(), "curl for {}", o.display());
+        f.same(&o, &image);
+    }
+    f.lab.stop();
+}
+
+#[test]
+fn traversal_is_refused_over_both_protocols() {
+    let mut f = Files::new("travers", "");
+    f.put("ok.img", b"fine");
+    std::fs::write(f.lab.dir.join("secret.txt"), b"outside").unwrap();
+    std::os::unix::fs::symlink(f.lab.dir.join("secret.txt"), f.root.join("link.img")).unwrap();
+    f.start();
+    for name in [
+        "../secret.txt",
+        "..\\secret.txt",
+        "/etc/passwd",
+        "link.img",
+        "sub/../../secret.txt",
+    ] {
+        let o = f.out("t");
+        let (_, text) = f.client(
+            "tftp",
+            &[
+                "-m",
+                "binary",
+                SERVER,
+                "-c",
+                "get",
+                name,
+                &o.display().to_string(),
+            ],
+        );
+        assert!(text.contains("Access violation"), "{name}: {text}");
+    }
+    for path in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/..%5csecret.txt",
+        "/link.img",
+        "//etc/passwd",
+        "/ok.img%00",
+    ] {
+        let url = format!("http://{SERVER}:8088{path}");
+        let (_, code) = f.client(
+            "curl",
+            &[
+                "-s",
+                "--path-as-is",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &url,
+            ],
+        );
+        assert!(code == "403" || code == "400", "{path}: {code}");
+    }
+    let log = f.lab.log();
+    assert!(
+        log.matches("\"outcome\":\"refused\"").count() >= 10,
+        "{log}"
+    );
+    let leaked = std::fs::read(f.out("t")).unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&leaked).contains("outside"));
     f.lab.stop();
 }
