@@ -96,12 +96,12 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
         }
         let path = counters_path(&config.server.state_dir);
         tasks.spawn(async move {
+            // Saved every 5 s while they change, and once more on the way out.
+            let saver = SaveOnDrop(counters, path);
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
             loop {
                 tick.tick().await;
-                if let Err(e) = counters.save_if_changed(&path) {
-                    tracing::warn!(target: "dialtone::files", path = %path.display(), error = %e, "cannot write the file counters");
-                }
+                saver.save();
             }
         });
     }
@@ -110,5 +110,21 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
         Some(Ok(Err(e))) => Err(e),
         Some(Err(e)) => Err(e.into()),
         _ => Ok(()),
+    }
+}
+
+struct SaveOnDrop(Arc<Counters>, std::path::PathBuf);
+
+impl SaveOnDrop {
+    fn save(&self) {
+        if let Err(e) = self.0.save_if_changed(&self.1) {
+            tracing::warn!(target: "dialtone::files", path = %self.1.display(), error = %e, "cannot write the file counters");
+        }
+    }
+}
+
+impl Drop for SaveOnDrop {
+    fn drop(&mut self) {
+        self.save();
     }
 }

@@ -478,3 +478,216 @@ fn traversal_is_refused_over_both_protocols() {
     assert!(!String::from_utf8_lossy(&leaked).contains("outside"));
     f.lab.stop();
 }
+
+/// curl in the phone namespace: (status code, headers, body).
+fn http(f: &Files, path: &str, extra: &[&str]) -> (String, String, Vec<u8>) {
+    let tag = common::rand_tag();
+    let body = f.out(&format!("body-{tag}"));
+    let headers = f.out(&format!("headers-{tag}"));
+    let url = format!("http://{SERVER}:8088{path}");
+    let mut args = vec![
+        "-s",
+        "-o",
+        body.to_str().unwrap(),
+        "-D",
+        headers.to_str().unwrap(),
+        "-w",
+        "%{http_code}",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let (_, code) = f.client("curl", &args);
+    let h = std::fs::read_to_string(&headers).unwrap_or_default();
+    (code, h, std::fs::read(&body).unwrap_or_default())
+}
+
+fn header<'a>(headers: &'a str, name: &str) -> &'a str {
+    headers
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then_some(v)
+        })
+        .unwrap_or("")
+        .trim()
+}
+
+#[test]
+fn http_ranges_and_conditionals() {
+    let mut f = Files::new("httpget", "");
+    let image = pattern(5 << 20, 21);
+    f.put("450HD/450HD.img", &image);
+    f.put("450HD.cfg", b"voip/line/0/enabled=1\n");
+    f.start();
+    // Whole file, streamed, with its validators.
+    let (code, h, body) = http(&f, "/450HD/450HD.img", &[]);
+    assert_eq!(code, "200", "{h}");
+    assert!(body == image, "body differs ({} bytes)", body.len());
+    assert_eq!(header(&h, "content-length"), (5 << 20).to_string());
+    assert_eq!(header(&h, "content-type"), "application/octet-stream");
+    assert_eq!(header(&h, "accept-ranges"), "bytes");
+    let etag = header(&h, "etag").to_string();
+    let modified = header(&h, "last-modified").to_string();
+    assert!(etag.starts_with('"'), "{h}");
+    // Phones read the header of the image to compare versions.
+    let (code, h, body) = http(&f, "/450hd/450HD.IMG", &["-r", "0-1023"]);
+    assert_eq!(code, "206");
+    assert_eq!(body, &image[..1024]);
+    assert_eq!(
+        header(&h, "content-range"),
+        format!("bytes 0-1023/{}", 5 << 20)
+    );
+    let (code, _, body) = http(&f, "/450HD/450HD.img", &["-r", "-100"]);
+    assert_eq!(code, "206");
+    assert_eq!(body, &image[image.len() - 100..]);
+    let (code, h, _) = http(&f, "/450HD/450HD.img", &["-r", "99999999-"]);
+    assert_eq!(code, "416");
+    assert_eq!(header(&h, "content-range"), format!("bytes */{}", 5 << 20));
+    // HEAD: headers only (curl -I writes them where the body would go).
+    let (code, h, body) = http(&f, "/450HD/450HD.img", &["-I"]);
+    assert_eq!(code, "200");
+    assert!(
+        body.len() < 1000 && body.starts_with(b"HTTP/1.1 200"),
+        "{} bytes",
+        body.len()
+    );
+    assert_eq!(header(&h, "content-length"), (5 << 20).to_string());
+    // Conditionals.
+    let inm = format!("If-None-Match: {etag}");
+    let (code, _, body) = http(&f, "/450HD/450HD.img", &["-H", &inm]);
+    assert_eq!(code, "304");
+    assert!(body.is_empty());
+    let ims = format!("If-Modified-Since: {modified}");
+    let (code, _, _) = http(&f, "/450HD/450HD.img", &["-H", &ims]);
+    assert_eq!(code, "304");
+    let (code, _, _) = http(&f, "/450HD/450HD.img", &["-H", "If-None-Match: \"stale\""]);
+    assert_eq!(code, "200");
+    let ir = format!("If-Range: {etag}");
+    let (code, _, _) = http(&f, "/450HD/450HD.img", &["-r", "0-9", "-H", &ir]);
+    assert_eq!(code, "206");
+    let (code, _, _) = http(
+        &f,
+        "/450HD/450HD.img",
+        &["-r", "0-9", "-H", "If-Range: \"old\""],
+    );
+    assert_eq!(code, "200");
+    // Text types, no listings, 404 for missing, 405 for other methods.
+    let (code, h, _) = http(&f, "/450HD.cfg", &[]);
+    assert_eq!(code, "200");
+    assert!(header(&h, "content-type").starts_with("text/plain"));
+    assert_eq!(http(&f, "/450HD/", &[]).0, "404");
+    assert_eq!(http(&f, "/", &[]).0, "404");
+    assert_eq!(http(&f, "/0004f218dece-license.cfg", &[]).0, "404");
+    assert_eq!(http(&f, "/450HD.cfg", &["-X", "PUT"]).0, "405");
+    // An aborted download is logged as such.
+    let url = format!("http://{SERVER}:8088/450HD/450HD.img");
+    let _ = f.client(
+        "curl",
+        &[
+            "-s",
+            "--limit-rate",
+            "100k",
+            "--max-time",
+            "1",
+            "-o",
+            "/dev/null",
+            &url,
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let log = f.lab.log();
+    assert!(log.contains("\"outcome\":\"aborted by client\""), "{log}");
+    assert!(log.contains("\"outcome\":\"partial\""), "{log}");
+    assert!(log.contains("\"outcome\":\"not modified\""), "{log}");
+    f.lab.stop();
+    // The counters per file were written on the way.
+    let counters = std::fs::read_to_string(f.lab.state_dir().join("file-counters.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&counters).unwrap();
+    assert!(
+        v["450HD/450HD.img"]["complete"].as_u64().unwrap() >= 2,
+        "{counters}"
+    );
+}
+
+#[test]
+fn private_files_reach_only_their_phone() {
+    let mut f = Files::new("private", "");
+    f.start();
+    // The phone on the voice VLAN leases an address for its MAC.
+    let mac = "00:90:8f:aa:bb:cc";
+    f.lab
+        .cli
+        .ip(&["link", "set", &f.lab.voice_if, "address", mac])
+        .unwrap();
+    let env = f.lab.udhcpc(&f.lab.voice_if.clone(), &[]);
+    let ip = env.get("ip").expect("a lease").clone();
+    f.lab
+        .cli
+        .addr(&f.lab.voice_if, &format!("{ip}/24"))
+        .unwrap();
+    // Another client on the same VLAN without a lease.
+    f.lab.cli.addr(&f.lab.voice_if, "10.250.0.99/24").unwrap();
+    f.put("00908faabbcc.cfg", b"voip/line/0/auth_password=4321\n");
+    f.put("450HD.cfg", b"shared\n");
+    let fetch = |from: &str, path: &str| {
+        let url = format!("http://10.250.0.1:8088{path}");
+        f.client(
+            "curl",
+            &[
+                "-s",
+                "--interface",
+                from,
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &url,
+            ],
+        )
+        .1
+    };
+    assert_eq!(fetch(&ip, "/00908faabbcc.cfg"), "200");
+    assert_eq!(fetch(&ip, "/00-90-8F-AA-BB-CC.cfg"), "200");
+    assert_eq!(fetch("10.250.0.99", "/00908faabbcc.cfg"), "404");
+    assert_eq!(fetch("10.250.0.99", "/450HD.cfg"), "200");
+    // The same over TFTP: the phone gets it, the other client is told not found.
+    let o = f.out("mine");
+    let url = "tftp://10.250.0.1/00908FAABBCC.cfg";
+    let (ok, text) = f.client(
+        "curl",
+        &["-sS", "--interface", &ip, "-o", o.to_str().unwrap(), url],
+    );
+    assert!(ok, "{text}");
+    f.same(&o, b"voip/line/0/auth_password=4321\n");
+    let o = f.out("theirs");
+    let (ok, _) = f.client(
+        "curl",
+        &[
+            "-sS",
+            "--interface",
+            "10.250.0.99",
+            "-o",
+            o.to_str().unwrap(),
+            url,
+        ],
+    );
+    assert!(!ok);
+    let log = f.lab.log();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"outcome\":\"private\""))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{log}");
+    assert!(
+        refusals
+            .iter()
+            .all(|l| l.contains("WARN") && l.contains("10.250.0.99")),
+        "{refusals:?}"
+    );
+    // Transfers name the phone's MAC from its lease.
+    assert!(
+        log.contains(&format!("\"client\":\"{ip}\",\"mac\":\"{mac}\"")),
+        "{log}"
+    );
+    f.lab.stop();
+}

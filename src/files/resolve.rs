@@ -57,7 +57,11 @@ pub enum Miss {
 
 impl From<Refusal> for Miss {
     fn from(r: Refusal) -> Miss {
-        Miss::Refused(r.to_string())
+        match r {
+            // `/` over HTTP: the root, and there are no listings.
+            Refusal::Empty => Miss::NotFound,
+            r => Miss::Refused(r.to_string()),
+        }
     }
 }
 
