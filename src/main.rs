@@ -49,6 +49,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Show the counters per file of the TFTP and HTTP service (written by
+    /// `serve` every few seconds).
+    Files {
+        #[arg(long, short, default_value = "/etc/dialtone/dialtone.toml")]
+        config: PathBuf,
+        /// The counters as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Build a throwaway lab of network namespaces, boot phones against a
     /// dialtone inside it, print what each received, and remove the lab.
     Demo,
@@ -165,6 +174,50 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                         l.vendor_class.as_deref().unwrap_or("-"),
                         l.user_class.as_deref().unwrap_or("-"),
                         l.interface
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Files { config, json } => {
+            let c = Config::load(&config)?;
+            let path = dialtone::files::transfers::counters_path(&c.server.state_dir);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "no file counters at {} (has `dialtone serve` served files with this configuration?)",
+                    path.display()
+                )
+            })?;
+            let counters: std::collections::BTreeMap<
+                String,
+                dialtone::files::transfers::FileCounters,
+            > = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a counters file", path.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&counters)?);
+            } else {
+                println!(
+                    "{:>8}  {:>8}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>14}  FILE",
+                    "REQUESTS",
+                    "COMPLETE",
+                    "PARTIAL",
+                    "NOT MOD",
+                    "ABORTED",
+                    "TIMEOUT",
+                    "REFUSED",
+                    "BYTES"
+                );
+                for (file, n) in &counters {
+                    println!(
+                        "{:>8}  {:>8}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>14}  {file}",
+                        n.requests,
+                        n.complete,
+                        n.partial,
+                        n.not_modified,
+                        n.aborted,
+                        n.timeouts,
+                        n.refused,
+                        n.bytes
                     );
                 }
             }

@@ -600,9 +600,27 @@ fn http_ranges_and_conditionals() {
     assert!(log.contains("\"outcome\":\"partial\""), "{log}");
     assert!(log.contains("\"outcome\":\"not modified\""), "{log}");
     f.lab.stop();
-    // The counters per file were written on the way.
-    let counters = std::fs::read_to_string(f.lab.state_dir().join("file-counters.json")).unwrap();
+    // The counters per file were written on the way out; `dialtone files` shows them.
+    let out = std::process::Command::new(common::BIN)
+        .args(["files", "--json", "--config"])
+        .arg(f.lab.config_path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counters = String::from_utf8_lossy(&out.stdout).into_owned();
     let v: serde_json::Value = serde_json::from_str(&counters).unwrap();
+    assert!(
+        v["450HD/450HD.img"]["partial"].as_u64().unwrap() >= 3,
+        "{counters}"
+    );
+    assert!(
+        v["450HD/450HD.img"]["not_modified"].as_u64().unwrap() >= 2,
+        "{counters}"
+    );
     assert!(
         v["450HD/450HD.img"]["complete"].as_u64().unwrap() >= 2,
         "{counters}"

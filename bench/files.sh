@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Files benchmark: dialtone's TFTP against dnsmasq's TFTP and tftpd-hpa, and
+# dialtone's HTTP against the veth pair's raw TCP rate, one after the other
+# in one run, in the same pair of network namespaces.
+#
+# Rows (atftp as the client, one 64 MiB image):
+#   blksize 512; blksize 1468; blksize 1468 with windowsize 16 (RFC 7440;
+#   servers without it answer lockstep); then 100 clients fetching a 16 MiB
+#   image at once (blksize 1468), timed until the last one finishes.
+# HTTP: curl fetching the 64 MiB image, against a plain TCP sender (Python,
+# sendfile) that shows what the veth pair carries.
+# Every transfer is compared byte for byte with the original.
+#
+# Run as root:  bash bench/files.sh            (about 2 minutes)
+# Environment:  RUNS (default 3; the best of the runs is kept per row)
+#
+# tftpd-hpa is unpacked from its Debian package into the work directory
+# (never installed as a service, so nothing listens on this machine's
+# interfaces). Nothing is served outside the two namespaces made here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+. bench/lib.sh
+bench_setup files 10.30.0.1/24 10.30.0.2/24 \
+    atftp:atftp curl:curl dnsmasq:dnsmasq-base taskset:util-linux python3:python3
+
+TREE=$WORK/tree
+mkdir -p "$TREE" "$WORK/out"
+head -c $((64 << 20)) /dev/urandom >"$TREE/image64.img"
+head -c $((16 << 20)) /dev/urandom >"$TREE/image16.img"
+
+# tftpd-hpa, unpacked only.
+TFTPD=
+dpkg-query -W -f='${Status}' libwrap0 2>/dev/null | grep -q "install ok installed" \
+    || apt-get install -y -qq --no-install-recommends libwrap0 >/dev/null 2>&1 || true
+if (cd "$WORK" && apt-get download -qq tftpd-hpa >/dev/null 2>&1); then
+    dpkg -x "$WORK"/tftpd-hpa_*.deb "$WORK/tftpd-hpa"
+    TFTPD=$WORK/tftpd-hpa/usr/sbin/in.tftpd
+fi
+
+start_dialtone() {
+    mkdir -p "$WORK/dialtone"
+    cat >"$WORK/dialtone/dialtone.toml" <<T
+[server]
+state_dir = "$WORK/dialtone/state"
+interfaces = ["bsrv0"]
+[[dhcp.subnet]]
+cidr = "10.30.0.0/24"
+pool = ["10.30.0.100-10.30.0.200"]
+[files]
+root = "$TREE"
+http = ["0.0.0.0:8088"]
+max_transfers = 500
+T
+    ip netns exec "$SRV" $PIN_SERVER "$DIALTONE" serve --config "$WORK/dialtone/dialtone.toml" \
+        2>"$WORK/dialtone/log" &
+    SERVER_PID=$!
+}
+
+start_dnsmasq() {
+    mkdir -p "$WORK/dnsmasq"
+    ip netns exec "$SRV" $PIN_SERVER dnsmasq --keep-in-foreground --conf-file=/dev/null \
+        --port=0 --interface=bsrv0 --bind-interfaces --user=root --group=root \
+        --enable-tftp --tftp-root="$TREE" --tftp-max=500 \
+        --pid-file="$WORK/dnsmasq/pid" --log-facility="$WORK/dnsmasq/log" 2>"$WORK/dnsmasq/stderr" &
+    SERVER_PID=$!
+}
+
+start_tftpd-hpa() {
+    ip netns exec "$SRV" $PIN_SERVER "$TFTPD" --foreground --listen --address 10.30.0.1:69 \
+        --secure --user root "$TREE" &
+    SERVER_PID=$!
+}
+
+now() { date +%s.%N; }
+
+# fetch FILE OUT OPTIONS...: one atftp read; fails if the copy differs.
+fetch() {
+    local file=$1 out=$2
+    shift 2
+    ip netns exec "$CLI" $PIN_LOAD atftp --get -r "$file" -l "$out" "$@" 10.30.0.1 >/dev/null 2>&1
+    cmp -s "$out" "$TREE/$file"
+}
+
+declare -A T
+servers=(dialtone dnsmasq)
+[ -n "$TFTPD" ] && servers+=(tftpd-hpa)
+rows=("blksize 512" "blksize 1468" "blksize 1468, window 16" "100 clients x 16 MiB")
+
+for server in "${servers[@]}"; do
+    echo "== $server"
+    "start_$server"
+    for _ in $(seq 1 50); do
+        fetch image16.img "$WORK/out/probe" && break
+        sleep 0.1
+    done
+    for row in "${rows[@]}"; do
+        best=
+        for _ in $(seq 1 "$RUNS"); do
+            rm -f "$WORK"/out/*
+            t0=$(now)
+            case $row in
+                "blksize 512") fetch image64.img "$WORK/out/a" || { echo "  $row: copy differs"; continue; } ;;
+                "blksize 1468") fetch image64.img "$WORK/out/a" --option "blksize 1468" || { echo "  $row: copy differs"; continue; } ;;
+                "blksize 1468, window 16")
+                    fetch image64.img "$WORK/out/a" --option "blksize 1468" --option "windowsize 16" \
+                        || { echo "  $row: copy differs"; continue; } ;;
+                "100 clients x 16 MiB")
+                    pids=()
+                    for i in $(seq 1 100); do
+                        fetch image16.img "$WORK/out/m$i" --option "blksize 1468" &
+                        pids+=($!)
+                    done
+                    failed=0
+                    for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+                    [ "$failed" = 0 ] || { echo "  $row: $failed copies failed or differ"; continue; }
+                    ;;
+            esac
+            t=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+            if [ -z "$best" ] || awk -v t="$t" -v b="$best" 'BEGIN { exit !(t < b) }'; then best=$t; fi
+        done
+        T["$server|$row"]=${best:-fail}
+        printf '  %-26s %8s s\n' "$row" "${best:-fail}"
+    done
+    stop_server
+done
+
+echo "== HTTP (64 MiB, curl)"
+start_dialtone
+for _ in $(seq 1 50); do
+    ip netns exec "$CLI" curl -sf -o /dev/null http://10.30.0.1:8088/image16.img && break
+    sleep 0.1
+done
+http_best=
+for _ in $(seq 1 "$RUNS"); do
+    rm -f "$WORK/out/h"
+    secs=$(ip netns exec "$CLI" $PIN_LOAD curl -s -o "$WORK/out/h" -w '%{time_total}' http://10.30.0.1:8088/image64.img)
+    cmp -s "$WORK/out/h" "$TREE/image64.img" || { echo "  HTTP copy differs"; continue; }
+    if [ -z "$http_best" ] || awk -v t="$secs" -v b="$http_best" 'BEGIN { exit !(t < b) }'; then http_best=$secs; fi
+done
+stop_server
+# The pair's raw TCP rate: the same file with sendfile, read into a buffer.
+cat >"$WORK/raw.py" <<'PY'
+import os, socket, sys, time
+role, path = sys.argv[1], sys.argv[2]
+if role == "send":
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("10.30.0.1", 9000)); s.listen(1)
+    while True:
+        c, _ = s.accept()
+        with open(path, "rb") as f:
+            os.sendfile(c.fileno(), f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        c.close()
+else:
+    buf = bytearray(1 << 20); n = 0
+    for _ in range(100):
+        try:
+            c = socket.create_connection(("10.30.0.1", 9000)); break
+        except OSError:
+            time.sleep(0.05)
+    t0 = time.time()
+    while True:
+        k = c.recv_into(buf)
+        if not k: break
+        n += k
+    print("%.3f %d" % (time.time() - t0, n))
+PY
+ip netns exec "$SRV" $PIN_SERVER python3 "$WORK/raw.py" send "$TREE/image64.img" &
+SERVER_PID=$!
+raw_best=
+for _ in $(seq 1 "$RUNS"); do
+    secs=$(ip netns exec "$CLI" $PIN_LOAD python3 "$WORK/raw.py" recv - | awk '{ print $1 }')
+    if [ -z "$raw_best" ] || awk -v t="$secs" -v b="$raw_best" 'BEGIN { exit !(t < b) }'; then raw_best=$secs; fi
+done
+stop_server
+mbps() { awk -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", 64 / s * 8.388608; else print "-" }'; }
+printf '  dialtone HTTP   %6s s  (%s Mbit/s)\n' "${http_best:-fail}" "$(mbps "${http_best:-0}")"
+printf '  raw TCP (veth)  %6s s  (%s Mbit/s)\n' "$raw_best" "$(mbps "$raw_best")"
+
+echo
+echo "== results (seconds, best of $RUNS; atftp client${PIN_NOTE}; ratio = anchor time / dialtone time)"
+printf '  %-26s' "row"
+for s in "${servers[@]}"; do printf ' %10s' "$s"; done
+for s in "${servers[@]:1}"; do printf ' %12s' "vs $s"; done
+echo
+for row in "${rows[@]}"; do
+    printf '  %-26s' "$row"
+    for s in "${servers[@]}"; do printf ' %10s' "${T[$s|$row]}"; done
+    for s in "${servers[@]:1}"; do
+        awk -v a="${T[dialtone|$row]}" -v b="${T[$s|$row]}" \
+            'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf " %11.2fx", b / a; else printf " %12s", "-" }'
+    done
+    echo
+done
+awk -v h="${http_best:-0}" -v r="$raw_best" \
+    'BEGIN { if (h > 0) printf "  HTTP: dialtone at %.0f%% of the raw TCP rate of the veth pair\n", 100 * r / h }'
