@@ -252,3 +252,37 @@ fn option_host_names_defined_in_dns_come_from_the_config() {
         "{e}"
     );
 }
+
+#[test]
+fn files_section_loads_and_reports_errors() {
+    let base = crate::demo::LAB_CONFIG.replace("@STATE@", "/tmp/x");
+    let c = Config::parse(
+        "t.toml",
+        &format!("{base}\n[files]\nroot = \"/srv/dialtone\"\ntftp = true\nhttp = [\"0.0.0.0:80\", \":8088\"]\nprivate = [\"*.cfg\"]\n"),
+    )
+    .expect("valid");
+    let f = c.files.as_ref().expect("files");
+    assert_eq!(f.http.len(), 2);
+    assert_eq!(f.http[1].port(), 8088);
+    assert_eq!(f.max_window, 64);
+    let again = Config::parse("n.toml", &c.to_normalized_toml()).expect("normalized is valid");
+    assert_eq!(
+        again.files.map(|f| f.http),
+        Some(c.files.clone().map(|f| f.http).unwrap_or_default())
+    );
+    let e = err(&format!("{base}\n[files]\nhttp = [\"0.0.0.0\"]\n"));
+    assert_eq!(e.key, "files.http[0]", "{e}");
+    assert!(
+        e.to_string().contains("expected an IPv4 address and port"),
+        "{e}"
+    );
+    let e = err(&format!("{base}\n[files]\nroot = \"srv\"\n"));
+    assert_eq!(e.key, "files.root");
+    let e = err(&format!("{base}\n[files]\nmax_window = 0\n"));
+    assert_eq!(e.key, "files.max_window");
+    let e = err(&format!("{base}\n[files]\ntftp_timeout = \"300s\"\n"));
+    assert_eq!(e.key, "files.tftp_timeout");
+    let e = err(&format!("{base}\n[files]\nuploads = \"/tmp\"\n"));
+    assert!(e.to_string().contains("uploads"), "{e}");
+    assert!(e.line > 1, "{e}");
+}
