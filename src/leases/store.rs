@@ -57,21 +57,13 @@ CREATE TABLE IF NOT EXISTS leases (
 ) WITHOUT ROWID;
 ";
 
-/// Version 1 (rowid table plus a MAC index) is rebuilt in place, keeping its rows.
-const MIGRATE_FROM_1: &str = "
+/// Version 1 (rowid table plus a MAC index) is rebuilt in place, keeping its
+/// rows: renamed aside, `SCHEMA` created, rows copied, the old table dropped.
+const MIGRATE_FROM_1_ASIDE: &str = "
 DROP INDEX IF EXISTS leases_mac;
 ALTER TABLE leases RENAME TO leases_v1;
-CREATE TABLE leases (
-    ip           TEXT PRIMARY KEY,
-    mac          TEXT NOT NULL,
-    state        TEXT NOT NULL,
-    expires      INTEGER NOT NULL,
-    hostname     TEXT,
-    vendor_class TEXT,
-    user_class   TEXT,
-    interface    TEXT NOT NULL,
-    updated      INTEGER NOT NULL
-) WITHOUT ROWID;
+";
+const MIGRATE_FROM_1_COPY: &str = "
 INSERT INTO leases SELECT ip, mac, state, expires, hostname, vendor_class, user_class, interface, updated FROM leases_v1;
 DROP TABLE leases_v1;
 ";
@@ -119,10 +111,13 @@ impl Store {
             });
         }
         let tx = conn.unchecked_transaction().map_err(err)?;
-        if has_table && version < 2 {
-            tx.execute_batch(MIGRATE_FROM_1).map_err(err)?;
-        } else {
-            tx.execute_batch(SCHEMA).map_err(err)?;
+        let from_v1 = has_table && version < 2;
+        if from_v1 {
+            tx.execute_batch(MIGRATE_FROM_1_ASIDE).map_err(err)?;
+        }
+        tx.execute_batch(SCHEMA).map_err(err)?;
+        if from_v1 {
+            tx.execute_batch(MIGRATE_FROM_1_COPY).map_err(err)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(err)?;
