@@ -17,6 +17,18 @@ pub fn now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// Waits for the first of a service's tasks to end: its error (a panic
+/// becomes one), or Ok. The services run until dropped, so any end is news.
+pub async fn first_exit(
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    match tasks.join_next().await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => Err(e.into()),
+        None => Ok(()),
+    }
+}
 pub mod demo;
 pub mod dns;
 pub mod files;

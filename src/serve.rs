@@ -106,11 +106,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
         });
     }
     tasks.spawn(crate::dhcp::server::run(Arc::clone(&config), hook));
-    match tasks.join_next().await {
-        Some(Ok(Err(e))) => Err(e),
-        Some(Err(e)) => Err(e.into()),
-        _ => Ok(()),
-    }
+    crate::first_exit(&mut tasks).await
 }
 
 struct SaveOnDrop(Arc<Counters>, std::path::PathBuf);

@@ -67,29 +67,14 @@ pub async fn run(config: Arc<Config>, hook: Option<LeaseHook>) -> anyhow::Result
     });
 
     let mut tasks = tokio::task::JoinSet::new();
-    for name in &config.server.interfaces {
-        let shared = Arc::clone(&shared);
-        let name = name.clone();
-        tasks.spawn(async move {
-            ifaces::follow(&name, "DHCP", || async {
-                let socket = bind(&name)
-                    .with_context(|| format!("cannot listen for DHCP on {name} port 67"))?;
-                let addrs = ifaces::ipv4_addrs(&name)?;
-                if addrs.is_empty() {
-                    tracing::warn!(target: "dialtone::dhcp", interface = %name, "interface has no IPv4 address yet; requests are dropped until it has one");
-                }
-                tracing::info!(target: "dialtone::dhcp", interface = %name, addresses = ?addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "serving DHCP");
-                serve_interface(Arc::clone(&shared), name.clone(), socket).await
-            })
-            .await
-        });
-    }
-    tasks.spawn(housekeeping(Arc::clone(&shared)));
-    match tasks.join_next().await {
-        Some(Ok(Err(e))) => Err(e),
-        Some(Err(e)) => Err(e.into()),
-        _ => Ok(()),
-    }
+    let serving = Arc::clone(&shared);
+    tasks.spawn(ifaces::serve_each(
+        config.server.interfaces.clone(),
+        "DHCP",
+        move |name| serve_interface(Arc::clone(&serving), name),
+    ));
+    tasks.spawn(housekeeping(shared));
+    crate::first_exit(&mut tasks).await
 }
 
 fn bind(interface: &str) -> std::io::Result<UdpSocket> {
@@ -112,11 +97,19 @@ async fn housekeeping(shared: Arc<Shared>) -> anyhow::Result<()> {
     }
 }
 
-async fn serve_interface(
-    shared: Arc<Shared>,
-    name: String,
-    socket: UdpSocket,
-) -> anyhow::Result<()> {
+/// DHCP on one interface, until dropped.
+async fn serve_interface(shared: Arc<Shared>, name: String) -> anyhow::Result<()> {
+    let socket =
+        bind(&name).with_context(|| format!("cannot listen for DHCP on {name} port 67"))?;
+    let mut addrs = ifaces::Addrs::new(&name);
+    let mut ingress = Ingress {
+        interface: name.clone(),
+        addrs: addrs.current().to_vec(),
+    };
+    if ingress.addrs.is_empty() {
+        tracing::warn!(target: "dialtone::dhcp", interface = %name, "interface has no IPv4 address yet; requests are dropped until it has one");
+    }
+    tracing::info!(target: "dialtone::dhcp", interface = %name, addresses = ?ingress.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "serving DHCP");
     let sender: Arc<std::net::UdpSocket> = Arc::new(
         socket2::SockRef::from(&socket)
             .try_clone()
@@ -124,11 +117,6 @@ async fn serve_interface(
             .into(),
     );
     let mut buf = vec![0u8; 4096];
-    let mut addrs = ifaces::Addrs::new(&name);
-    let mut ingress = Ingress {
-        interface: name.clone(),
-        addrs: addrs.current().to_vec(),
-    };
     loop {
         let (len, from) = match socket.recv_from(&mut buf).await {
             Ok(x) => x,

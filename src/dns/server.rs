@@ -147,34 +147,19 @@ pub async fn run(
     upstream: Vec<SocketAddr>,
     zone: SharedZone,
 ) -> anyhow::Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for name in interfaces {
-        let zone = Arc::clone(&zone);
-        let upstream = upstream.clone();
-        tasks.spawn(async move {
-            ifaces::follow(&name, "DNS", || {
-                serve_interface(&name, port, &zone, &upstream)
-            })
-            .await
-        });
-    }
-    match tasks.join_next().await {
-        Some(Ok(Err(e))) => Err(e),
-        Some(Err(e)) => Err(e.into()),
-        _ => Ok(()),
-    }
+    ifaces::serve_each(interfaces, "DNS", move |name| {
+        serve_interface(name, port, Arc::clone(&zone), upstream.clone())
+    })
+    .await
 }
 
 /// DNS over UDP and TCP on one interface, until dropped.
 async fn serve_interface(
-    name: &str,
+    name: String,
     port: u16,
-    zone: &SharedZone,
-    upstream: &[SocketAddr],
+    zone: SharedZone,
+    upstream: Vec<SocketAddr>,
 ) -> anyhow::Result<()> {
-    let name = name.to_string();
-    let zone = Arc::clone(zone);
-    let upstream = upstream.to_vec();
     let handler = Handler {
         zone: Arc::clone(&zone),
         interface: name.clone(),

@@ -93,6 +93,25 @@ where
     }
 }
 
+/// Runs `start(interface)` on each interface, each through `follow`, until
+/// one of them fails.
+pub async fn serve_each<F, Fut>(
+    interfaces: Vec<String>,
+    service: &'static str,
+    start: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for name in interfaces {
+        let start = start.clone();
+        tasks.spawn(async move { follow(&name, service, || start(name.clone())).await });
+    }
+    crate::first_exit(&mut tasks).await
+}
+
 /// An interface's addresses as a server sees them: read at start and again
 /// at most every 5 s (they can change under a running server), or at once
 /// while there are none.

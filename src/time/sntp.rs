@@ -98,23 +98,15 @@ pub async fn run(interfaces: Vec<String>, port: u16, stratum: u8) -> anyhow::Res
     if !crate::sys::clock::synchronised() {
         tracing::warn!(target: "dialtone::time", stratum, "the host clock is not synchronised (no NTP daemon disciplines it); phones get its time anyway, announced at the configured stratum");
     }
-    let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
-    for name in interfaces {
-        tasks.spawn(async move {
-            crate::net::ifaces::follow(&name, "SNTP", || serve_interface(&name, port, stratum))
-                .await
-        });
-    }
-    match tasks.join_next().await {
-        Some(Ok(Err(e))) => Err(e),
-        Some(Err(e)) => Err(e.into()),
-        _ => Ok(()),
-    }
+    crate::net::ifaces::serve_each(interfaces, "SNTP", move |name| {
+        serve_interface(name, port, stratum)
+    })
+    .await
 }
 
 /// SNTP on one interface, until dropped.
-async fn serve_interface(name: &str, port: u16, stratum: u8) -> anyhow::Result<()> {
-    let sock = crate::net::sockets::udp(name, port, |_| Ok(()))
+async fn serve_interface(name: String, port: u16, stratum: u8) -> anyhow::Result<()> {
+    let sock = crate::net::sockets::udp(&name, port, |_| Ok(()))
         .with_context(|| format!("cannot listen for SNTP on {name} UDP port {port}"))?;
     tracing::info!(target: "dialtone::time", interface = %name, port, stratum, "serving SNTP");
     let mut buf = [0u8; 512];

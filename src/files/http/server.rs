@@ -43,24 +43,12 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     for addr in listeners {
         if addr.ip().is_unspecified() {
-            for name in &interfaces {
-                let http = Arc::clone(&http);
-                let name = name.clone();
-                tasks.spawn(async move {
-                    ifaces::follow(&name, "HTTP", || {
-                        let http = Arc::clone(&http);
-                        let name = name.clone();
-                        async move {
-                            let l = sockets::tcp_listener(&name, addr.port()).with_context(|| {
-                                format!("cannot listen for HTTP on {name} TCP port {}", addr.port())
-                            })?;
-                            tracing::info!(target: "dialtone::files", interface = %name, port = addr.port(), "serving HTTP");
-                            accept(l, http).await
-                        }
-                    })
-                    .await
-                });
-            }
+            let http = Arc::clone(&http);
+            tasks.spawn(ifaces::serve_each(
+                interfaces.clone(),
+                "HTTP",
+                move |name| serve_interface(name, addr.port(), Arc::clone(&http)),
+            ));
         } else {
             let http = Arc::clone(&http);
             tasks.spawn(async move {
@@ -72,11 +60,15 @@ pub async fn run(
             });
         }
     }
-    match tasks.join_next().await {
-        Some(Ok(Err(e))) => Err(e),
-        Some(Err(e)) => Err(e.into()),
-        _ => Ok(()),
-    }
+    crate::first_exit(&mut tasks).await
+}
+
+/// HTTP on `port` of one interface, until dropped.
+async fn serve_interface(name: String, port: u16, http: Arc<Http>) -> anyhow::Result<()> {
+    let l = sockets::tcp_listener(&name, port)
+        .with_context(|| format!("cannot listen for HTTP on {name} TCP port {port}"))?;
+    tracing::info!(target: "dialtone::files", interface = %name, port, "serving HTTP");
+    accept(l, http).await
 }
 
 async fn accept(listener: TcpListener, http: Arc<Http>) -> anyhow::Result<()> {

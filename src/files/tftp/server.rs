@@ -47,18 +47,10 @@ impl Tftp {
 
 /// Serves TFTP on every interface until dropped.
 pub async fn run(interfaces: Vec<String>, tftp: Arc<Tftp>) -> anyhow::Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for name in interfaces {
-        let tftp = Arc::clone(&tftp);
-        tasks.spawn(async move {
-            ifaces::follow(&name, "TFTP", || serve_interface(&name, Arc::clone(&tftp))).await
-        });
-    }
-    match tasks.join_next().await {
-        Some(Ok(Err(e))) => Err(e),
-        Some(Err(e)) => Err(e.into()),
-        _ => Ok(()),
-    }
+    ifaces::serve_each(interfaces, "TFTP", move |name| {
+        serve_interface(name, Arc::clone(&tftp))
+    })
+    .await
 }
 
 /// Receives a datagram with the address it was sent to (IP_PKTINFO).
@@ -94,7 +86,8 @@ async fn recv_with_destination(
     .await
 }
 
-async fn serve_interface(name: &str, tftp: Arc<Tftp>) -> anyhow::Result<()> {
+async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
+    let name = name.as_str();
     let port = tftp.config.tftp_port;
     let sock = sockets::udp(name, port, |s| {
         nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::Ipv4PacketInfo, &true)
