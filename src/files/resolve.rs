@@ -33,6 +33,26 @@ pub enum Body {
     Bytes(Bytes),
 }
 
+/// Reads up to `want` bytes of `file` from `at` (fewer only at its end),
+/// off the runtime's threads.
+pub async fn read_chunk(file: Arc<File>, at: u64, want: usize) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    tokio::task::spawn_blocking(move || {
+        let mut v = vec![0u8; want];
+        let mut got = 0;
+        while got < want {
+            match file.read_at(&mut v[got..], at + got as u64)? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        v.truncate(got);
+        Ok(v)
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
 /// A file ready to send.
 #[derive(Debug)]
 pub struct Found {
@@ -150,6 +170,19 @@ impl Resolver {
             modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             body: Body::File(file),
         })
+    }
+
+    /// `resolve` off the runtime's threads.
+    pub async fn resolve_async(
+        self: &Arc<Self>,
+        raw: &str,
+        client: Client,
+        http: bool,
+    ) -> Result<Found, Miss> {
+        let (r, raw) = (Arc::clone(self), raw.to_string());
+        tokio::task::spawn_blocking(move || r.resolve(&raw, &client, http))
+            .await
+            .unwrap_or_else(|e| Err(Miss::Io(io::Error::other(e))))
     }
 
     fn check_private(&self, rel: &str, client: &Client) -> Result<(), Miss> {

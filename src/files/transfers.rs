@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::resolve::{Client, Miss};
 use crate::units::Mac;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,22 +48,52 @@ impl Outcome {
     }
 }
 
-/// One finished transfer.
+/// One transfer, filled in as it goes and reported once with `Counters::finish`.
 #[derive(Debug, Clone)]
-pub struct Transfer<'a> {
+pub struct Transfer {
     pub protocol: &'static str,
     pub client: Ipv4Addr,
     pub mac: Option<Mac>,
     /// The name as asked for.
-    pub requested: &'a str,
+    pub requested: String,
     /// The file in the tree it resolved to, if any.
-    pub file: Option<&'a str>,
+    pub file: Option<String>,
     pub sent: u64,
     pub total: Option<u64>,
-    pub duration: Duration,
+    pub started: Instant,
     pub outcome: Outcome,
     /// Protocol details (blksize, window; HTTP status and range).
     pub detail: String,
+}
+
+impl Transfer {
+    /// A transfer that has just been asked for; `Failed` until told otherwise.
+    pub fn begin(protocol: &'static str, client: &Client, requested: &str) -> Transfer {
+        Transfer {
+            protocol,
+            client: client.ip,
+            mac: client.mac,
+            requested: requested.to_string(),
+            file: None,
+            sent: 0,
+            total: None,
+            started: Instant::now(),
+            outcome: Outcome::Failed,
+            detail: String::new(),
+        }
+    }
+
+    /// Records why the resolver found nothing to send.
+    pub fn missed(&mut self, miss: &Miss) {
+        (self.outcome, self.detail) = match miss {
+            Miss::NotFound => (Outcome::NotFound, String::new()),
+            Miss::Private { path, owner } => {
+                (Outcome::Private, format!("{path} belongs to {owner}"))
+            }
+            Miss::Refused(why) => (Outcome::Refused, why.clone()),
+            Miss::Io(e) => (Outcome::Failed, e.to_string()),
+        };
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -85,9 +116,9 @@ pub struct Counters {
 
 impl Counters {
     /// Logs the transfer (one event) and counts it.
-    pub fn finish(&self, t: &Transfer<'_>) {
+    pub fn finish(&self, t: &Transfer) {
         log(t);
-        let key = t.file.unwrap_or(t.requested).to_string();
+        let key = t.file.as_deref().unwrap_or(&t.requested).to_string();
         if let Ok(mut g) = self.files.lock() {
             let c = g.0.entry(key).or_default();
             c.requests += 1;
@@ -130,15 +161,15 @@ pub fn counters_path(state_dir: &Path) -> PathBuf {
     state_dir.join("file-counters.json")
 }
 
-fn log(t: &Transfer<'_>) {
+fn log(t: &Transfer) {
     let mac = t.mac.map(|m| m.to_string()).unwrap_or_default();
-    let file = t.file.unwrap_or("");
+    let file = t.file.as_deref().unwrap_or("");
     let total = t.total.map(|n| n.to_string()).unwrap_or_default();
-    let ms = t.duration.as_millis() as u64;
+    let ms = t.started.elapsed().as_millis() as u64;
     macro_rules! ev {
         ($lvl:expr) => {
             tracing::event!(target: "dialtone::files", $lvl,
-                protocol = t.protocol, client = %t.client, mac, requested = t.requested, file,
+                protocol = t.protocol, client = %t.client, mac, requested = %t.requested, file,
                 sent = t.sent, total, duration_ms = ms, outcome = t.outcome.as_str(),
                 detail = %t.detail, "file transfer")
         };

@@ -4,11 +4,10 @@
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -16,11 +15,10 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use super::conditional::{Conditions, Meta, Plan, plan};
 use crate::files::path::percent_decode;
-use crate::files::resolve::{Body as FoundBody, Miss, Resolver};
+use crate::files::resolve::{Body as FoundBody, Miss, Resolver, read_chunk};
 use crate::files::transfers::{Counters, Outcome, Transfer};
 use crate::net::{ifaces, sockets};
 
@@ -130,7 +128,6 @@ fn simple(status: StatusCode, text: &str) -> Response<FileBody> {
 }
 
 async fn handle(http: &Arc<Http>, req: Request<Incoming>, peer: SocketAddr) -> Response<FileBody> {
-    let started = Instant::now();
     let ip = client_ip(peer);
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
@@ -141,53 +138,26 @@ async fn handle(http: &Arc<Http>, req: Request<Incoming>, peer: SocketAddr) -> R
     }
     let raw_path = req.uri().path().to_string();
     let client = http.resolver.client(ip);
-    let mut record = Transfer {
-        protocol: "http",
-        client: ip,
-        mac: client.mac,
-        requested: &raw_path,
-        file: None,
-        sent: 0,
-        total: None,
-        duration: Duration::ZERO,
-        outcome: Outcome::Failed,
-        detail: String::new(),
-    };
+    let mut record = Transfer::begin("http", &client, &raw_path);
     let Some(decoded) = percent_decode(&raw_path) else {
         record.outcome = Outcome::Refused;
         record.detail = "malformed percent escape".into();
         http.counters.finish(&record);
         return simple(StatusCode::BAD_REQUEST, "malformed path");
     };
-    let resolver = Arc::clone(&http.resolver);
-    let found = tokio::task::spawn_blocking(move || resolver.resolve(&decoded, &client, true))
-        .await
-        .unwrap_or_else(|e| Err(Miss::Io(io::Error::other(e))));
-    let found = match found {
+    let found = match http.resolver.resolve_async(&decoded, client, true).await {
         Ok(f) => f,
         Err(miss) => {
-            let (status, outcome, detail) = match miss {
-                Miss::NotFound => (StatusCode::NOT_FOUND, Outcome::NotFound, String::new()),
-                Miss::Private { path, owner } => (
-                    StatusCode::NOT_FOUND,
-                    Outcome::Private,
-                    format!("{path} belongs to {owner}"),
-                ),
-                Miss::Refused(why) => (StatusCode::FORBIDDEN, Outcome::Refused, why),
-                Miss::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                    (StatusCode::FORBIDDEN, Outcome::Failed, e.to_string())
-                }
-                Miss::Io(e) => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Outcome::Failed,
-                    e.to_string(),
-                ),
+            let status = match &miss {
+                Miss::NotFound | Miss::Private { .. } => StatusCode::NOT_FOUND,
+                Miss::Refused(_) => StatusCode::FORBIDDEN,
+                Miss::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+                Miss::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            record.outcome = outcome;
-            record.detail = format!("{} {detail}", status.as_u16())
+            record.missed(&miss);
+            record.detail = format!("{} {}", status.as_u16(), record.detail)
                 .trim_end()
                 .to_string();
-            record.duration = started.elapsed();
             http.counters.finish(&record);
             let text = status.canonical_reason().unwrap_or("error");
             return simple(status, text);
@@ -210,24 +180,21 @@ async fn handle(http: &Arc<Http>, req: Request<Incoming>, peer: SocketAddr) -> R
         Plan::NotModified => (StatusCode::NOT_MODIFIED, 0, 0),
         Plan::Unsatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, 0, 0),
     };
+    record.file = Some(found.path.clone());
+    record.total = Some(meta.size);
+    record.detail = format!(
+        "{} {}{}",
+        if head { "HEAD" } else { "GET" },
+        status.as_u16(),
+        match decision {
+            Plan::Range { start, end } => format!(" bytes {start}-{end}"),
+            _ => String::new(),
+        }
+    );
     let finish = Finish {
         counters: Arc::clone(&http.counters),
-        protocol_detail: format!(
-            "{} {}{}",
-            if head { "HEAD" } else { "GET" },
-            status.as_u16(),
-            match decision {
-                Plan::Range { start, end } => format!(" bytes {start}-{end}"),
-                _ => String::new(),
-            }
-        ),
-        client: ip,
-        mac: client.mac,
-        requested: raw_path.clone(),
-        file: found.path.clone(),
-        total: meta.size,
+        record,
         expected: len,
-        started,
         // What counts as done when every expected byte went out.
         done: match decision {
             Plan::Full if !head => Outcome::Complete,
@@ -279,42 +246,26 @@ async fn handle(http: &Arc<Http>, req: Request<Incoming>, peer: SocketAddr) -> R
 /// Logs and counts a response once its body is done or dropped.
 struct Finish {
     counters: Arc<Counters>,
-    protocol_detail: String,
-    client: Ipv4Addr,
-    mac: Option<crate::units::Mac>,
-    requested: String,
-    file: String,
-    total: u64,
+    record: Transfer,
     expected: u64,
-    started: Instant,
     done: Outcome,
 }
 
 impl Finish {
-    fn report(&self, sent: u64, failed: bool) {
-        let outcome = if failed {
+    fn report(mut self, sent: u64, failed: bool) {
+        self.record.sent = sent;
+        self.record.outcome = if failed {
             Outcome::Failed
         } else if sent >= self.expected {
             self.done
         } else {
             Outcome::AbortedByClient
         };
-        self.counters.finish(&Transfer {
-            protocol: "http",
-            client: self.client,
-            mac: self.mac,
-            requested: &self.requested,
-            file: Some(&self.file),
-            sent,
-            total: Some(self.total),
-            duration: self.started.elapsed(),
-            outcome,
-            detail: self.protocol_detail.clone(),
-        });
+        self.counters.finish(&self.record);
     }
 }
 
-type ReadJob = JoinHandle<io::Result<Vec<u8>>>;
+type ReadJob = Pin<Box<dyn Future<Output = io::Result<Vec<u8>>> + Send>>;
 
 /// A response body: a short text, nothing, or a file (or generated bytes)
 /// streamed in chunks read off the runtime.
@@ -410,28 +361,17 @@ impl Body for FileBody {
                 if this.reading.is_none() {
                     let f = Arc::clone(f);
                     let (at, want) = (this.at, (this.left.min(CHUNK as u64)) as usize);
-                    this.reading = Some(tokio::task::spawn_blocking(move || {
-                        let mut v = vec![0u8; want];
-                        let mut got = 0;
-                        while got < want {
-                            match f.read_at(&mut v[got..], at + got as u64)? {
-                                0 => break,
-                                n => got += n,
-                            }
-                        }
-                        v.truncate(got);
-                        Ok(v)
-                    }));
+                    this.reading = Some(Box::pin(read_chunk(f, at, want)));
                 }
                 let Some(job) = this.reading.as_mut() else {
                     return Poll::Ready(None);
                 };
-                let result = match Pin::new(job).poll(cx) {
+                let result = match job.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(r) => r,
                 };
                 this.reading = None;
-                match result.map_err(io::Error::other).and_then(|r| r) {
+                match result {
                     Ok(v) => Bytes::from(v),
                     Err(e) => {
                         this.failed = true;

@@ -5,9 +5,8 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -18,7 +17,7 @@ use tokio::sync::Semaphore;
 use super::packet::{self, Limits, Mode, Packet, Request};
 use super::window::{Resend, Step, Window, wire_number};
 use crate::config::Files;
-use crate::files::resolve::{Body, Client, Found, Miss, Resolver};
+use crate::files::resolve::{Body, Found, Miss, Resolver, read_chunk};
 use crate::files::transfers::{Counters, Outcome, Transfer};
 use crate::net::{ifaces, sockets};
 
@@ -128,18 +127,10 @@ async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
                         .send_to(&packet::error(packet::ERR_UNDEFINED, &msg), from)
                         .await;
                     let client = tftp.resolver.client(*from.ip());
-                    tftp.counters.finish(&Transfer {
-                        protocol: "tftp",
-                        client: *from.ip(),
-                        mac: client.mac,
-                        requested: &req.filename,
-                        file: None,
-                        sent: 0,
-                        total: None,
-                        duration: Duration::ZERO,
-                        outcome: Outcome::Busy,
-                        detail: msg,
-                    });
+                    let mut record = Transfer::begin("tftp", &client, &req.filename);
+                    record.outcome = Outcome::Busy;
+                    record.detail = msg;
+                    tftp.counters.finish(&record);
                     continue;
                 };
                 let tftp = Arc::clone(&tftp);
@@ -188,54 +179,46 @@ fn transfer_socket(
     UdpSocket::from_std(s.into())
 }
 
-/// The bytes of a transfer, read ahead in large chunks off the runtime.
+/// The bytes of a transfer: a file read ahead in large chunks off the
+/// runtime, or (generated files, netascii) bytes in memory.
 struct Source {
-    data: SourceData,
+    file: Option<Arc<std::fs::File>>,
     size: u64,
+    /// Bytes `chunk_at..` of the transfer (all of them when in memory).
     chunk: Bytes,
     chunk_at: u64,
 }
 
-enum SourceData {
-    File(Arc<std::fs::File>),
-    Memory(Bytes),
-}
-
 impl Source {
     async fn new(found: Found, mode: Mode) -> io::Result<Source> {
-        let (data, size) = match (found.body, mode) {
-            (Body::Bytes(b), Mode::Octet) => {
-                let n = b.len() as u64;
-                (SourceData::Memory(b), n)
+        let bytes = match (found.body, mode) {
+            (Body::File(f), Mode::Octet) => {
+                return Ok(Source {
+                    file: Some(Arc::new(f)),
+                    size: found.size,
+                    chunk: Bytes::new(),
+                    chunk_at: 0,
+                });
             }
-            (Body::Bytes(b), Mode::Netascii) => {
-                let b = Bytes::from(packet::to_netascii(&b));
-                let n = b.len() as u64;
-                (SourceData::Memory(b), n)
+            (Body::Bytes(b), _) => b,
+            (Body::File(_), Mode::Netascii) if found.size > NETASCII_MAX => {
+                return Err(io::Error::other(format!(
+                    "netascii transfers are limited to {} MiB; ask in octet mode",
+                    NETASCII_MAX >> 20
+                )));
             }
-            (Body::File(f), Mode::Octet) => (SourceData::File(Arc::new(f)), found.size),
             (Body::File(f), Mode::Netascii) => {
-                if found.size > NETASCII_MAX {
-                    return Err(io::Error::other(format!(
-                        "netascii transfers are limited to {} MiB; ask in octet mode",
-                        NETASCII_MAX >> 20
-                    )));
-                }
-                let text = tokio::task::spawn_blocking(move || {
-                    let mut v = Vec::new();
-                    io::Read::read_to_end(&mut &f, &mut v).map(|_| v)
-                })
-                .await
-                .map_err(io::Error::other)??;
-                let b = Bytes::from(packet::to_netascii(&text));
-                let n = b.len() as u64;
-                (SourceData::Memory(b), n)
+                Bytes::from(read_chunk(Arc::new(f), 0, found.size as usize).await?)
             }
         };
+        let chunk = match mode {
+            Mode::Octet => bytes,
+            Mode::Netascii => Bytes::from(packet::to_netascii(&bytes)),
+        };
         Ok(Source {
-            data,
-            size,
-            chunk: Bytes::new(),
+            file: None,
+            size: chunk.len() as u64,
+            chunk,
             chunk_at: 0,
         })
     }
@@ -246,57 +229,25 @@ impl Source {
         if at >= end {
             return Ok(Bytes::new());
         }
-        match &self.data {
-            SourceData::Memory(b) => Ok(b.slice(at as usize..end as usize)),
-            SourceData::File(f) => {
-                let have = self.chunk_at..self.chunk_at + self.chunk.len() as u64;
-                if !(have.contains(&at) && end <= have.end) {
-                    let f = Arc::clone(f);
-                    let want = READ_CHUNK.max(len);
-                    let chunk = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
-                        let mut v = vec![0u8; want];
-                        let mut got = 0;
-                        while got < want {
-                            match f.read_at(&mut v[got..], at + got as u64)? {
-                                0 => break,
-                                n => got += n,
-                            }
-                        }
-                        v.truncate(got);
-                        Ok(v)
-                    })
-                    .await
-                    .map_err(io::Error::other)??;
-                    self.chunk = Bytes::from(chunk);
-                    self.chunk_at = at;
-                }
-                let from = (at - self.chunk_at) as usize;
-                let to = ((end - self.chunk_at) as usize).min(self.chunk.len());
-                if from > to {
-                    return Err(io::Error::other("the file shrank during the transfer"));
-                }
-                Ok(self.chunk.slice(from..to))
-            }
+        let cached = self.chunk_at <= at && end <= self.chunk_at + self.chunk.len() as u64;
+        if let (false, Some(f)) = (cached, &self.file) {
+            self.chunk = Bytes::from(read_chunk(Arc::clone(f), at, READ_CHUNK.max(len)).await?);
+            self.chunk_at = at;
         }
+        let from = (at - self.chunk_at) as usize;
+        let to = ((end - self.chunk_at) as usize).min(self.chunk.len());
+        if from > to {
+            return Err(io::Error::other("the file shrank during the transfer"));
+        }
+        Ok(self.chunk.slice(from..to))
     }
 }
 
 /// One read request from start to end, with its event.
 async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4, local: Ipv4Addr) {
-    let started = Instant::now();
     let client = tftp.resolver.client(*from.ip());
-    let mut record = Transfer {
-        protocol: "tftp",
-        client: *from.ip(),
-        mac: client.mac,
-        requested: &req.filename,
-        file: None,
-        sent: 0,
-        total: None,
-        duration: Duration::ZERO,
-        outcome: Outcome::Failed,
-        detail: format!("mode {}", req.mode.as_str()),
-    };
+    let mut record = Transfer::begin("tftp", &client, &req.filename);
+    record.detail = format!("mode {}", req.mode.as_str());
     let sock = match transfer_socket(interface, local, from) {
         Ok(s) => s,
         Err(e) => {
@@ -305,46 +256,28 @@ async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4
             return;
         }
     };
-    let found = resolve(tftp, &req.filename, client).await;
-    let found = match found {
+    let found = match tftp
+        .resolver
+        .resolve_async(&req.filename, client, false)
+        .await
+    {
         Ok(f) => f,
         Err(miss) => {
-            let (code, msg, outcome, detail) = match miss {
-                Miss::NotFound => (
-                    packet::ERR_NOT_FOUND,
-                    "File not found".to_string(),
-                    Outcome::NotFound,
-                    String::new(),
-                ),
-                Miss::Private { path, owner } => (
-                    packet::ERR_NOT_FOUND,
-                    "File not found".to_string(),
-                    Outcome::Private,
-                    format!("{path} belongs to {owner}"),
-                ),
-                Miss::Refused(why) => (
-                    packet::ERR_ACCESS,
-                    "Access violation".to_string(),
-                    Outcome::Refused,
-                    why,
-                ),
-                Miss::Io(e) => (
-                    packet::ERR_ACCESS,
-                    "Access violation".to_string(),
-                    Outcome::Failed,
-                    e.to_string(),
-                ),
+            let error = match miss {
+                Miss::NotFound | Miss::Private { .. } => {
+                    packet::error(packet::ERR_NOT_FOUND, "File not found")
+                }
+                Miss::Refused(_) | Miss::Io(_) => {
+                    packet::error(packet::ERR_ACCESS, "Access violation")
+                }
             };
-            let _ = sock.send(&packet::error(code, &msg)).await;
-            record.outcome = outcome;
-            record.detail = detail;
-            record.duration = started.elapsed();
+            let _ = sock.send(&error).await;
+            record.missed(&miss);
             tftp.counters.finish(&record);
             return;
         }
     };
-    let path = found.path.clone();
-    record.file = Some(&path);
+    record.file = Some(found.path.clone());
     let mut source = match Source::new(found, req.mode).await {
         Ok(s) => s,
         Err(e) => {
@@ -352,7 +285,6 @@ async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4
                 .send(&packet::error(packet::ERR_UNDEFINED, &e.to_string()))
                 .await;
             record.detail = e.to_string();
-            record.duration = started.elapsed();
             tftp.counters.finish(&record);
             return;
         }
@@ -369,13 +301,13 @@ async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4
         n.blksize,
         n.window
     );
-    let mut window = Window::new(source.size, n.blksize, n.window, !n.oack.is_empty());
-    let oack = packet::oack(&n.oack);
+    let oack = (!n.oack.is_empty()).then(|| packet::oack(&n.oack));
+    let mut window = Window::new(source.size, n.blksize, n.window, oack.is_some());
     let (outcome, acked) = drive(
         &sock,
         &mut source,
         &mut window,
-        &oack,
+        oack.as_deref(),
         n.blksize,
         n.timeout,
         tftp.config.tftp_retries,
@@ -383,38 +315,28 @@ async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4
     .await;
     record.outcome = outcome;
     record.sent = (acked * u64::from(n.blksize)).min(source.size);
-    record.duration = started.elapsed();
     tftp.counters.finish(&record);
 }
 
-async fn resolve(tftp: &Tftp, name: &str, client: Client) -> Result<Found, Miss> {
-    let r = Arc::clone(&tftp.resolver);
-    let name = name.to_string();
-    tokio::task::spawn_blocking(move || r.resolve(&name, &client, false))
-        .await
-        .unwrap_or_else(|e| Err(Miss::Io(io::Error::other(e))))
-}
-
-/// Sends the file and returns how it ended and how many blocks were acknowledged.
+/// Sends the file (after the OACK, if any) and returns how it ended and how
+/// many blocks were acknowledged.
 async fn drive(
     sock: &UdpSocket,
     source: &mut Source,
     window: &mut Window,
-    oack: &[u8],
+    oack: Option<&[u8]>,
     blksize: u16,
     timeout: Duration,
     retries: u32,
 ) -> (Outcome, u64) {
     let mut out = Vec::with_capacity(usize::from(blksize) + 4);
     let mut inbuf = vec![0u8; 1024];
-    let mut step = if oack.len() > 2 {
-        if sock.send(oack).await.is_err() {
-            return (Outcome::Failed, 0);
-        }
-        window.start()
-    } else {
-        window.start()
-    };
+    if let Some(o) = oack
+        && sock.send(o).await.is_err()
+    {
+        return (Outcome::Failed, 0);
+    }
+    let mut step = window.start();
     loop {
         if let Step::Send(range) = &step {
             for idx in range.clone() {
@@ -446,7 +368,9 @@ async fn drive(
                 Err(_) => match window.on_timeout(retries) {
                     None => return (Outcome::Timeout, window.acked()),
                     Some(Resend::OptionAck) => {
-                        let _ = sock.send(oack).await;
+                        if let Some(o) = oack {
+                            let _ = sock.send(o).await;
+                        }
                         break Step::Ignore;
                     }
                     Some(Resend::Blocks(r)) => break Step::Send(r),
