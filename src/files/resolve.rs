@@ -8,6 +8,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::net::Ipv4Addr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -156,14 +157,20 @@ impl Resolver {
         for name in [rel.clone(), relative(real_rel)] {
             self.check_private(&name, client)?;
         }
-        let meta = fs::metadata(&real).map_err(Miss::Io)?;
+        // Opened before it is examined, so what is checked is what is sent.
+        // O_NONBLOCK: opening a FIFO must not wait for a writer.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&real)
+            .map_err(Miss::Io)?;
+        let meta = file.metadata().map_err(Miss::Io)?;
         if meta.is_dir() {
             return Err(Miss::NotFound);
         }
         if !meta.is_file() {
             return Err(Miss::Refused("not a regular file".into()));
         }
-        let file = File::open(&real).map_err(Miss::Io)?;
         Ok(Found {
             path: rel,
             size: meta.len(),

@@ -104,6 +104,16 @@ fn missing_directories_and_escapes() {
         content(r.resolve("latest.img", &c, false).unwrap()),
         "image"
     );
+    // A FIFO in the tree is refused without waiting for a writer.
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.join("pipe.img"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert!(matches!(
+        r.resolve("pipe.img", &c, false),
+        Err(Miss::Refused(_))
+    ));
     let _ = fs::remove_dir_all(dir);
 }
 
