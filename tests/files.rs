@@ -72,6 +72,24 @@ impl Files {
         )
     }
 
+    /// tftp-hpa (plain RFC 1350: lockstep 512-byte blocks, no options)
+    /// fetching `name` into `out` in `mode` ("binary" or "ascii").
+    fn tftp_hpa(&self, mode: &str, name: &str, out: &Path) -> (bool, String) {
+        let out = out.display().to_string();
+        self.client("tftp", &["-m", mode, SERVER, "-c", "get", name, &out])
+    }
+
+    /// atftp fetching `name` into `out`, with options such as "blksize 1468".
+    fn atftp(&self, name: &str, out: &Path, options: &[&str]) -> (bool, String) {
+        let out = out.display().to_string();
+        let mut args = vec!["--get", "-r", name, "-l", &out];
+        for o in options {
+            args.extend_from_slice(&["--option", o]);
+        }
+        args.push(SERVER);
+        self.client("atftp", &args)
+    }
+
     fn out(&self, name: &str) -> PathBuf {
         self.out.join(name)
     }
@@ -107,41 +125,13 @@ fn tftp_clients_fetch_byte_exact() {
         ("sip100.img", &big),
         ("empty.img", &Vec::new()),
     ] {
-        // tftp-hpa: plain RFC 1350, lockstep 512-byte blocks, no options.
         let o = f.out(&format!("hpa-{}", name.replace('/', "_")));
-        let (ok, text) = f.client(
-            "tftp",
-            &[
-                "-m",
-                "binary",
-                SERVER,
-                "-c",
-                "get",
-                name,
-                &o.display().to_string(),
-            ],
-        );
+        let (ok, text) = f.tftp_hpa("binary", name, &o);
         assert!(ok, "tftp-hpa {name}: {text}");
         f.same(&o, want);
         // atftp with blksize, tsize and a window.
         let o = f.out(&format!("atftp-{}", name.replace('/', "_")));
-        let (ok, text) = f.client(
-            "atftp",
-            &[
-                "--get",
-                "-r",
-                name,
-                "-l",
-                &o.display().to_string(),
-                "--option",
-                "blksize 1468",
-                "--option",
-                "tsize 0",
-                "--option",
-                "windowsize 16",
-                SERVER,
-            ],
-        );
+        let (ok, text) = f.atftp(name, &o, &["blksize 1468", "tsize 0", "windowsize 16"]);
         assert!(ok, "atftp {name}: {text}");
         f.same(&o, want);
         // curl with a block size.
@@ -181,50 +171,17 @@ fn tftp_clients_fetch_byte_exact() {
     }
     // Phones' spellings: backslashes and another case.
     let o = f.out("spelled");
-    let (ok, text) = f.client(
-        "tftp",
-        &[
-            "-m",
-            "binary",
-            SERVER,
-            "-c",
-            "get",
-            "SUB\\EXACT.IMG",
-            &o.display().to_string(),
-        ],
-    );
+    let (ok, text) = f.tftp_hpa("binary", "SUB\\EXACT.IMG", &o);
     assert!(ok, "{text}");
     f.same(&o, &multiple);
     // netascii: tftp-hpa turns CR LF back into LF.
     let o = f.out("notes");
-    let (ok, text) = f.client(
-        "tftp",
-        &[
-            "-m",
-            "ascii",
-            SERVER,
-            "-c",
-            "get",
-            "notes.txt",
-            &o.display().to_string(),
-        ],
-    );
+    let (ok, text) = f.tftp_hpa("ascii", "notes.txt", &o);
     assert!(ok, "{text}");
     f.same(&o, b"line one\nline two\r\nend\n");
     // A missing file is ERROR 1, logged at info.
     let o = f.out("missing");
-    let (_, text) = f.client(
-        "tftp",
-        &[
-            "-m",
-            "binary",
-            SERVER,
-            "-c",
-            "get",
-            "nothing.cfg",
-            &o.display().to_string(),
-        ],
-    );
+    let (_, text) = f.tftp_hpa("binary", "nothing.cfg", &o);
     assert!(text.contains("File not found"), "{text}");
     let log = f.lab.log();
     assert!(log.contains("\"outcome\":\"not found\""), "{log}");
@@ -241,19 +198,7 @@ fn tftp_100_mib_rolls_over_block_numbers() {
     f.start();
     // 512-byte blocks: 204,801 of them, so numbers pass 65535 three times.
     let o = f.out("big-512");
-    let (ok, text) = f.client(
-        "atftp",
-        &[
-            "--get",
-            "-r",
-            "big.img",
-            "-l",
-            &o.display().to_string(),
-            "--option",
-            "windowsize 32",
-            SERVER,
-        ],
-    );
+    let (ok, text) = f.atftp("big.img", &o, &["windowsize 32"]);
     assert!(ok, "atftp: {text}");
     f.same(&o, &big);
     std::fs::remove_file(&o).unwrap();
@@ -432,18 +377,7 @@ fn traversal_is_refused_over_both_protocols() {
         "sub/../../secret.txt",
     ] {
         let o = f.out("t");
-        let (_, text) = f.client(
-            "tftp",
-            &[
-                "-m",
-                "binary",
-                SERVER,
-                "-c",
-                "get",
-                name,
-                &o.display().to_string(),
-            ],
-        );
+        let (_, text) = f.tftp_hpa("binary", name, &o);
         assert!(text.contains("Access violation"), "{name}: {text}");
     }
     for path in [
