@@ -99,7 +99,11 @@ struct Phone {
     label: &'static str,
     vlan: &'static str,
     mac: &'static str,
-    args: Vec<String>,
+    /// udhcpc arguments saying who the phone is (`-V` vendor class, `-x`
+    /// user class).
+    identity: Vec<String>,
+    /// The options it asks for in option 55 (udhcpc `-O`).
+    requests: &'static [u8],
 }
 
 fn hex(s: &str) -> String {
@@ -191,63 +195,29 @@ pub fn run() -> anyhow::Result<()> {
             label: "Interaction SIP Station (SIP100)",
             vlan: "voice",
             mac: "00:26:fd:00:01:00",
-            args: vec![
-                "-V".into(),
-                "SIP100".into(),
-                "-O".into(),
-                "66".into(),
-                "-O".into(),
-                "67".into(),
-                "-O".into(),
-                "160".into(),
-                "-O".into(),
-                "42".into(),
-                "-O".into(),
-                "2".into(),
-            ],
+            identity: vec!["-V".into(), "SIP100".into()],
+            requests: &[66, 67, 160, 42, 2],
         },
         Phone {
             label: "Polycom VVX",
             vlan: "voice",
             mac: "00:04:f2:00:02:00",
-            args: vec![
-                "-V".into(),
-                "Polycom-VVX".into(),
-                "-O".into(),
-                "160".into(),
-                "-O".into(),
-                "42".into(),
-                "-O".into(),
-                "2".into(),
-            ],
+            identity: vec!["-V".into(), "Polycom-VVX".into()],
+            requests: &[160, 42, 2],
         },
         Phone {
             label: "AudioCodes 450HD, bricked (recovery)",
             vlan: "native",
             mac: "00:90:8f:00:03:00",
-            args: vec![
-                "-x".into(),
-                format!("0x4d:{}", hex("450HD")),
-                "-O".into(),
-                "66".into(),
-                "-O".into(),
-                "67".into(),
-                "-O".into(),
-                "132".into(),
-            ],
+            identity: vec!["-x".into(), format!("0x4d:{}", hex("450HD"))],
+            requests: &[66, 67, 132],
         },
         Phone {
             label: "AudioCodes 450HD, Skype for Business",
             vlan: "voice",
             mac: "00:90:8f:00:04:00",
-            args: vec![
-                "-V".into(),
-                "MS-UC-Client".into(),
-                "-O".into(),
-                "43".into(),
-                "-O".into(),
-                "120".into(),
-            ],
+            identity: vec!["-V".into(), "MS-UC-Client".into()],
+            requests: &[43, 120],
         },
     ];
     let script = dir.join("phone.sh");
@@ -267,7 +237,10 @@ pub fn run() -> anyhow::Result<()> {
             .map(|s| s.to_string())
             .collect();
         args.push(script.display().to_string());
-        args.extend(ph.args.iter().cloned());
+        args.extend(ph.identity.iter().cloned());
+        for code in ph.requests {
+            args.extend(["-O".to_string(), code.to_string()]);
+        }
         let _ = phones
             .command("udhcpc")
             .args(&args)
