@@ -13,7 +13,7 @@
 #
 # Run as root:  bash bench/dhcp.sh            (about 10 minutes)
 # Environment:  TRIAL_SECONDS (default 10); SERVERS (default "dialtone kea dnsmasq",
-#               "kea-mt" adds Kea with multi-threading on); MAX_RATE (default 60000)
+#               "kea-mt" adds Kea with multi-threading on); MAX_RATE (default 200000)
 #
 # Nothing is served on this machine's interfaces: everything runs inside two
 # namespaces created here and removed on exit.
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 TRIAL_SECONDS=${TRIAL_SECONDS:-10}
 SERVERS=${SERVERS:-"dialtone kea dnsmasq"}
-MAX_RATE=${MAX_RATE:-60000}
+MAX_RATE=${MAX_RATE:-200000}
 CLIENTS=60000
 FILL_LEASES=60000
 
@@ -121,7 +121,7 @@ trial() {
     local rate=$1 seconds=$2 clients=$3 out t0 t1
     t0=$(cpu_ticks)
     out=$(ip netns exec "$CLI" $PIN_LOAD perfdhcp -4 -l 10.20.0.2 -r "$rate" -R "$clients" \
-        -p "$seconds" -W 2000000 10.20.0.1 2>&1) || true
+        -p "$seconds" -W 2000000 -g single 10.20.0.1 2>&1) || true
     t1=$(cpu_ticks)
     awk -v rate="$rate" -v seconds="$seconds" -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
         /Statistics for: DISCOVER-OFFER/ { sect = "do" }

@@ -5,6 +5,7 @@
 
 mod dns;
 mod files;
+pub mod profiles;
 mod raw;
 mod render;
 
@@ -97,6 +98,9 @@ pub struct Dhcp {
     pub subnets: Vec<Subnet>,
     pub classes: Vec<Class>,
     pub hosts: Vec<Host>,
+    /// Firmware image per model (upper case) for `{image}`: the families'
+    /// documented names, overridden by `[dhcp.images]`.
+    pub images: opt::Images,
 }
 
 #[derive(Debug, Clone)]
@@ -117,15 +121,25 @@ impl Subnet {
 #[derive(Debug, Clone)]
 pub struct Class {
     pub name: String,
-    pub matcher: Match,
+    /// The built-in profile the class starts from.
+    pub profile: Option<String>,
+    /// The class applies when any of these holds.
+    pub matchers: Vec<Match>,
+    /// Values used only where nothing else (global, subnet, class) sets the
+    /// option: a profile's defaults.
+    pub defaults: OptionSet,
     pub options: OptionSet,
     pub force: Vec<u8>,
+    /// When set, the only options sent beyond those every reply carries.
+    pub only: Option<Vec<u8>>,
 }
 
 /// What a client must say about itself for a class to apply; every condition given
 /// must hold.
 #[derive(Debug, Clone, Default)]
 pub struct Match {
+    /// The DHCP message type (e.g. 8 for INFORM).
+    pub message: Option<u8>,
     /// Glob over option 60, case-insensitive.
     pub vendor_class: Option<String>,
     /// Glob over option 77 (any RFC 3004 instance, or the raw value).
@@ -180,6 +194,15 @@ impl Config {
     /// The normalized configuration as TOML, as `dialtone check` prints it.
     pub fn to_normalized_toml(&self) -> String {
         render::normalized(self)
+    }
+
+    /// The port `{http}` puts in URLs: the first HTTP listener's, if dialtone
+    /// serves HTTP.
+    pub fn http_port(&self) -> Option<u16> {
+        self.files
+            .as_ref()
+            .and_then(|f| f.http.first())
+            .map(|a| a.port())
     }
 
     pub fn leases_path(&self) -> PathBuf {
@@ -381,6 +404,24 @@ impl Cx<'_> {
             hosts.push(self.host(h, &key, &subnets, &hosts)?);
         }
 
+        let mut images: opt::Images = profiles::IMAGES
+            .iter()
+            .map(|(m, f)| (m.to_string(), f.to_string()))
+            .collect();
+        for (model, file) in raw.images.iter().flatten() {
+            let k = format!("dhcp.images.{model}");
+            if model.trim().is_empty() {
+                return Err(self.err(file, "dhcp.images", "expected a model name as the key"));
+            }
+            if file.get_ref().trim().is_empty() {
+                return Err(self.err(file, &k, "expected an image file name"));
+            }
+            images.insert(
+                model.trim().to_ascii_uppercase(),
+                file.get_ref().trim().to_string(),
+            );
+        }
+
         Ok(Dhcp {
             lease_time,
             offer_time,
@@ -391,6 +432,7 @@ impl Cx<'_> {
             subnets,
             classes,
             hosts,
+            images,
         })
     }
 
@@ -487,47 +529,161 @@ impl Cx<'_> {
         if name.is_empty() {
             return Err(self.err(&c.name, &format!("{key}.name"), "expected a class name"));
         }
-        let m = c.matcher;
+        let mut class = Class {
+            name,
+            profile: None,
+            matchers: vec![Match::default()],
+            defaults: OptionSet::new(),
+            options: OptionSet::new(),
+            force: Vec::new(),
+            only: None,
+        };
+        let mut needs_match = false;
+        if let Some(p) = &c.profile {
+            let profile = profiles::find(p.get_ref()).ok_or_else(|| {
+                self.err(
+                    p,
+                    &format!("{key}.profile"),
+                    format!(
+                        "unknown profile `{}` (expected one of: {}; `dialtone profiles` lists them)",
+                        p.get_ref(),
+                        profiles::names()
+                    ),
+                )
+            })?;
+            let base = self.profile(profile)?;
+            needs_match = base.matchers.is_empty();
+            class.profile = Some(profile.name.to_string());
+            class.matchers = base.matchers;
+            class.defaults = base.defaults;
+            class.options = base.options;
+            class.force = base.force;
+            class.only = base.only;
+        }
+        match c.matcher {
+            Some(m) => class.matchers = self.matches(m, &format!("{key}.match"))?,
+            None if needs_match => {
+                return Err(self.err(
+                    &c.name,
+                    &format!("{key}.match"),
+                    format!(
+                        "profile `{}` has no match rules of its own: give the class a `match`, e.g. match.mac = \"00:04:f2:*\"",
+                        class.profile.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+            None => {}
+        }
+        let own = self.options(c.options, &format!("{key}.options"))?;
+        merge_options(&mut class.options, own);
+        if let Some(f) = &c.force {
+            class.force = self.codes(f, &format!("{key}.force"))?;
+        }
+        if let Some(o) = &c.only {
+            class.only = Some(self.codes(o, &format!("{key}.only"))?);
+        }
+        Ok(class)
+    }
+
+    /// A built-in profile as a class (without a name). Its text is part of
+    /// dialtone, so an error here is a bug; it is reported like any other.
+    fn profile(&self, p: &profiles::Profile) -> Result<Class, ConfigError> {
+        let file = format!("built-in profile `{}`", p.name);
+        let cx = Cx {
+            file: &file,
+            text: p.toml,
+            local: self.local.clone(),
+        };
+        let de = toml::de::Deserializer::parse(p.toml).map_err(|e| cx.toml_error("", &e))?;
+        let raw: RawProfile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            cx.toml_error(&path, e.inner())
+        })?;
+        Ok(Class {
+            name: String::new(),
+            profile: Some(p.name.to_string()),
+            matchers: match raw.matcher {
+                Some(m) => cx.matches(m, "match")?,
+                None => Vec::new(),
+            },
+            defaults: cx.options(raw.defaults, "defaults")?,
+            options: cx.options(raw.options, "options")?,
+            force: match &raw.force {
+                Some(f) => cx.codes(f, "force")?,
+                None => Vec::new(),
+            },
+            only: raw.only.as_ref().map(|o| cx.codes(o, "only")).transpose()?,
+        })
+    }
+
+    fn codes(&self, list: &[Spanned<i64>], key: &str) -> Result<Vec<u8>, ConfigError> {
+        list.iter()
+            .enumerate()
+            .map(|(j, r)| self.option_code(r, &format!("{key}[{j}]")))
+            .collect()
+    }
+
+    fn matches(&self, m: RawMatches, key: &str) -> Result<Vec<Match>, ConfigError> {
+        if m.0.is_empty() {
+            return Err(self.at(
+                0..0,
+                key,
+                "expected a table of match rules or a non-empty list of them",
+            ));
+        }
+        let many = m.0.len() > 1;
+        m.0.into_iter()
+            .enumerate()
+            .map(|(i, one)| {
+                let k = if many {
+                    format!("{key}[{i}]")
+                } else {
+                    key.to_string()
+                };
+                self.one_match(one, &k)
+            })
+            .collect()
+    }
+
+    fn one_match(&self, m: RawMatch, key: &str) -> Result<Match, ConfigError> {
         let glob = |g: &Option<Spanned<String>>, k: &str| -> Result<Option<String>, ConfigError> {
             match g {
-                Some(s) if s.get_ref().is_empty() => Err(self.err(
-                    s,
-                    &format!("{key}.match.{k}"),
-                    "expected a non-empty pattern",
-                )),
+                Some(s) if s.get_ref().is_empty() => {
+                    Err(self.err(s, &format!("{key}.{k}"), "expected a non-empty pattern"))
+                }
                 Some(s) => Ok(Some(s.get_ref().clone())),
                 None => Ok(None),
             }
         };
-        let mut requests = Vec::new();
-        for (j, r) in m.requests.iter().enumerate() {
-            requests.push(self.option_code(r, &format!("{key}.match.requests[{j}]"))?);
-        }
-        let mut force = Vec::new();
-        for (j, r) in c.force.iter().enumerate() {
-            force.push(self.option_code(r, &format!("{key}.force[{j}]"))?);
-        }
-        Ok(Class {
-            matcher: Match {
-                vendor_class: glob(&m.vendor_class, "vendor_class")?,
-                user_class: glob(&m.user_class, "user_class")?,
-                requests,
-                mac: match (&m.mac, glob(&m.mac, "mac")?) {
-                    (Some(at), Some(g)) => Some(mac_glob(&g).ok_or_else(|| {
-                        self.err(
-                            at,
-                            &format!("{key}.match.mac"),
-                            format!(
-                                "`{g}` is not a MAC glob: hex digits with `*` and `?`, separators optional, e.g. \"00:90:8f:*\""
-                            ),
-                        )
-                    })?),
-                    _ => None,
-                },
+        let message = match &m.message {
+            Some(s) => Some(
+                crate::dhcp::packet::message_type_code(s.get_ref()).ok_or_else(|| {
+                    self.err(
+                        s,
+                        &format!("{key}.message"),
+                        "expected a DHCP message type: discover, request, decline, release or inform",
+                    )
+                })?,
+            ),
+            None => None,
+        };
+        Ok(Match {
+            message,
+            vendor_class: glob(&m.vendor_class, "vendor_class")?,
+            user_class: glob(&m.user_class, "user_class")?,
+            requests: self.codes(&m.requests, &format!("{key}.requests"))?,
+            mac: match (&m.mac, glob(&m.mac, "mac")?) {
+                (Some(at), Some(g)) => Some(mac_glob(&g).ok_or_else(|| {
+                    self.err(
+                        at,
+                        &format!("{key}.mac"),
+                        format!(
+                            "`{g}` is not a MAC glob: hex digits with `*` and `?`, separators optional, e.g. \"00:90:8f:*\""
+                        ),
+                    )
+                })?),
+                _ => None,
             },
-            options: self.options(c.options, &format!("{key}.options"))?,
-            force,
-            name,
         })
     }
 
@@ -880,6 +1036,23 @@ fn expectation(key: &str) -> &'static str {
 }
 
 /// Hosts configured for a MAC, by MAC.
+/// Adds `over` to `set`, option by option; option 43's sub-options are merged
+/// one by one, so a class can set the web server sub-option of a profile
+/// without repeating the others.
+fn merge_options(set: &mut OptionSet, over: OptionSet) {
+    for (code, value) in over {
+        let merged = match (set.get(&code), &value) {
+            (Some(OptionValue::Bytes(base)), OptionValue::Bytes(new))
+                if code == opt::VENDOR_SPECIFIC =>
+            {
+                opt::merge_suboptions(base, new).map(OptionValue::Bytes)
+            }
+            _ => None,
+        };
+        set.insert(code, merged.unwrap_or(value));
+    }
+}
+
 pub fn hosts_by_mac(hosts: &[Host]) -> HashMap<Mac, usize> {
     hosts.iter().enumerate().map(|(i, h)| (h.mac, i)).collect()
 }

@@ -42,6 +42,8 @@ pub struct RawDhcp {
     pub class: Vec<RawClass>,
     #[serde(default)]
     pub host: Vec<RawHost>,
+    /// Firmware image per model, for `{image}`.
+    pub images: Option<BTreeMap<String, Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,12 +72,28 @@ pub struct RawSubnet {
 #[serde(deny_unknown_fields)]
 pub struct RawClass {
     pub name: Spanned<String>,
-    #[serde(rename = "match", default)]
-    pub matcher: RawMatch,
+    /// A built-in profile whose keys this class starts from.
+    pub profile: Option<Spanned<String>>,
+    #[serde(rename = "match")]
+    pub matcher: Option<RawMatches>,
     #[serde(default)]
     pub options: RawOptions,
+    pub force: Option<Vec<Spanned<i64>>>,
+    pub only: Option<Vec<Spanned<i64>>>,
+}
+
+/// A built-in profile: the keys of a class, and defaults below the subnet's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    #[serde(rename = "match")]
+    pub matcher: Option<RawMatches>,
     #[serde(default)]
-    pub force: Vec<Spanned<i64>>,
+    pub defaults: RawOptions,
+    #[serde(default)]
+    pub options: RawOptions,
+    pub force: Option<Vec<Spanned<i64>>>,
+    pub only: Option<Vec<Spanned<i64>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -86,6 +104,41 @@ pub struct RawMatch {
     #[serde(default)]
     pub requests: Vec<Spanned<i64>>,
     pub mac: Option<Spanned<String>>,
+    /// The DHCP message type, e.g. "inform".
+    pub message: Option<Spanned<String>>,
+}
+
+/// `match = { ... }` (every condition must hold) or `match = [{ ... }, ...]`
+/// (any one of the tables). Read by hand rather than with `untagged`, which
+/// would lose the positions of the values inside.
+#[derive(Debug)]
+pub struct RawMatches(pub Vec<RawMatch>);
+
+impl<'de> Deserialize<'de> for RawMatches {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawMatches;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table of match rules, or a list of such tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawMatches, A::Error> {
+                RawMatch::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|m| RawMatches(vec![m]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<RawMatches, A::Error> {
+                Vec::<RawMatch>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawMatches)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]

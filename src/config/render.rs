@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Config, OptionSet};
+use super::{Config, Match, OptionSet};
 use crate::dhcp::options as opt;
 
 fn quote(s: &str) -> String {
@@ -21,6 +21,30 @@ fn options(out: &mut String, prefix: &str, set: &OptionSet) {
     }
 }
 
+/// One set of match rules as an inline TOML table.
+pub fn match_table(m: &Match) -> String {
+    let mut parts = Vec::new();
+    if let Some(t) = m.message {
+        parts.push(format!(
+            "message = {}",
+            quote(&crate::dhcp::packet::message_type_name(t).to_ascii_lowercase())
+        ));
+    }
+    if let Some(v) = &m.vendor_class {
+        parts.push(format!("vendor_class = {}", quote(v)));
+    }
+    if let Some(v) = &m.user_class {
+        parts.push(format!("user_class = {}", quote(v)));
+    }
+    if !m.requests.is_empty() {
+        parts.push(format!("requests = {:?}", m.requests));
+    }
+    if let Some(v) = &m.mac {
+        parts.push(format!("mac = {}", quote(v)));
+    }
+    format!("{{ {} }}", parts.join(", "))
+}
+
 pub fn normalized(c: &Config) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "[server]");
@@ -30,7 +54,9 @@ pub fn normalized(c: &Config) -> String {
         quote(&c.server.state_dir.display().to_string())
     );
     let ifs: Vec<String> = c.server.interfaces.iter().map(|i| quote(i)).collect();
-    let _ = writeln!(o, "interfaces = [{}]", ifs.join(", "));
+    if !ifs.is_empty() {
+        let _ = writeln!(o, "interfaces = [{}]", ifs.join(", "));
+    }
     let d = &c.dhcp;
     let _ = writeln!(o, "\n[dhcp]");
     let _ = writeln!(o, "lease_time = {}", d.lease_time);
@@ -52,22 +78,39 @@ pub fn normalized(c: &Config) -> String {
     for k in &d.classes {
         let _ = writeln!(o, "\n[[dhcp.class]]");
         let _ = writeln!(o, "name = {}", quote(&k.name));
-        let m = &k.matcher;
-        if let Some(v) = &m.vendor_class {
-            let _ = writeln!(o, "match.vendor_class = {}", quote(v));
+        if let Some(p) = &k.profile {
+            let _ = writeln!(o, "profile = {}", quote(p));
         }
-        if let Some(v) = &m.user_class {
-            let _ = writeln!(o, "match.user_class = {}", quote(v));
+        let rules: Vec<String> = k.matchers.iter().map(match_table).collect();
+        match rules.as_slice() {
+            [one] if one == "{  }" => {}
+            [one] => {
+                let _ = writeln!(o, "match = {one}");
+            }
+            many => {
+                let _ = writeln!(o, "match = [{}]", many.join(", "));
+            }
         }
-        if !m.requests.is_empty() {
-            let _ = writeln!(o, "match.requests = {:?}", m.requests);
-        }
-        if let Some(v) = &m.mac {
-            let _ = writeln!(o, "match.mac = {}", quote(v));
+        for (code, value) in &k.defaults {
+            let _ = writeln!(
+                o,
+                "# default (used where nothing else sets it): options.raw.{code} = {}   # {}",
+                quote(&value.to_string()),
+                opt::name(*code)
+            );
         }
         options(&mut o, "", &k.options);
         if !k.force.is_empty() {
             let _ = writeln!(o, "force = {:?}", k.force);
+        }
+        if let Some(only) = &k.only {
+            let _ = writeln!(o, "only = {only:?}");
+        }
+    }
+    if !d.images.is_empty() {
+        let _ = writeln!(o, "\n[dhcp.images]   # built-in names and yours");
+        for (model, file) in &d.images {
+            let _ = writeln!(o, "{} = {}", quote(model), quote(file));
         }
     }
     for h in &d.hosts {

@@ -35,7 +35,7 @@ fn example_loads_and_normalizes() {
     );
     assert_eq!(c.dhcp.classes.len(), 3);
     assert_eq!(c.dhcp.classes[1].force, vec![66, 67]);
-    assert_eq!(c.dhcp.classes[1].matcher.requests, vec![66, 67]);
+    assert_eq!(c.dhcp.classes[1].matchers[0].requests, vec![66, 67]);
     assert_eq!(c.dhcp.hosts[0].ip, Some(Ipv4Addr::new(10, 250, 0, 20)));
     // The normalized form is itself a valid configuration with the same meaning.
     let text = c.to_normalized_toml();
@@ -98,7 +98,7 @@ fn bad_values_are_located() {
     let e = err("[[dhcp.class]]\nname = \"x\"\noptions.sip_servers = [\"1.2.3.4\", \"a.b\"]\n");
     assert!(e.message.contains("mixes"), "{e}");
 
-    let e = err("[[dhcp.class]]\nname = \"x\"\noptions.bootfile = \"{model}.img\"\n");
+    let e = err("[[dhcp.class]]\nname = \"x\"\noptions.bootfile = \"{modle}.img\"\n");
     assert!(e.message.contains("placeholder"), "{e}");
 
     let e = err("[dhcp\n");
@@ -285,4 +285,90 @@ fn files_section_loads_and_reports_errors() {
     let e = err(&format!("{base}\n[files]\nuploads = \"/tmp\"\n"));
     assert!(e.to_string().contains("uploads"), "{e}");
     assert!(e.line > 1, "{e}");
+}
+
+#[test]
+fn every_builtin_profile_loads() {
+    for p in profiles::PROFILES {
+        let needs_match = p.name == "generic-sip";
+        let text = format!(
+            "[[dhcp.class]]\nname = \"c\"\nprofile = \"{}\"\n{}",
+            p.name,
+            if needs_match {
+                "match.mac = \"00:11:22:*\"\n"
+            } else {
+                ""
+            }
+        );
+        let c = Config::parse("t.toml", &text).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+        let k = &c.dhcp.classes[0];
+        assert_eq!(k.profile.as_deref(), Some(p.name));
+        assert!(!k.matchers.is_empty(), "{}", p.name);
+        assert!(!k.force.is_empty() || !k.options.is_empty(), "{}", p.name);
+        // The normalized form is valid configuration again.
+        Config::parse("normalized", &c.to_normalized_toml())
+            .unwrap_or_else(|e| panic!("{}: normalized form: {e}", p.name));
+    }
+}
+
+#[test]
+fn profiles_are_overridden_key_by_key_and_errors_are_located() {
+    let text = r#"
+[dhcp.images]
+"450hd" = "450HD_3.4.6.img"
+
+[[dhcp.class]]
+name = "sfb"
+profile = "audiocodes-sfb"
+options.vendor_specific = { 3 = "sfb.lab.voip" }
+options.bootfile = "fixed.img"
+force = [160]
+"#;
+    let c = Config::parse("t.toml", text).unwrap();
+    let k = &c.dhcp.classes[0];
+    // Sub-option 3 added to the profile's 1, 2, 4 and 5.
+    let OptionValue::Bytes(b) = &k.options[&opt::VENDOR_SPECIFIC] else {
+        panic!("option 43 is bytes")
+    };
+    let subs: Vec<u8> = opt::decode_vendor_tlv(b)
+        .unwrap()
+        .iter()
+        .map(|(c, _)| *c)
+        .collect();
+    assert_eq!(subs, vec![1, 2, 3, 4, 5]);
+    assert_eq!(k.options[&opt::BOOTFILE].to_string(), "text:fixed.img");
+    assert_eq!(k.defaults[&opt::BOOTFILE].to_string(), "text:{image}");
+    assert_eq!(k.force, vec![160]);
+    assert_eq!(c.dhcp.images["450HD"], "450HD_3.4.6.img");
+    assert_eq!(c.dhcp.images["SIP100"], "sip100.img");
+
+    // Own match rules replace the profile's; a list means any of them.
+    let c = Config::parse(
+        "t.toml",
+        "[[dhcp.class]]\nname = \"p\"\nprofile = \"polycom\"\nmatch = [{ mac = \"00:04:f2:*\" }, { message = \"INFORM\" }]\n",
+    )
+    .unwrap();
+    assert_eq!(c.dhcp.classes[0].matchers.len(), 2);
+    assert_eq!(c.dhcp.classes[0].matchers[1].message, Some(8));
+
+    let e = err("[[dhcp.class]]\nname = \"x\"\nprofile = \"nortel\"\n");
+    assert_eq!((e.line, e.key.as_str()), (3, "dhcp.class[0].profile"));
+    assert!(e.message.contains("audiocodes"), "{e}");
+    let e = err("[[dhcp.class]]\nname = \"x\"\nprofile = \"generic-sip\"\n");
+    assert_eq!(e.key, "dhcp.class[0].match");
+    let e = err(
+        "[[dhcp.class]]\nname = \"x\"\nmatch = [{ mac = \"00:04\" }, { message = \"offer\" }]\n",
+    );
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (3, "dhcp.class[0].match[1].message")
+    );
+    let e = err("[[dhcp.class]]\nname = \"x\"\nmatch = [{ vendor = \"a\" }]\n");
+    assert_eq!(e.line, 3, "{e}");
+    let e = err("[[dhcp.class]]\nname = \"x\"\nmatch = []\n");
+    assert_eq!(e.key, "dhcp.class[0].match");
+    let e = err("[[dhcp.class]]\nname = \"x\"\nonly = [0]\n");
+    assert_eq!(e.key, "dhcp.class[0].only[0]");
+    let e = err("[dhcp.images]\n\"450HD\" = \"\"\n");
+    assert_eq!((e.line, e.key.as_str()), (2, "dhcp.images.450HD"));
 }

@@ -6,6 +6,9 @@ use crate::glob;
 
 /// Whether every condition of `m` holds for the request.
 pub fn matches(m: &Match, req: &Request) -> bool {
+    if m.message.is_some_and(|t| t != req.msg_type) {
+        return false;
+    }
     if let Some(p) = &m.vendor_class {
         match &req.vendor_class {
             Some(v) if glob::matches(p, v.as_bytes()) => {}
@@ -35,7 +38,7 @@ pub fn matches(m: &Match, req: &Request) -> bool {
 pub fn select<'c>(classes: &'c [Class], req: &Request) -> Vec<&'c Class> {
     classes
         .iter()
-        .filter(|c| matches(&c.matcher, req))
+        .filter(|c| c.matchers.iter().any(|m| matches(m, req)))
         .collect()
 }
 

@@ -397,20 +397,18 @@ impl Engine {
         c.subnet.lease_time.unwrap_or(self.config.dhcp.lease_time)
     }
 
-    /// All options that apply to this client: global, subnet, classes in order,
-    /// then the host's own.
+    /// All options that apply to this client: the profiles' defaults, then
+    /// global, subnet, classes in order, then the host's own.
     fn merged<'s>(
         &'s self,
         c: &Client<'s>,
         hostname: &'s Option<OptionValue>,
     ) -> (BTreeMap<u8, &'s OptionValue>, Vec<u8>) {
-        let mut set: BTreeMap<u8, &OptionValue> = self
-            .config
-            .dhcp
-            .options
-            .iter()
-            .map(|(k, v)| (*k, v))
-            .collect();
+        let mut set: BTreeMap<u8, &OptionValue> = BTreeMap::new();
+        for class in &c.classes {
+            set.extend(class.defaults.iter().map(|(k, v)| (*k, v)));
+        }
+        set.extend(self.config.dhcp.options.iter().map(|(k, v)| (*k, v)));
         set.extend(c.subnet.options.iter().map(|(k, v)| (*k, v)));
         let mut force = Vec::new();
         for class in &c.classes {
@@ -438,6 +436,8 @@ impl Engine {
             mac: req.mac,
             vendor_class: req.vendor_class.as_deref(),
             user_class: req.user_class(),
+            images: &self.config.dhcp.images,
+            http_port: self.config.http_port(),
         };
         let bootp = msg_type == packet::BOOTP;
         let mut mandatory: Vec<(u8, Vec<u8>)> = if bootp {
@@ -462,11 +462,16 @@ impl Engine {
         }
         let mut optional: Vec<(u8, Vec<u8>)> = Vec::new();
         // A BOOTP client has no option 55: it gets every configured option.
-        let wanted: Vec<u8> = if bootp {
+        let mut wanted: Vec<u8> = if bootp {
             set.keys().copied().collect()
         } else {
             req.param_list.clone()
         };
+        // The last class that limits what is sent decides (later classes
+        // override earlier ones).
+        if let Some(only) = c.classes.iter().rev().find_map(|k| k.only.as_ref()) {
+            wanted.retain(|code| only.contains(code));
+        }
         for &code in wanted.iter().chain(force.iter()) {
             if mandatory
                 .iter()

@@ -5,7 +5,7 @@
 //! that depend on the exchange (the appliance's address on the asking interface,
 //! the client's MAC and classes) are filled in by [`OptionValue::render`].
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::Ipv4Addr;
 
 use crate::units::Mac;
@@ -108,6 +108,14 @@ pub enum Piece {
     UserClass,
     /// The appliance's address on the asking interface (written `self` as a whole value).
     ServerIp,
+    /// `{model}`: the phone's model, option 77 if it sent one, else option 60.
+    Model,
+    /// `{image}`: the firmware image for the model (`[dhcp.images]`, then the
+    /// families' documented names, then `<model>.img`).
+    Image,
+    /// `{http}`: this appliance's HTTP base URL on the asking interface
+    /// (`http://<address>` plus `:<port>` when not 80); no value without `[files] http`.
+    Http,
 }
 
 /// A text value whose placeholders are filled in per exchange.
@@ -115,8 +123,9 @@ pub enum Piece {
 pub struct Template(pub Vec<Piece>);
 
 impl Template {
-    /// Parses `{mac}`, `{MAC}`, `{vendor_class}`, `{user_class}` and `{server}`; the
-    /// whole value `self` stands for the appliance's address.
+    /// Parses `{mac}`, `{MAC}`, `{vendor_class}`, `{user_class}`, `{model}`,
+    /// `{image}`, `{server}` and `{http}`; the whole value `self` stands for the
+    /// appliance's address.
     pub fn parse(s: &str) -> Result<Template, String> {
         if s == "self" {
             return Ok(Template(vec![Piece::ServerIp]));
@@ -137,9 +146,12 @@ impl Template {
                 "vendor_class" => Piece::VendorClass,
                 "user_class" => Piece::UserClass,
                 "server" => Piece::ServerIp,
+                "model" => Piece::Model,
+                "image" => Piece::Image,
+                "http" => Piece::Http,
                 other => {
                     return Err(format!(
-                        "unknown placeholder `{{{other}}}` in `{s}` (expected {{mac}}, {{MAC}}, {{vendor_class}}, {{user_class}} or {{server}})"
+                        "unknown placeholder `{{{other}}}` in `{s}` (expected {{mac}}, {{MAC}}, {{vendor_class}}, {{user_class}}, {{model}}, {{image}}, {{server}} or {{http}})"
                     ));
                 }
             };
@@ -164,6 +176,16 @@ impl Template {
                 Piece::VendorClass => out.push_str(ctx.vendor_class?),
                 Piece::UserClass => out.push_str(ctx.user_class?),
                 Piece::ServerIp => out.push_str(&ctx.server.to_string()),
+                Piece::Model => out.push_str(ctx.model()?),
+                Piece::Image => out.push_str(&ctx.image()?),
+                Piece::Http => match ctx.http_port? {
+                    80 => {
+                        let _ = write!(out, "http://{}", ctx.server);
+                    }
+                    port => {
+                        let _ = write!(out, "http://{}:{port}", ctx.server);
+                    }
+                },
             }
         }
         Some(out)
@@ -183,6 +205,9 @@ impl fmt::Display for Template {
                 Piece::VendorClass => f.write_str("{vendor_class}")?,
                 Piece::UserClass => f.write_str("{user_class}")?,
                 Piece::ServerIp => f.write_str("{server}")?,
+                Piece::Model => f.write_str("{model}")?,
+                Piece::Image => f.write_str("{image}")?,
+                Piece::Http => f.write_str("{http}")?,
             }
         }
         Ok(())
@@ -195,6 +220,31 @@ pub struct RenderCtx<'a> {
     pub mac: Mac,
     pub vendor_class: Option<&'a str>,
     pub user_class: Option<&'a str>,
+    /// Image names by upper-case model (`[dhcp.images]` over the built-in names).
+    pub images: &'a Images,
+    /// The port of the appliance's first HTTP listener, if it serves HTTP.
+    pub http_port: Option<u16>,
+}
+
+/// Firmware image names by model, the model in upper case.
+pub type Images = std::collections::BTreeMap<String, String>;
+
+impl RenderCtx<'_> {
+    pub fn model(&self) -> Option<&str> {
+        self.user_class
+            .or(self.vendor_class)
+            .filter(|m| !m.is_empty())
+    }
+
+    pub fn image(&self) -> Option<String> {
+        let model = self.model()?;
+        Some(
+            self.images
+                .get(&model.to_ascii_uppercase())
+                .cloned()
+                .unwrap_or_else(|| format!("{model}.img")),
+        )
+    }
 }
 
 /// The value of one option as configured.
@@ -308,6 +358,28 @@ pub fn encode_vendor_tlv(subs: &[(u8, Vec<u8>)]) -> Result<Vec<u8>, String> {
         out.extend_from_slice(data);
     }
     Ok(out)
+}
+
+/// Option 43's sub-options as (code, value) pairs; `None` if the bytes are
+/// not a well-formed TLV list.
+pub fn decode_vendor_tlv(mut b: &[u8]) -> Option<Vec<(u8, Vec<u8>)>> {
+    let mut out = Vec::new();
+    while let [code, len, rest @ ..] = b {
+        let len = usize::from(*len);
+        out.push((*code, rest.get(..len)?.to_vec()));
+        b = &rest[len..];
+    }
+    b.is_empty().then_some(out)
+}
+
+/// The sub-options of `base` with those of `over` replacing or added, in
+/// code order.
+pub fn merge_suboptions(base: &[u8], over: &[u8]) -> Option<Vec<u8>> {
+    let mut subs = std::collections::BTreeMap::new();
+    for b in [base, over] {
+        subs.extend(decode_vendor_tlv(b)?);
+    }
+    encode_vendor_tlv(&subs.into_iter().collect::<Vec<_>>()).ok()
 }
 
 /// A name in DNS wire format (RFC 1035 3.1), as option 120 carries it.
@@ -479,11 +551,14 @@ mod tests {
     fn templates() {
         let t = Template::parse("{user_class}.img").unwrap();
         let mac: Mac = "00:90:8f:12:34:56".parse().unwrap();
-        let ctx = RenderCtx {
+        let images: Images = [("420HD".to_string(), "420hd.img".to_string())].into();
+        let mut ctx = RenderCtx {
             server: Ipv4Addr::new(10, 0, 0, 1),
             mac,
             vendor_class: None,
             user_class: Some("450HD"),
+            images: &images,
+            http_port: None,
         };
         assert_eq!(t.render(&ctx).as_deref(), Some("450HD.img"));
         let t = Template::parse("{vendor_class}.img").unwrap();
@@ -497,7 +572,35 @@ mod tests {
             Template::parse("self").unwrap().render(&ctx).as_deref(),
             Some("10.0.0.1")
         );
-        assert!(Template::parse("{model}").is_err());
+        assert!(Template::parse("{modell}").is_err());
         assert!(Template::parse("{mac").is_err());
+
+        // {model} is option 77, else option 60; {image} looks it up.
+        let image = Template::parse("{image}").unwrap();
+        let model = Template::parse("{model}").unwrap();
+        let http = Template::parse("{http}/").unwrap();
+        assert_eq!(image.render(&ctx).as_deref(), Some("450HD.img"));
+        assert_eq!(http.render(&ctx), None, "no HTTP served");
+        ctx.user_class = None;
+        ctx.vendor_class = Some("420hd");
+        assert_eq!(model.render(&ctx).as_deref(), Some("420hd"));
+        assert_eq!(image.render(&ctx).as_deref(), Some("420hd.img"));
+        ctx.vendor_class = None;
+        assert_eq!(image.render(&ctx), None);
+        ctx.http_port = Some(80);
+        assert_eq!(http.render(&ctx).as_deref(), Some("http://10.0.0.1/"));
+        ctx.http_port = Some(8088);
+        assert_eq!(http.render(&ctx).as_deref(), Some("http://10.0.0.1:8088/"));
+    }
+
+    #[test]
+    fn vendor_suboptions_merge_by_code() {
+        let base = encode_vendor_tlv(&[(1, b"a".to_vec()), (3, b"old".to_vec())]).unwrap();
+        let over = encode_vendor_tlv(&[(3, b"new".to_vec()), (2, b"b".to_vec())]).unwrap();
+        assert_eq!(
+            merge_suboptions(&base, &over).unwrap(),
+            b"\x01\x01a\x02\x01b\x03\x03new".to_vec()
+        );
+        assert_eq!(decode_vendor_tlv(b"\x01\x05ab"), None);
     }
 }

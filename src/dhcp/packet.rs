@@ -48,6 +48,13 @@ pub fn message_type_name(t: u8) -> &'static str {
     }
 }
 
+/// The message type a configuration names (`inform`, any case).
+pub fn message_type_code(name: &str) -> Option<u8> {
+    [DISCOVER, REQUEST, DECLINE, RELEASE, INFORM]
+        .into_iter()
+        .find(|t| message_type_name(*t).eq_ignore_ascii_case(name.trim()))
+}
+
 /// Why a packet was dropped before the exchange logic saw it.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ParseError {
