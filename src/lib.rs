@@ -31,6 +31,7 @@ pub async fn first_exit(
 }
 pub mod demo;
 pub mod dns;
+pub mod explain;
 pub mod files;
 pub mod lab;
 pub mod net;

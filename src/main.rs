@@ -58,6 +58,31 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// What a phone would get, without touching the network: the classes and
+    /// profile it matches and why, the DHCP answer option by option, the DNS
+    /// names it looks up and their answers, and the files it fetches.
+    Explain {
+        #[arg(long, short, default_value = "/etc/dialtone/dialtone.toml")]
+        config: PathBuf,
+        /// The phone's MAC, e.g. 00:90:8f:12:34:56.
+        #[arg(long)]
+        mac: dialtone::units::Mac,
+        /// Option 60, e.g. SIP100 or 450HD.
+        #[arg(long)]
+        vendor_class: Option<String>,
+        /// Option 77, e.g. 450HD.
+        #[arg(long)]
+        user_class: Option<String>,
+        /// Option 55, e.g. 1,3,66,67 (default: what the phone families ask for).
+        #[arg(long, value_delimiter = ',')]
+        requests: Option<Vec<u8>>,
+        /// The interface the phone asks on (default: the first served one).
+        #[arg(long)]
+        interface: Option<String>,
+    },
+    /// List the built-in phone profiles a class can name with `profile = "..."`:
+    /// their match rules, the options they send and the files their phones fetch.
+    Profiles,
     /// Build a throwaway lab of network namespaces, boot phones against a
     /// dialtone inside it, print what each received, and remove the lab.
     Demo,
@@ -103,6 +128,32 @@ fn main() -> std::process::ExitCode {
 
 fn run(cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
+        Cmd::Explain {
+            config,
+            mac,
+            vendor_class,
+            user_class,
+            requests,
+            interface,
+        } => {
+            let c = Arc::new(Config::load(&config)?);
+            let place = dialtone::explain::Place::find(&c, interface.as_deref())?;
+            let phone = dialtone::explain::Phone {
+                mac,
+                vendor_class,
+                user_class,
+                requests: requests.unwrap_or_else(|| dialtone::explain::DEFAULT_REQUESTS.to_vec()),
+            };
+            print!(
+                "{}",
+                dialtone::explain::explain(c, &phone, &place, dialtone::now())
+            );
+            Ok(())
+        }
+        Cmd::Profiles => {
+            print!("{}", dialtone::config::profiles::describe()?);
+            Ok(())
+        }
         Cmd::Check { config } => {
             let c = Config::load(&config)?;
             print!("{}", c.to_normalized_toml());

@@ -1,4 +1,5 @@
-//! The command line: `check` on good and bad files, `demo` end to end.
+//! The command line: `check` on good and bad files, `profiles`, `explain`,
+//! `demo` end to end.
 
 use std::process::Command;
 
@@ -45,6 +46,168 @@ fn check_names_file_line_and_key() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn profiles_lists_every_family() {
+    let out = Command::new(BIN).arg("profiles").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "audiocodes",
+        "audiocodes-sfb",
+        "polycom",
+        "interaction-sip-station",
+        "softphone",
+        "recovery",
+        "generic-sip",
+    ] {
+        assert!(
+            text.contains(&format!("\n{name}\n")) || text.starts_with(&format!("{name}\n")),
+            "{name}: {text}"
+        );
+    }
+    assert!(
+        text.contains("5=\"/CertProv/CertProvisioningService.svc\""),
+        "{text}"
+    );
+}
+
+/// A whole boot explained: classes and why, the answer byte by byte, DNS
+/// answers from the zone, and files from the tree (static, missing, private).
+#[test]
+fn explain_shows_the_whole_boot_without_the_network() {
+    let dir = std::env::temp_dir().join(format!("dialtone-explain-{}", std::process::id()));
+    let root = dir.join("files");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("450HD_3.4.6.img"), b"image").unwrap();
+    std::fs::write(
+        root.join("00908f123456.cfg"),
+        b"voip/line/0/auth_name=1234\n",
+    )
+    .unwrap();
+    let config = dir.join("dialtone.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+state_dir = "{state}"
+interfaces = ["dtexplain0"]
+
+[dhcp]
+options.time_offset = "-05:00"
+
+[dhcp.images]
+"450HD" = "450HD_3.4.6.img"
+
+[[dhcp.subnet]]
+cidr = "10.250.0.0/24"
+pool = ["10.250.0.100-10.250.0.250"]
+router = "10.250.0.1"
+dns = ["self"]
+domain = "lab.voip"
+
+[[dhcp.class]]
+name = "ac"
+profile = "audiocodes"
+
+[[dhcp.class]]
+name = "sfb"
+profile = "audiocodes-sfb"
+options.vendor_specific = {{ 3 = "sfb.lab.voip" }}
+options.sip_servers = ["sfb.lab.voip"]
+
+[dns]
+zone = "lab.voip"
+
+[[dns.host]]
+name = "sfb"
+ip = "10.250.1.160"
+
+[files]
+root = "{root}"
+http = ["0.0.0.0:8088"]
+"#,
+            state = dir.join("state").display(),
+            root = root.display()
+        ),
+    )
+    .unwrap();
+    let explain = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["explain", "--config"])
+            .arg(&config)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let text = explain(&[
+        "--mac",
+        "00:90:8f:12:34:56",
+        "--user-class",
+        "450HD",
+        "--requests",
+        "1,3,6,15",
+    ]);
+    assert!(
+        text.contains("assumed: dtexplain0 has no address"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ac (profile audiocodes): matched { user_class = \"4??HD\" }"),
+        "{text}"
+    );
+    assert!(!text.contains("sfb (profile"), "{text}");
+    assert!(text.contains("OFFER 10.250.0.100"), "{text}");
+    assert!(
+        text.contains("160 provisioning_url \"http://10.250.0.1:8088/\""),
+        "{text}"
+    );
+    assert!(text.contains("ff ff b9 b0"), "{text}");
+    assert!(text.contains("ProvisioningServer A: 10.250.0.1"), "{text}");
+    assert!(text.contains("1. 450HD_3.4.6.img (firmware, read in part to compare versions): static file 450HD_3.4.6.img (5 bytes)"), "{text}");
+    assert!(
+        text.contains("2. 00908F123456.cfg: static file 00908f123456.cfg"),
+        "{text}"
+    );
+    assert!(text.contains("3. 450HD.cfg: missing"), "{text}");
+
+    // Skype for Business: option 43 decoded, option 120's name resolved.
+    let text = explain(&[
+        "--mac",
+        "00:90:8f:12:34:57",
+        "--user-class",
+        "450HD",
+        "--vendor-class",
+        "MS-UC-Client",
+    ]);
+    assert!(
+        text.contains("sfb (profile audiocodes-sfb): matched { vendor_class = \"MS-UC-Client\" }"),
+        "{text}"
+    );
+    assert!(text.contains("3=\"sfb.lab.voip\""), "{text}");
+    assert!(text.contains("sfb.lab.voip A: 10.250.1.160"), "{text}");
+    // This phone has no per-phone file in the tree.
+    assert!(text.contains("00908F123457.cfg: missing"), "{text}");
+
+    // A bad MAC is refused before anything runs.
+    let out = Command::new(BIN)
+        .args(["explain", "--config"])
+        .arg(&config)
+        .args(["--mac", "00:90:8f"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mac"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

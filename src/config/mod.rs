@@ -11,6 +11,7 @@ mod render;
 
 pub use dns::{Dns, DnsHost, Health, HealthCheck, Service, Switchover, SwitchoverMode, Time};
 pub use files::Files;
+pub use render::match_table;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
@@ -1036,6 +1037,17 @@ fn expectation(key: &str) -> &'static str {
 }
 
 /// Hosts configured for a MAC, by MAC.
+/// A built-in profile as the class it stands for (unnamed), for `dialtone
+/// profiles` and `dialtone explain`.
+pub fn load_profile(p: &profiles::Profile) -> Result<Class, ConfigError> {
+    Cx {
+        file: "",
+        text: "",
+        local: HashMap::new(),
+    }
+    .profile(p)
+}
+
 /// Adds `over` to `set`, option by option; option 43's sub-options are merged
 /// one by one, so a class can set the web server sub-option of a profile
 /// without repeating the others.

@@ -122,7 +122,7 @@ defaults.provisioning_url = "{http}/"
         name: "recovery",
         summary: "A client asking for 66 and 67 in option 55 (a bricked AudioCodes phone) gets this appliance as TFTP \
                   server and its model's image at once, whatever else is configured",
-        files: &["{image} over TFTP (the whole image)"],
+        files: &["{image} (over TFTP, the whole image)"],
         toml: r#"
 match.requests = [66, 67]
 force = [66, 67]
@@ -167,4 +167,59 @@ pub fn names() -> String {
         .map(|p| p.name)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What `dialtone profiles` prints: each profile with its match rules, what
+/// it sends and the files its phones fetch.
+pub fn describe() -> Result<String, super::ConfigError> {
+    use std::fmt::Write;
+    let mut o = String::new();
+    for p in PROFILES {
+        let k = super::load_profile(p)?;
+        let _ = writeln!(o, "{}\n  {}", p.name, p.summary);
+        let rules: Vec<String> = k.matchers.iter().map(super::render::match_table).collect();
+        let _ = match rules.len() {
+            0 => writeln!(o, "  match:    none built in: the class must give one"),
+            1 => writeln!(o, "  match:    {}", rules[0]),
+            _ => writeln!(o, "  match:    any of {}", rules.join(", ")),
+        };
+        let mut codes: Vec<u8> = k.force.clone();
+        codes.extend(k.options.keys().chain(k.defaults.keys()));
+        let mut seen = Vec::new();
+        codes.retain(|c| {
+            let new = !seen.contains(c);
+            seen.push(*c);
+            new
+        });
+        for code in codes {
+            let how = if k.force.contains(&code) {
+                "always"
+            } else {
+                "if asked"
+            };
+            let shown = |v: &crate::dhcp::options::OptionValue| match v {
+                crate::dhcp::options::OptionValue::Bytes(b) => crate::explain::decode(code, b),
+                crate::dhcp::options::OptionValue::Text(t) => format!("\"{t}\""),
+                other => other.to_string(),
+            };
+            let value = match (k.options.get(&code), k.defaults.get(&code)) {
+                (Some(v), _) => shown(v),
+                (None, Some(v)) => format!("{} unless the configuration sets it", shown(v)),
+                (None, None) => "from the configuration (not sent if it sets none)".into(),
+            };
+            let _ = writeln!(
+                o,
+                "  {code:>3} {:<18} {how:<9} {value}",
+                crate::dhcp::options::name(code)
+            );
+        }
+        if let Some(only) = &k.only {
+            let _ = writeln!(o, "  nothing else is sent (only {only:?})");
+        }
+        if !p.files.is_empty() {
+            let _ = writeln!(o, "  files:    {}", p.files.join(", then "));
+        }
+        o.push('\n');
+    }
+    Ok(o)
 }

@@ -645,3 +645,6 @@ pub fn destination(req: &Request, msg_type: u8, yiaddr: Ipv4Addr) -> Destination
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod profile_tests;
