@@ -309,3 +309,96 @@ fn interface_recreated_under_the_server_is_served_again() {
     assert!(out.contains("10.250.1.151"), "dig: {out}");
     lab.stop();
 }
+
+/// Classes written as profiles only, against the running server: what udhcpc
+/// receives is what each family's profile sends, with defaults from the
+/// appliance itself (its HTTP server for 160, itself for NTP).
+#[test]
+fn profiles_answer_real_clients() {
+    let mut lab = Lab::new("profiles");
+    let root = lab.dir.join("files");
+    std::fs::create_dir_all(&root).unwrap();
+    lab.write_config(&format!(
+        r#"
+[server]
+state_dir = "@STATE@"
+interfaces = ["native0", "voice0"]
+
+[dhcp]
+options.time_offset = "-05:00"
+
+[dhcp.images]
+"450HD" = "450HD_3.4.6.img"
+
+[[dhcp.subnet]]
+cidr = "192.168.1.0/24"
+pool = ["192.168.1.100-192.168.1.199"]
+router = "192.168.1.1"
+dns = ["self"]
+domain = "lab.voip"
+options.vlan_id = 100
+
+[[dhcp.subnet]]
+cidr = "10.250.0.0/24"
+pool = ["10.250.0.100-10.250.0.250"]
+router = "10.250.0.1"
+dns = ["self"]
+domain = "lab.voip"
+
+[[dhcp.class]]
+name = "audiocodes"
+profile = "audiocodes"
+
+[[dhcp.class]]
+name = "phones"
+profile = "generic-sip"
+match.vendor_class = "ClearOne*"
+
+[[dhcp.class]]
+name = "bricked"
+profile = "recovery"
+
+[files]
+root = "{}"
+tftp = false
+http = ["0.0.0.0:8088"]
+"#,
+        root.display()
+    ));
+    lab.start();
+
+    // An AudioCodes phone on the voice VLAN that asks for none of 160, 2, 42.
+    let voice = lab.voice_if.clone();
+    let env = lab.udhcpc(&voice, &["-V", "450HD", "-O", "15"]);
+    assert_eq!(env["serverid"], "10.250.0.1", "{env:?}");
+    assert_eq!(unhex(&env["opt160"]), b"http://10.250.0.1:8088/", "{env:?}");
+    assert_eq!(env["ntpsrv"], "10.250.0.1");
+    assert_eq!(env["timezone"], (-18000i32 as u32).to_string());
+    assert!(
+        !env.contains_key("tftp") && !env.contains_key("vlanid"),
+        "{env:?}"
+    );
+
+    // The same model bricked on the native VLAN: 66/67 by model, 132 too.
+    let native = lab.native_if.clone();
+    let model = format!("0x4d:{}", hex_of("450HD"));
+    let env = lab.udhcpc(&native, &["-x", &model, "-O", "66", "-O", "67"]);
+    assert_eq!(env["tftp"], "192.168.1.1", "{env:?}");
+    assert_eq!(env["bootfile"], "450HD_3.4.6.img");
+    assert_eq!(env["vlanid"], u16::from_be_bytes(*b"10").to_string());
+
+    // A third-party phone asking for more than it may have.
+    let env = lab.udhcpc(
+        &native,
+        &["-V", "ClearOne-CP2", "-O", "66", "-O", "160", "-O", "12"],
+    );
+    assert!(
+        !env.contains_key("tftp") && !env.contains_key("opt160") && !env.contains_key("hostname"),
+        "{env:?}"
+    );
+    assert_eq!(env["ntpsrv"], "192.168.1.1");
+    assert_eq!(env["domain"], "lab.voip");
+
+    let log = lab.log();
+    assert!(log.contains("\"classes\":\"audiocodes,bricked\""), "{log}");
+}

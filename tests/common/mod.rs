@@ -145,7 +145,9 @@ impl Lab {
             services.push("serving SNTP");
         }
         if text.contains("\n[files]") {
-            services.push("serving TFTP");
+            if !text.contains("\ntftp = false") {
+                services.push("serving TFTP");
+            }
             services.push("serving HTTP");
         }
         let deadline = Instant::now() + Duration::from_secs(20);
