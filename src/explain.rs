@@ -2,7 +2,8 @@
 //! touching the network. The DHCP answer comes from the same engine `serve`
 //! runs (on an empty lease table), the DNS answers from the same zone, and the
 //! files from the same resolver, so the explanation cannot drift from what the
-//! server does.
+//! server does. The lease table is the server's, read (not written) by the
+//! caller when there is one, so a phone's sticky address shows.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -102,8 +103,17 @@ impl Place {
     }
 }
 
-/// The explanation, section by section.
-pub fn explain(config: Arc<Config>, phone: &Phone, place: &Place, now: u64) -> String {
+/// The explanation, section by section. `leases` is the lease table the
+/// answer is decided against (the server's, read by the caller, or empty),
+/// and `leases_origin` says which.
+pub fn explain(
+    config: Arc<Config>,
+    phone: &Phone,
+    place: &Place,
+    leases: LeaseTable,
+    leases_origin: &str,
+    now: u64,
+) -> String {
     let mut o = String::new();
     let mut msg = ClientMessage::new(DISCOVER, phone.mac, 0x0d1a_1701).requests(&phone.requests);
     if let Some(v) = &phone.vendor_class {
@@ -131,6 +141,7 @@ pub fn explain(config: Arc<Config>, phone: &Phone, place: &Place, now: u64) -> S
         place.addr.addr,
         place.origin
     );
+    let _ = writeln!(o, "leases: {leases_origin}");
     let req = match Request::parse(&msg.encode()) {
         Ok(r) => r,
         Err(e) => {
@@ -166,7 +177,7 @@ pub fn explain(config: Arc<Config>, phone: &Phone, place: &Place, now: u64) -> S
     }
 
     // The DHCP answer.
-    let mut engine = Engine::new(config.clone(), LeaseTable::new());
+    let mut engine = Engine::new(config.clone(), leases);
     let ingress = Ingress {
         interface: place.interface.clone(),
         addrs: vec![place.addr],

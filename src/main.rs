@@ -144,9 +144,22 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 user_class,
                 requests: requests.unwrap_or_else(|| dialtone::explain::DEFAULT_REQUESTS.to_vec()),
             };
+            // The server's leases, read only, so a known phone is shown its
+            // own address; without a database the phone is explained as new.
+            let path = c.leases_path();
+            let (leases, origin) = match Store::open_read_only(&path).and_then(|s| s.load()) {
+                Ok(l) => {
+                    let origin = format!("{} leases read from {}", l.len(), path.display());
+                    (dialtone::leases::table::LeaseTable::from_leases(l), origin)
+                }
+                Err(e) => (
+                    dialtone::leases::table::LeaseTable::new(),
+                    format!("none ({e}); the phone is explained as a new one"),
+                ),
+            };
             print!(
                 "{}",
-                dialtone::explain::explain(c, &phone, &place, dialtone::now())
+                dialtone::explain::explain(c, &phone, &place, leases, &origin, dialtone::now())
             );
             Ok(())
         }

@@ -199,6 +199,30 @@ http = ["0.0.0.0:8088"]
     // This phone has no per-phone file in the tree.
     assert!(text.contains("00908F123457.cfg: missing"), "{text}");
 
+    assert!(text.contains("leases: none"), "{text}");
+
+    // With the server's lease database, a known phone is shown its own
+    // (sticky) address, not the first free one.
+    {
+        use dialtone::leases::store::Store;
+        use dialtone::leases::table::{Lease, LeaseState};
+        let mut store = Store::open(&dir.join("state").join("leases.sqlite")).unwrap();
+        let sticky = Lease {
+            ip: "10.250.0.150".parse().unwrap(),
+            mac: "00:90:8f:12:34:56".parse().unwrap(),
+            hostname: None,
+            vendor_class: None,
+            user_class: Some("450HD".into()),
+            interface: "voice0".into(),
+            state: LeaseState::Bound,
+            expires: dialtone::now() + 3600,
+        };
+        store.write([&sticky]).unwrap();
+    }
+    let text = explain(&["--mac", "00:90:8f:12:34:56", "--user-class", "450HD"]);
+    assert!(text.contains("leases: 1 leases read from"), "{text}");
+    assert!(text.contains("OFFER 10.250.0.150"), "{text}");
+
     // A bad MAC is refused before anything runs.
     let out = Command::new(BIN)
         .args(["explain", "--config"])
