@@ -152,10 +152,9 @@ pub fn explain(
 
     // Classes.
     let _ = writeln!(o, "\n== Classes");
-    let mut any = false;
-    for class in &config.dhcp.classes {
+    let matched = crate::dhcp::classes::select(&config.dhcp.classes, &req);
+    for class in &matched {
         if let Some(rule) = why(class, &req) {
-            any = true;
             let _ = writeln!(
                 o,
                 "  {}{}: {}",
@@ -169,12 +168,17 @@ pub fn explain(
             );
         }
     }
-    if !any {
+    if matched.is_empty() {
         let _ = writeln!(
             o,
             "  none: the phone gets the subnet's and the global options only"
         );
     }
+    // The profiles of the matched classes, in class order.
+    let profiles: Vec<&str> = matched
+        .iter()
+        .filter_map(|k| k.profile.as_deref())
+        .collect();
 
     // The DHCP answer.
     let mut engine = Engine::new(config.clone(), leases);
@@ -235,7 +239,7 @@ pub fn explain(
 
     // DNS.
     let _ = writeln!(o, "\n== DNS");
-    let names = dns_names(&config, &parsed, &out.exchange.classes);
+    let names = dns_names(&config, &parsed, &profiles);
     match &config.dns {
         None if names.is_empty() => {
             let _ = writeln!(o, "  no names to look up");
@@ -266,15 +270,7 @@ pub fn explain(
 
     // Files.
     let _ = writeln!(o, "\n== Files");
-    files(
-        &mut o,
-        &config,
-        phone,
-        &req,
-        &parsed,
-        &out.exchange.classes,
-        place,
-    );
+    files(&mut o, &config, phone, &req, &parsed, &profiles, place);
     o
 }
 
@@ -386,11 +382,7 @@ fn dns_wire_names(mut b: &[u8]) -> Vec<String> {
 
 /// The names the phone will look up: hosts in its options, and the names its
 /// family asks for (PHONES.md section 4).
-fn dns_names(
-    config: &Config,
-    reply: &ParsedReply,
-    classes: &[String],
-) -> Vec<(String, RecordType)> {
+fn dns_names(config: &Config, reply: &ParsedReply, profiles: &[&str]) -> Vec<(String, RecordType)> {
     let mut out: Vec<(String, RecordType)> = Vec::new();
     let mut add = |name: String, t: RecordType| {
         if !name.is_empty()
@@ -417,11 +409,6 @@ fn dns_names(
         .get(opt::DOMAIN_NAME)
         .map(|d| String::from_utf8_lossy(d).into_owned())
         .or_else(|| config.dns.as_ref().map(|d| d.zone.clone()));
-    let profiles: Vec<&str> = classes
-        .iter()
-        .filter_map(|c| config.dhcp.classes.iter().find(|k| &k.name == c))
-        .filter_map(|k| k.profile.as_deref())
-        .collect();
     if let Some(domain) = domain {
         if profiles.iter().any(|p| p.starts_with("audiocodes")) {
             add("ProvisioningServer".into(), RecordType::A);
@@ -501,15 +488,12 @@ fn files(
     phone: &Phone,
     req: &Request,
     reply: &ParsedReply,
-    classes: &[String],
+    matched_profiles: &[&str],
     place: &Place,
 ) {
-    let profile = classes
-        .iter()
-        .rev()
-        .filter_map(|c| config.dhcp.classes.iter().find(|k| &k.name == c))
-        .find_map(|k| k.profile.as_deref())
-        .and_then(profiles::find);
+    // The last profile decides the file sequence, as later classes override
+    // earlier ones.
+    let profile = matched_profiles.last().and_then(|p| profiles::find(p));
     let mut wanted: Vec<(String, String)> = Vec::new();
     if let Some(boot) = reply.get(opt::BOOTFILE) {
         wanted.push((

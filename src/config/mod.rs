@@ -552,7 +552,7 @@ impl Cx<'_> {
                     ),
                 )
             })?;
-            let base = self.profile(profile)?;
+            let base = load_profile(profile)?;
             needs_match = base.matchers.is_empty();
             class.profile = Some(profile.name.to_string());
             class.matchers = base.matchers;
@@ -584,37 +584,6 @@ impl Cx<'_> {
             class.only = Some(self.codes(o, &format!("{key}.only"))?);
         }
         Ok(class)
-    }
-
-    /// A built-in profile as a class (without a name). Its text is part of
-    /// dialtone, so an error here is a bug; it is reported like any other.
-    fn profile(&self, p: &profiles::Profile) -> Result<Class, ConfigError> {
-        let file = format!("built-in profile `{}`", p.name);
-        let cx = Cx {
-            file: &file,
-            text: p.toml,
-            local: self.local.clone(),
-        };
-        let de = toml::de::Deserializer::parse(p.toml).map_err(|e| cx.toml_error("", &e))?;
-        let raw: RawProfile = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            cx.toml_error(&path, e.inner())
-        })?;
-        Ok(Class {
-            name: String::new(),
-            profile: Some(p.name.to_string()),
-            matchers: match raw.matcher {
-                Some(m) => cx.matches(m, "match")?,
-                None => Vec::new(),
-            },
-            defaults: cx.options(raw.defaults, "defaults")?,
-            options: cx.options(raw.options, "options")?,
-            force: match &raw.force {
-                Some(f) => cx.codes(f, "force")?,
-                None => Vec::new(),
-            },
-            only: raw.only.as_ref().map(|o| cx.codes(o, "only")).transpose()?,
-        })
     }
 
     fn codes(&self, list: &[Spanned<i64>], key: &str) -> Result<Vec<u8>, ConfigError> {
@@ -1037,15 +1006,37 @@ fn expectation(key: &str) -> &'static str {
 }
 
 /// Hosts configured for a MAC, by MAC.
-/// A built-in profile as the class it stands for (unnamed), for `dialtone
-/// profiles` and `dialtone explain`.
+/// A built-in profile as the class it stands for (unnamed): what a class
+/// naming it starts from, and what `dialtone profiles` and `dialtone explain`
+/// show. Its text is part of dialtone, so an error here is a bug; it is
+/// reported like any other, against the profile's own text.
 pub fn load_profile(p: &profiles::Profile) -> Result<Class, ConfigError> {
-    Cx {
-        file: "",
-        text: "",
+    let file = format!("built-in profile `{}`", p.name);
+    let cx = Cx {
+        file: &file,
+        text: p.toml,
         local: HashMap::new(),
-    }
-    .profile(p)
+    };
+    let de = toml::de::Deserializer::parse(p.toml).map_err(|e| cx.toml_error("", &e))?;
+    let raw: RawProfile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        cx.toml_error(&path, e.inner())
+    })?;
+    Ok(Class {
+        name: String::new(),
+        profile: Some(p.name.to_string()),
+        matchers: match raw.matcher {
+            Some(m) => cx.matches(m, "match")?,
+            None => Vec::new(),
+        },
+        defaults: cx.options(raw.defaults, "defaults")?,
+        options: cx.options(raw.options, "options")?,
+        force: match &raw.force {
+            Some(f) => cx.codes(f, "force")?,
+            None => Vec::new(),
+        },
+        only: raw.only.as_ref().map(|o| cx.codes(o, "only")).transpose()?,
+    })
 }
 
 /// Adds `over` to `set`, option by option; option 43's sub-options are merged

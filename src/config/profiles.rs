@@ -183,14 +183,17 @@ pub fn describe() -> Result<String, super::ConfigError> {
             1 => writeln!(o, "  match:    {}", rules[0]),
             _ => writeln!(o, "  match:    any of {}", rules.join(", ")),
         };
-        let mut codes: Vec<u8> = k.force.clone();
-        codes.extend(k.options.keys().chain(k.defaults.keys()));
-        let mut seen = Vec::new();
-        codes.retain(|c| {
-            let new = !seen.contains(c);
-            seen.push(*c);
-            new
-        });
+        let mut codes: Vec<u8> = Vec::new();
+        for c in k
+            .force
+            .iter()
+            .chain(k.options.keys())
+            .chain(k.defaults.keys())
+        {
+            if !codes.contains(c) {
+                codes.push(*c);
+            }
+        }
         for code in codes {
             let how = if k.force.contains(&code) {
                 "always"

@@ -130,13 +130,12 @@ impl Lab {
             .spawn()
             .expect("start dialtone");
         self.server = Some(child);
-        let want = std::fs::read_to_string(self.config_path())
-            .unwrap()
+        let text = std::fs::read_to_string(self.config_path()).unwrap();
+        let want = text
             .lines()
             .find(|l| l.starts_with("interfaces"))
             .map(|l| l.matches('"').count() / 2)
             .unwrap_or(1);
-        let text = std::fs::read_to_string(self.config_path()).unwrap();
         let mut services = vec!["serving DHCP"];
         if text.contains("\n[dns]") {
             services.push("serving DNS");

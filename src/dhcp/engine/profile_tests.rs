@@ -1,5 +1,6 @@
 //! Every built-in profile's DHCP answer, byte by byte.
 
+use super::tests::{native, voice};
 use super::*;
 use crate::dhcp::client::{ClientMessage, ParsedReply};
 use crate::dhcp::packet::{DISCOVER, INFORM};
@@ -72,20 +73,6 @@ http = ["0.0.0.0:8088"]
 fn engine(text: &str) -> Engine {
     let c = Config::parse("profiles.toml", text).unwrap();
     Engine::new(Arc::new(c), LeaseTable::new())
-}
-
-fn native() -> Ingress {
-    Ingress {
-        interface: "eth0".into(),
-        addrs: vec!["192.168.1.1/24".parse().unwrap()],
-    }
-}
-
-fn voice() -> Ingress {
-    Ingress {
-        interface: "eth0.100".into(),
-        addrs: vec!["10.250.0.1/24".parse().unwrap()],
-    }
 }
 
 fn mac(s: &str) -> Mac {

@@ -9,14 +9,14 @@ fn engine() -> Engine {
     Engine::new(Arc::new(c), LeaseTable::new())
 }
 
-fn native() -> Ingress {
+pub(super) fn native() -> Ingress {
     Ingress {
         interface: "eth0".into(),
         addrs: vec!["192.168.1.1/24".parse().unwrap()],
     }
 }
 
-fn voice() -> Ingress {
+pub(super) fn voice() -> Ingress {
     Ingress {
         interface: "eth0.100".into(),
         addrs: vec!["10.250.0.1/24".parse().unwrap()],
