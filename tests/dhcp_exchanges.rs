@@ -185,6 +185,7 @@ fn flooding_client_is_limited_others_served() {
     let voice = lab.voice_if.clone();
     let p = lab.probe(&voice);
     // 400 DISCOVERs in about a second from one MAC; a quiet phone in the middle.
+    let started = std::time::Instant::now();
     for i in 0..400u32 {
         p.send(&ClientMessage::new(DISCOVER, mac(2, 1), 10_000 + i).broadcast());
         if i == 200 {
@@ -192,6 +193,7 @@ fn flooding_client_is_limited_others_served() {
         }
         std::thread::sleep(Duration::from_micros(2500));
     }
+    let flood_secs = started.elapsed().as_secs_f64();
     let replies = p.drain(Duration::from_secs(2));
     let flood = replies
         .iter()
@@ -201,7 +203,14 @@ fn flooding_client_is_limited_others_served() {
         replies.iter().any(|r| r.xid == 5),
         "the quiet phone is served"
     );
-    assert!(flood <= 60, "flooder got {flood} offers");
+    // The default limit is 20 a second with a burst of 40. On a loaded
+    // machine the loop takes longer than a second, so the bound follows the
+    // time it really took; it must still cut the flood to well under half.
+    let allowed = 40.0 + 22.0 * flood_secs + 5.0;
+    assert!(
+        (flood as f64) <= allowed && flood < 200,
+        "flooder got {flood} offers in {flood_secs:.2} s (at most {allowed:.0} allowed)"
+    );
     assert!(lab.log().contains("client is flooding"));
 }
 
