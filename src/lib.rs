@@ -34,6 +34,7 @@ pub mod dns;
 pub mod explain;
 pub mod files;
 pub mod lab;
+pub mod logline;
 pub mod net;
 pub mod serve;
 pub mod sys;

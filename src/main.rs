@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use dialtone::config::Config;
+use dialtone::logline;
 use dialtone::leases::store::Store;
 
 #[derive(Parser)]
@@ -89,28 +90,21 @@ enum Cmd {
 }
 
 /// Logs go to stderr through a writer thread: the threads answering phones
-/// only format their event and queue it, and the writer thread writes
-/// whatever queued up in one system call. Nothing is dropped (a full queue
-/// makes the caller wait); the returned guard flushes the rest at exit.
-fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// format their event and append it to a buffer, and the writer thread writes
+/// what gathered every few milliseconds in one system call. Nothing is
+/// dropped (a full buffer makes the caller wait); the returned guard writes
+/// the rest at exit.
+fn init_logs(format: LogFormat) -> logline::SinkGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DIALTONE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("log-writer")
-        .finish(std::io::BufWriter::with_capacity(
-            64 << 10,
-            std::io::stderr(),
-        ));
-    let b = tracing_subscriber::fmt()
+    let (writer, guard) = logline::sink(std::io::stderr());
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_ansi(ansi);
-    match format {
-        LogFormat::Text => b.init(),
-        LogFormat::Json => b.json().flatten_event(true).init(),
-    }
+        .event_format(logline::LineFormat {
+            json: matches!(format, LogFormat::Json),
+        })
+        .init();
     guard
 }
 

@@ -10,6 +10,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, params};
 use thiserror::Error;
@@ -252,6 +253,14 @@ struct Job {
 }
 
 /// The writer thread's handle; cheap to clone.
+/// A commit that ends less than this before the next lease arrives means
+/// the writer is under load.
+const BUSY: Duration = Duration::from_millis(5);
+/// Under load, how long the writer gathers leases for one commit.
+const GATHER: Duration = Duration::from_millis(1);
+/// At most this many jobs in one commit.
+const BATCH: usize = 1024;
+
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
@@ -264,10 +273,26 @@ impl Writer {
         std::thread::Builder::new()
             .name("lease-writer".into())
             .spawn(move || {
+                let mut last_commit: Option<Instant> = None;
                 while let Ok(first) = rx.recv() {
                     let mut jobs = vec![first];
                     while let Ok(more) = rx.try_recv() {
                         jobs.push(more);
+                    }
+                    // Group commit: under load (the last commit just ended)
+                    // more exchanges are on their way, so wait a moment for
+                    // them and pay one fsync for all. A lone phone's lease is
+                    // committed at once.
+                    let busy = last_commit.is_some_and(|t| t.elapsed() < BUSY);
+                    if busy && jobs.len() < BATCH {
+                        let deadline = Instant::now() + GATHER;
+                        while jobs.len() < BATCH {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            match rx.recv_timeout(left) {
+                                Ok(more) => jobs.push(more),
+                                Err(_) => break,
+                            }
+                        }
                     }
                     let all: Vec<&Lease> = jobs.iter().flat_map(|j| j.leases.iter()).collect();
                     let result = store.write(all.iter().copied()).map_err(|e| e.to_string());
@@ -278,6 +303,7 @@ impl Writer {
                     for j in jobs {
                         (j.then)(result.clone().map_err(StoreError::Write));
                     }
+                    last_commit = Some(Instant::now());
                 }
             })
             .map(|_| ())
