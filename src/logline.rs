@@ -184,7 +184,10 @@ impl Visit for JsonFields<'_> {
         let start = self.0.len();
         self.0.push('"');
         let _ = write!(self.0, "{value:?}");
-        if self.0[start + 1..].chars().any(|c| c == '"' || c == '\\' || c < ' ') {
+        if self.0[start + 1..]
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c < ' ')
+        {
             let v = self.0.split_off(start + 1);
             self.0.truncate(start);
             json_string(self.0, &v);
@@ -304,7 +307,10 @@ pub fn sink(mut out: impl std::io::Write + Send + 'static) -> (SinkWriter, SinkG
     };
     let direct = thread.is_none();
     shared.closed.store(direct, Ordering::Release);
-    (SinkWriter(Arc::clone(&shared)), SinkGuard { shared, thread })
+    (
+        SinkWriter(Arc::clone(&shared)),
+        SinkGuard { shared, thread },
+    )
 }
 
 impl std::io::Write for SinkWriter {
@@ -359,7 +365,10 @@ mod tests {
 
     impl std::io::Write for Sink {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(b);
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(b);
             Ok(b.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -408,13 +417,47 @@ mod tests {
     #[test]
     fn text_lines_quote_only_what_needs_it() {
         let line = capture(false, exchange);
-        assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "{line}");
+        assert!(
+            line.ends_with('\n') && line.matches('\n').count() == 1,
+            "{line}"
+        );
         assert!(
             line.contains(
                 " INFO dialtone::dhcp: dhcp exchange request=DISCOVER mac=00:90:8f:12:34:56 classes=\"\" quoted=\"\\\"q\\\"\" count=3 delta=-2 ok=true note=\"line 1\\n\\\"two\\\"\""
             ),
             "{line}"
         );
+    }
+
+    #[test]
+    fn the_sink_writes_every_line_once_and_the_rest_at_exit() {
+        let out = Sink::default();
+        let (writer, guard) = sink(out.clone());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let mut w = writer.clone();
+                std::thread::spawn(move || {
+                    for i in 0..5000 {
+                        let _ = std::io::Write::write_all(&mut w, format!("{t} {i}\n").as_bytes());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            let _ = t.join();
+        }
+        // Gathered, not yet written: the guard writes the rest.
+        drop(guard);
+        let bytes = out.0.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let mut next = [0; 4];
+        for line in text.lines() {
+            let (t, i) = line.split_once(' ').expect(line);
+            let t: usize = t.parse().expect(line);
+            assert_eq!(i, next[t].to_string(), "thread {t} out of order");
+            next[t] += 1;
+        }
+        assert_eq!(next, [5000; 4]);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use dialtone::config::Config;
-use dialtone::logline;
 use dialtone::leases::store::Store;
+use dialtone::logline;
 
 #[derive(Parser)]
 #[command(
