@@ -33,6 +33,7 @@ pub mod demo;
 pub mod dns;
 pub mod explain;
 pub mod files;
+pub mod inventory;
 pub mod lab;
 pub mod logline;
 pub mod net;

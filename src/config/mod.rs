@@ -5,12 +5,14 @@
 
 mod dns;
 mod files;
+mod phones;
 pub mod profiles;
 mod raw;
 mod render;
 
 pub use dns::{Dns, DnsHost, Health, HealthCheck, Service, Switchover, SwitchoverMode, Time};
 pub use files::Files;
+pub use phones::{InventorySettings, parse_phones_file};
 pub use render::match_table;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -22,6 +24,7 @@ use thiserror::Error;
 use toml::Spanned;
 
 use crate::dhcp::options::{self as opt, AddrSpec, OptionValue, Template, VlanEncoding};
+use crate::inventory::Inventory;
 use crate::units::{Ipv4Net, Ipv4Range, Mac, parse_duration};
 use raw::*;
 
@@ -41,6 +44,11 @@ pub struct ConfigError {
 pub enum LoadError {
     #[error("{path}: cannot read the configuration file: {source}")]
     Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot read the phones file ([inventory] file): {source}")]
+    ReadPhones {
         path: String,
         source: std::io::Error,
     },
@@ -75,6 +83,9 @@ pub struct Config {
     pub time: Time,
     /// Present when the file has a `[files]` section.
     pub files: Option<Files>,
+    pub inventory: InventorySettings,
+    /// `[[phone]]` tables of the configuration file and of the phones file.
+    pub phones: Inventory,
 }
 
 #[derive(Debug, Clone)]
@@ -166,7 +177,37 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Ok(Config::parse(&path.display().to_string(), &text)?)
+        let mut config = Config::parse(&path.display().to_string(), &text)?;
+        let phones = config.phones_path(path);
+        match std::fs::read_to_string(&phones) {
+            Ok(text) => phones::parse_phones_file(
+                &phones.display().to_string(),
+                &text,
+                config.dns.as_ref(),
+                &mut config.phones,
+            )?,
+            // Only a phones file that was named must exist.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && config.inventory.file.is_none() => {}
+            Err(source) => {
+                return Err(LoadError::ReadPhones {
+                    path: phones.display().to_string(),
+                    source,
+                });
+            }
+        }
+        Ok(config)
+    }
+
+    /// The phones file of the configuration file at `config_path`:
+    /// `[inventory] file` (relative to the configuration file's folder), else
+    /// `phones.toml` beside it.
+    pub fn phones_path(&self, config_path: &Path) -> PathBuf {
+        let dir = config_path.parent().unwrap_or(Path::new("."));
+        match &self.inventory.file {
+            Some(f) => dir.join(f),
+            None => dir.join("phones.toml"),
+        }
     }
 
     /// Checks configuration text; `file` names it in errors.
@@ -296,12 +337,17 @@ impl Cx<'_> {
         let dhcp = self.dhcp(raw.dhcp)?;
         let time = self.time(raw.time)?;
         let files = raw.files.map(|f| self.files(f)).transpose()?;
+        let inventory = self.inventory(raw.inventory)?;
+        let mut phones = Inventory::default();
+        self.phones(raw.phone, dns.as_ref(), &mut phones)?;
         Ok(Config {
             server,
             dhcp,
             dns,
             time,
             files,
+            inventory,
+            phones,
         })
     }
 

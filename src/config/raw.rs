@@ -16,6 +16,42 @@ pub struct RawConfig {
     pub dns: Option<Spanned<RawDns>>,
     pub time: Option<Spanned<RawTime>>,
     pub files: Option<Spanned<RawFiles>>,
+    pub inventory: Option<Spanned<RawInventory>>,
+    #[serde(default)]
+    pub phone: Vec<RawPhone>,
+}
+
+/// A phones file (`phones.toml`): `[[phone]]` tables only.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPhonesFile {
+    #[serde(default)]
+    pub phone: Vec<RawPhone>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInventory {
+    pub file: Option<Spanned<String>>,
+    pub templates: Option<Spanned<String>>,
+    pub syslog: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPhone {
+    pub mac: Option<Spanned<String>>,
+    pub computer: Option<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
+    pub manufacturer: Option<Spanned<String>>,
+    pub model: Option<Spanned<String>>,
+    pub profile: Option<Spanned<String>>,
+    pub extension: Option<Spanned<String>>,
+    pub sip_user: Option<Spanned<String>>,
+    pub sip_password: Option<Spanned<String>>,
+    pub label: Option<Spanned<String>>,
+    pub register: Option<Spanned<String>>,
+    pub proxy_group: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
