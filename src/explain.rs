@@ -19,6 +19,7 @@ use crate::dhcp::packet::{DISCOVER, Request, message_type_name};
 use crate::dns::zone::Zone;
 use crate::files::owners::Owners;
 use crate::files::resolve::{Body, Miss, Resolver};
+use crate::inventory::generate;
 use crate::leases::table::LeaseTable;
 use crate::units::{Ipv4Net, Mac};
 
@@ -540,8 +541,17 @@ fn files(
         }
         return;
     };
+    if let Some(p) = config.phones.by_mac(phone.mac)
+        && let Some(name) = generate::file_name(p, generate::Kind::PolycomRegistration)
+        && p.family == crate::inventory::Family::Polycom
+    {
+        wanted.push((name, "listed in CONFIG_FILES".into()));
+    }
     let resolver = match Resolver::new(files, Arc::new(Offered(reply.yiaddr, phone.mac))) {
-        Ok(r) => Some(r),
+        Ok(r) => Some(match generate::PhoneFiles::new(Arc::new(config.clone())) {
+            Some(g) => r.with_generator(Arc::new(g)),
+            None => r,
+        }),
         Err(e) => {
             let _ = writeln!(
                 o,
@@ -567,7 +577,10 @@ fn files(
             (Some(r), false) => match r.resolve(name, &client, true) {
                 Ok(f) => match f.body {
                     Body::File(_) => format!(": static file {} ({} bytes)", f.path, f.size),
-                    Body::Bytes(_) => format!(": generated ({} bytes)", f.size),
+                    Body::Bytes(_) => format!(
+                        ": generated for this phone from the inventory ({} bytes, private)",
+                        f.size
+                    ),
                 },
                 Err(Miss::NotFound) => ": missing (HTTP 404, TFTP error 1)".into(),
                 Err(Miss::Refused(why)) => format!(": refused ({why})"),

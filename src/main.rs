@@ -81,6 +81,20 @@ enum Cmd {
         #[arg(long)]
         interface: Option<String>,
     },
+    /// Import CIC's CSV Managed IP Phone list (Name,Type,Manufacturer,Model,
+    /// Proxy Group,Extension,Identification Address,Label,Address) into the
+    /// phones file: bad rows are reported with their line and reason, good
+    /// rows are added or update the phone with the same MAC; new phones get a
+    /// random SIP password.
+    Import {
+        /// The CSV file.
+        list: PathBuf,
+        #[arg(long, short, default_value = "/etc/dialtone/dialtone.toml")]
+        config: PathBuf,
+        /// Report what would change without writing the phones file.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List the built-in phone profiles a class can name with `profile = "..."`:
     /// their match rules, the options they send and the files their phones fetch.
     Profiles,
@@ -157,6 +171,11 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Import {
+            list,
+            config,
+            dry_run,
+        } => import(&list, &config, dry_run),
         Cmd::Profiles => {
             print!("{}", dialtone::config::profiles::describe()?);
             Ok(())
@@ -295,4 +314,88 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// `dialtone import`: the list merged into the phones file, checked as
+/// `serve` would read it, then written (mode 0600: it holds passwords).
+fn import(
+    list: &std::path::Path,
+    config_path: &std::path::Path,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    use dialtone::inventory::{Inventory, csv, file};
+    let config = Config::load(config_path)?;
+    let text = std::fs::read(list).with_context(|| format!("cannot read {}", list.display()))?;
+    let text = String::from_utf8_lossy(&text);
+    let parsed = csv::parse(&text).with_context(|| format!("{}", list.display()))?;
+    for line in csv::report(&parsed).lines() {
+        println!("{}:{line}", list.display());
+    }
+    let phones_path = config.phones_path(config_path);
+    let existing = match std::fs::read_to_string(&phones_path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", phones_path.display())),
+    };
+    let mut password_error = None;
+    let merged = file::merge(existing.as_deref(), &parsed.rows, || {
+        file::new_password().unwrap_or_else(|e| {
+            password_error = Some(e);
+            String::new()
+        })
+    })
+    .with_context(|| format!("{}", phones_path.display()))?;
+    if let Some(e) = password_error {
+        return Err(e).context("cannot read /dev/urandom for new passwords");
+    }
+    // The phones of the configuration file itself, so a MAC declared there
+    // and in the list is caught here, as `serve` would.
+    let phones_origin = phones_path.display().to_string();
+    let mut check = Inventory {
+        phones: config
+            .phones
+            .phones
+            .iter()
+            .filter(|p| !p.origin.starts_with(&phones_origin))
+            .cloned()
+            .collect(),
+    };
+    dialtone::config::parse_phones_file(
+        &phones_origin,
+        &merged.text,
+        config.dns.as_ref(),
+        &mut check,
+    )
+    .context("the merged phones file would not load; nothing written")?;
+    let summary = format!(
+        "{} rows imported ({} new, {} updated), {} refused; {} phones in {}",
+        parsed.rows.len(),
+        merged.added,
+        merged.updated,
+        parsed.refused.len(),
+        merged.added + merged.updated + merged.kept,
+        phones_path.display()
+    );
+    if dry_run {
+        println!("{summary} (dry run: not written)");
+        return Ok(());
+    }
+    let tmp = phones_path.with_extension("toml.new");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.write_all(merged.text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &phones_path)
+        .with_context(|| format!("cannot replace {}", phones_path.display()))?;
+    println!("{summary}");
+    Ok(())
 }

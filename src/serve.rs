@@ -15,6 +15,7 @@ use crate::files::owners::LeaseOwners;
 use crate::files::resolve::Resolver;
 use crate::files::tftp::server::Tftp;
 use crate::files::transfers::{Counters, counters_path};
+use crate::inventory::generate::PhoneFiles;
 use crate::leases::{Lease, LeaseState};
 use crate::units::Ipv4Net;
 
@@ -63,6 +64,10 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
                 files.root.display()
             )
         })?;
+        let resolver = match PhoneFiles::new(Arc::clone(&config)) {
+            Some(g) => resolver.with_generator(Arc::new(g)),
+            None => resolver,
+        };
         let resolver = Arc::new(resolver);
         let counters = Arc::new(Counters::default());
         let dns_hook = hook.take();

@@ -285,3 +285,120 @@ fn demo_boots_every_lab_phone_and_cleans_up() {
         "lab left behind"
     );
 }
+
+#[test]
+fn import_reports_bad_rows_keeps_good_ones_and_explain_sees_generated_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("dialtone-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = dir.join("files");
+    std::fs::create_dir_all(&root).unwrap();
+    let config = dir.join("dialtone.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+state_dir = "{state}"
+interfaces = ["dtimport0"]
+
+[[dhcp.subnet]]
+cidr = "10.250.0.0/24"
+pool = ["10.250.0.100-10.250.0.250"]
+router = "10.250.0.1"
+
+[[dhcp.class]]
+name = "ac"
+profile = "audiocodes"
+
+[[dhcp.class]]
+name = "poly"
+profile = "polycom"
+
+[files]
+root = "{root}"
+"#,
+            state = dir.join("state").display(),
+            root = root.display()
+        ),
+    )
+    .unwrap();
+    // CIC's sample list (001 L1611-1619).
+    let list = dir.join("list.csv");
+    std::fs::write(
+        &list,
+        "Name,Type,Manufacturer,Model,Proxy Group,Extension,Identification Address,Label,Address\r\n\
+         PolycomLobby2,Stand-alone Phone,Polycom,IP330,,7102,,Lobby,\r\n\
+         PolycomAgent2,workstation,Polycom,IP601,,7202,,Line1,0004F204F6A9\r\n\
+         AgentSSP-PC2,workstation,ININ,Soft Phone,Remote Agent SSP - TLS,7302,7302,,\r\n\
+         AgentISS1,Stand-alone Phone,ININ,Interaction SIP Station,Remote Agent ISS - TCP,7402,7402,,0026DF00020\r\n\
+         Agent420HD,Stand-alone Phone,AudioCodes,420HD,,7502,7502,,00908F123456\r\n\
+         AgentISS2,Stand-alone Phone,ININ,Interaction SIP Station II,Remote Agent ISS - TCP,7602,7602,Line2,00908F5635BB\r\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (c, l) = (config.to_str().unwrap(), list.to_str().unwrap());
+    let (ok, out, err) = run(&["import", l, "--config", c]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("list.csv:line 5 (AgentISS1): refused: short MAC `0026DF00020`: 11 hex digits, expected 12"), "{out}");
+    assert!(
+        out.contains("list.csv:line 7 (AgentISS2): refused: wrong OUI for ININ"),
+        "{out}"
+    );
+    assert!(
+        out.contains("4 rows imported (4 new, 0 updated), 2 refused; 4 phones in"),
+        "{out}"
+    );
+    let phones = dir.join("phones.toml");
+    assert_eq!(
+        std::fs::metadata(&phones).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Imported again: the same phones, updated, passwords kept.
+    let before = std::fs::read_to_string(&phones).unwrap();
+    let (ok, out, _) = run(&["import", l, "--config", c]);
+    assert!(ok && out.contains("(0 new, 4 updated)"), "{out}");
+    assert_eq!(std::fs::read_to_string(&phones).unwrap(), before);
+    // serve would load it: check lists the phones.
+    let (ok, out, err) = run(&["check", "--config", c]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("#   00:90:8f:12:34:56 Agent420HD (audiocodes) extension 7502 from"),
+        "{out}"
+    );
+    // explain finds the generated, private configuration of an imported phone.
+    let (ok, out, err) = run(&[
+        "explain",
+        "--config",
+        c,
+        "--mac",
+        "00:04:f2:04:f6:a9",
+        "--vendor-class",
+        "Polycom-VVX",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("0004f204f6a9.cfg: generated for this phone from the inventory"),
+        "{out}"
+    );
+    assert!(
+        out.contains("0004f204f6a9-registration.cfg (listed in CONFIG_FILES): generated"),
+        "{out}"
+    );
+    // A broken list fails as a whole and writes nothing.
+    std::fs::write(&list, "Name,Model\nx,y\n").unwrap();
+    let (ok, _, err) = run(&["import", l, "--config", c]);
+    assert!(
+        !ok && err.contains("the header has no `Type` column"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&phones).unwrap(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -126,6 +126,32 @@ impl Cx<'_> {
             let e = self.at(first..first, "", "");
             format!("{}:{}", e.file, e.line)
         };
+        // Values end up in configuration files line by line: no control
+        // characters (a newline in a password would add a line).
+        for (k, v) in [
+            ("mac", &r.mac),
+            ("computer", &r.computer),
+            ("name", &r.name),
+            ("manufacturer", &r.manufacturer),
+            ("model", &r.model),
+            ("profile", &r.profile),
+            ("extension", &r.extension),
+            ("sip_user", &r.sip_user),
+            ("sip_password", &r.sip_password),
+            ("label", &r.label),
+            ("register", &r.register),
+            ("proxy_group", &r.proxy_group),
+        ] {
+            if let Some(v) = v
+                && v.get_ref().chars().any(char::is_control)
+            {
+                return Err(self.err(
+                    v,
+                    &key(k),
+                    "control characters (such as a line break) are not allowed",
+                ));
+            }
+        }
         let text = |s: &Option<Spanned<String>>| {
             s.as_ref()
                 .map(|v| v.get_ref().trim().to_string())

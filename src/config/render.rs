@@ -187,5 +187,31 @@ pub fn normalized(c: &Config) -> String {
         let _ = writeln!(o, "tftp_timeout = {}", f.tftp_timeout.as_secs());
         let _ = writeln!(o, "tftp_retries = {}", f.tftp_retries);
     }
+    let inv = &c.inventory;
+    let _ = writeln!(o, "\n[inventory]");
+    if let Some(f) = &inv.file {
+        let _ = writeln!(o, "file = {}", quote(&f.display().to_string()));
+    }
+    let _ = writeln!(o, "templates = {}", quote(&inv.templates));
+    if let Some(s) = &inv.syslog {
+        let _ = writeln!(o, "syslog = {}", quote(s));
+    }
+    // Phones are listed, not repeated: they hold passwords.
+    let _ = writeln!(o, "# {} phones", c.phones.phones.len());
+    for p in &c.phones.phones {
+        let id = p
+            .mac
+            .map(|m| m.to_string())
+            .or_else(|| p.computer.clone())
+            .unwrap_or_else(|| "no MAC yet".into());
+        let _ = writeln!(
+            o,
+            "#   {id} {} ({}) extension {} from {}",
+            p.name.as_deref().unwrap_or("-"),
+            p.family,
+            p.extension.as_deref().unwrap_or("-"),
+            p.origin
+        );
+    }
     o
 }

@@ -372,3 +372,88 @@ force = [160]
     let e = err("[dhcp.images]\n\"450HD\" = \"\"\n");
     assert_eq!((e.line, e.key.as_str()), (2, "dhcp.images.450HD"));
 }
+
+#[test]
+fn phones_are_checked_with_their_line() {
+    let base = "[dns]\nzone = \"lab.voip\"\n[[dns.host]]\nname = \"a\"\nip = \"10.0.0.1\"\n[[dns.host]]\nname = \"b\"\nip = \"10.0.0.2\"\n[[dns.switchover]]\nname = \"cic\"\nmembers = [\"a\", \"b\"]\n";
+    let ok = format!(
+        "{base}[[phone]]\nmac = \"00908f123456\"\nextension = \"7502\"\nsip_password = \"x\"\nregister = \"cic\"\n\n[[phone]]\nname = \"lobby\"\nmanufacturer = \"POLYCOM\"\nmodel = \"IP330\"\nregister = \"pbx.example:5080\"\n"
+    );
+    let c = Config::parse("t.toml", &ok).unwrap();
+    let p = &c.phones.phones;
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].family, crate::inventory::Family::AudioCodes);
+    assert_eq!(p[0].origin, "t.toml:13");
+    assert_eq!(
+        p[0].register,
+        Some(crate::inventory::Register::Switchover("cic".into()))
+    );
+    assert_eq!(p[1].family, crate::inventory::Family::Polycom);
+    assert_eq!(
+        p[1].register,
+        Some(crate::inventory::Register::Address {
+            host: "pbx.example".into(),
+            port: Some(5080)
+        })
+    );
+    let cases = [
+        (
+            "mac = \"0090.8f12.345\"\n",
+            "phone[0].mac",
+            "not a MAC address",
+        ),
+        (
+            "mac = \"00908f123456\"\nmanufacturer = \"Polycom\"\n",
+            "phone[0].mac",
+            "00:90:8f:12:34:56 is not a Polycom address (Polycom MACs start with 00:04:f2 or 64:16:7f)",
+        ),
+        (
+            "manufacturer = \"Cisco\"\n",
+            "phone[0].manufacturer",
+            "expected one of AudioCodes, Genesys, ININ, Polycom",
+        ),
+        (
+            "profile = \"nokia\"\n",
+            "phone[0].profile",
+            "expected a built-in profile",
+        ),
+        (
+            "name = \"x\"\nsip_password = \"p\"\n",
+            "phone[0].sip_password",
+            "needs the extension",
+        ),
+        (
+            "extension = \"1\"\nsip_password = \"p\\nvoip/x=1\"\n",
+            "phone[0].sip_password",
+            "control characters",
+        ),
+        (
+            "register = \"not a host\"\n",
+            "phone[0].register",
+            "expected a [[dns.switchover]] name",
+        ),
+        (
+            "register = \"pbx:0\"\n",
+            "phone[0].register",
+            "port from 1 to 65535",
+        ),
+        ("color = \"red\"\n", "phone[0].color", "unknown field"),
+    ];
+    for (table, key, message) in cases {
+        let text = format!("{base}[[phone]]\n{table}");
+        let e = Config::parse("t.toml", &text).unwrap_err();
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.message.contains(message), "{e}");
+        assert!(e.line >= 12, "{e}");
+    }
+    let dup = format!(
+        "{base}[[phone]]\nmac = \"00908f123456\"\n[[phone]]\nmac = \"00:90:8F:12:34:56\"\n"
+    );
+    let e = Config::parse("t.toml", &dup).unwrap_err();
+    assert_eq!((e.key.as_str(), e.line), ("phone[1].mac", 15), "{e}");
+    assert!(
+        e.message
+            .contains("already the phone declared at t.toml:13"),
+        "{e}"
+    );
+}

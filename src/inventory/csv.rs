@@ -208,7 +208,7 @@ fn mac_for(text: &str, maker: Manufacturer) -> Result<Mac, String> {
     let mac: Mac = hex.parse()?;
     if !maker.owns(mac) {
         let whose = Manufacturer::of(mac)
-            .map(|m| format!(" (a {m} OUI)"))
+            .map(|m| format!(" (the {m} OUI)"))
             .unwrap_or_default();
         return Err(format!(
             "wrong OUI for {maker}: {mac} starts with {:02x}:{:02x}:{:02x}{whose}; {maker} MACs start with {}",

@@ -1,1 +1,357 @@
+//! Per-phone configuration files generated from the inventory: AudioCodes
+//! `<MAC>.cfg` (`key=value` lines) and Polycom `<mac>.cfg` (its
+//! CONFIG_FILES) with `<mac>-registration.cfg` (the line's registration).
+//!
+//! The templates are minijinja; a file of the same name in the templates
+//! folder of the files tree (`[inventory] templates`, default `templates/`)
+//! replaces the built-in one, so users edit them where the phones' files
+//! are. A static file of the generated name in the tree wins over the
+//! template (the resolver asks generators only for names it did not find).
+//! Generated files carry SIP passwords: each goes only to its own phone.
 
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::{Family, Phone, Register};
+use crate::config::Config;
+use crate::files::path::mac_in_name;
+use crate::files::resolve::{Body, Client, Found, Generator, Miss};
+use crate::net::ifaces;
+
+pub const AUDIOCODES: &str = "audiocodes.cfg";
+pub const POLYCOM: &str = "polycom.cfg";
+pub const POLYCOM_REGISTRATION: &str = "polycom-registration.cfg";
+
+/// The built-in templates, by name.
+pub const BUILT_IN: [(&str, &str); 3] = [
+    (AUDIOCODES, include_str!("templates/audiocodes.cfg")),
+    (POLYCOM, include_str!("templates/polycom.cfg")),
+    (
+        POLYCOM_REGISTRATION,
+        include_str!("templates/polycom-registration.cfg"),
+    ),
+];
+
+/// Which generated file a requested name is, for which phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `<MAC>.cfg` of an AudioCodes phone.
+    AudioCodes,
+    /// `<mac>.cfg` of a Polycom phone.
+    Polycom,
+    /// `<mac>-registration.cfg` of a Polycom phone.
+    PolycomRegistration,
+}
+
+impl Kind {
+    pub fn template(self) -> &'static str {
+        match self {
+            Kind::AudioCodes => AUDIOCODES,
+            Kind::Polycom => POLYCOM,
+            Kind::PolycomRegistration => POLYCOM_REGISTRATION,
+        }
+    }
+
+    /// The kind of file `name` (a file name, any case) is for `family`.
+    pub fn of(family: Family, suffix: &str) -> Option<Kind> {
+        match (family, suffix) {
+            (Family::AudioCodes, ".cfg") => Some(Kind::AudioCodes),
+            (Family::Polycom, ".cfg") => Some(Kind::Polycom),
+            (Family::Polycom, "-registration.cfg") => Some(Kind::PolycomRegistration),
+            _ => None,
+        }
+    }
+}
+
+/// The name a phone's generated file of `kind` is served under.
+pub fn file_name(phone: &Phone, kind: Kind) -> Option<String> {
+    let mac = phone.mac?.bare();
+    Some(match kind {
+        Kind::AudioCodes => format!("{}.cfg", mac.to_ascii_uppercase()),
+        Kind::Polycom => format!("{mac}.cfg"),
+        Kind::PolycomRegistration => format!("{mac}-registration.cfg"),
+    })
+}
+
+/// The generator the file services ask after the tree.
+pub struct PhoneFiles {
+    config: Arc<Config>,
+    templates: PathBuf,
+    started: SystemTime,
+}
+
+impl PhoneFiles {
+    /// `None` without a `[files]` section (nothing is served then).
+    pub fn new(config: Arc<Config>) -> Option<PhoneFiles> {
+        let files = config.files.as_ref()?;
+        let templates = files.root.join(&config.inventory.templates);
+        Some(PhoneFiles {
+            config,
+            templates,
+            started: SystemTime::now(),
+        })
+    }
+
+    /// The template text: the tree's, else the built-in one.
+    fn template(&self, name: &str) -> (String, String) {
+        let path = self.templates.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => (t, path.display().to_string()),
+            Err(_) => (
+                BUILT_IN
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, t)| t.to_string())
+                    .unwrap_or_default(),
+                format!("built-in {name}"),
+            ),
+        }
+    }
+
+    /// Renders `kind` for `phone` asked by `client_ip`.
+    pub fn render(&self, phone: &Phone, kind: Kind, client_ip: Ipv4Addr) -> Result<String, String> {
+        let (text, source) = self.template(kind.template());
+        let ctx = Context::new(&self.config, phone, client_ip, &source);
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        // A configuration file ends with its last line's newline.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+        {
+            env.set_syntax(syntax);
+        }
+        // Polycom files are XML: values are escaped so a `"` or `&` in a
+        // password or name cannot break the attribute it sits in.
+        let xml = matches!(kind, Kind::Polycom | Kind::PolycomRegistration);
+        env.set_auto_escape_callback(move |_| {
+            if xml {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
+        env.add_template("t", &text)
+            .and_then(|()| env.get_template("t")?.render(minijinja::value::Serde(&ctx)))
+            .map_err(|e| format!("{source}: {e:#}"))
+    }
+}
+
+impl Generator for PhoneFiles {
+    fn generate(&self, path: &[String], client: &Client) -> Option<Result<Found, Miss>> {
+        // `<MAC>.cfg`, or `<MODEL>/<MAC>.cfg` (AudioCodes' static DNS method).
+        let (base, dirs) = path.split_last()?;
+        if dirs.len() > 1 {
+            return None;
+        }
+        let (prefix, mac, suffix) = mac_in_name(base)?;
+        if !prefix.is_empty() {
+            return None;
+        }
+        let phone = self.config.phones.by_mac(mac)?;
+        let kind = Kind::of(phone.family, &suffix.to_ascii_lowercase())?;
+        let rel = path.join("/");
+        if client.mac != Some(mac) {
+            return Some(Err(Miss::Private {
+                path: rel,
+                owner: mac,
+            }));
+        }
+        Some(match self.render(phone, kind, client.ip) {
+            Ok(text) => Ok(Found {
+                path: rel,
+                size: text.len() as u64,
+                body: Body::Bytes(Bytes::from(text)),
+                modified: self.started,
+            }),
+            Err(e) => {
+                tracing::warn!(target: "dialtone::files", %mac, file = %rel, error = %e, "cannot render the phone's configuration");
+                Err(Miss::Io(std::io::Error::other(e)))
+            }
+        })
+    }
+}
+
+/// What a template sees.
+#[derive(Debug, Serialize)]
+struct Context {
+    phone: PhoneCtx,
+    /// Where the phone registers; none: the template leaves it out.
+    registrar: Option<Registrar>,
+    /// The appliance's address facing the phone (its NTP server).
+    appliance: Option<String>,
+    /// Option 2 of the phone's subnet as `+hh:mm`.
+    time_offset: Option<String>,
+    /// Option 2 in seconds.
+    time_offset_seconds: Option<i32>,
+    /// The voice VLAN (option 132 of any subnet).
+    vlan_id: Option<u16>,
+    syslog: Option<String>,
+    /// The SIP domain of the zone (`[dns] zone`).
+    domain: Option<String>,
+    /// The template the file came from.
+    template: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PhoneCtx {
+    name: String,
+    /// Twelve lower-case hex digits.
+    mac: String,
+    #[serde(rename = "MAC")]
+    mac_upper: String,
+    model: String,
+    extension: String,
+    user: String,
+    password: String,
+    /// The line's label: the inventory's, else the extension, else the name.
+    label: String,
+    /// The phone's family, e.g. `audiocodes`.
+    family: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct Registrar {
+    /// A host name or address.
+    host: String,
+    /// 0 for a switchover pair: the phone finds the members by SRV.
+    port: u16,
+    /// The members' names, in order (a switchover pair).
+    members: Vec<String>,
+}
+
+impl Context {
+    fn new(config: &Config, phone: &Phone, client: Ipv4Addr, source: &str) -> Context {
+        let zone = config.dns.as_ref().map(|d| d.zone.clone());
+        let registrar = phone.register.as_ref().map(|r| match r {
+            Register::Switchover(name) => {
+                let members = config
+                    .dns
+                    .iter()
+                    .flat_map(|d| &d.switchovers)
+                    .find(|s| &s.name == name)
+                    .map(|s| {
+                        s.members
+                            .iter()
+                            .map(|m| match &zone {
+                                Some(z) => format!("{m}.{z}"),
+                                None => m.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Registrar {
+                    host: zone.clone().unwrap_or_else(|| name.clone()),
+                    port: 0,
+                    members,
+                }
+            }
+            Register::Address { host, port } => Registrar {
+                host: host.clone(),
+                port: port.unwrap_or(5060),
+                members: Vec::new(),
+            },
+        });
+        let subnet = config.dhcp.subnets.iter().find(|s| s.net.contains(client));
+        let offset = subnet
+            .and_then(|s| s.options.get(&2))
+            .or_else(|| config.dhcp.options.get(&2))
+            .and_then(|v| match v {
+                crate::dhcp::options::OptionValue::Bytes(b) => <[u8; 4]>::try_from(b.as_slice())
+                    .ok()
+                    .map(i32::from_be_bytes),
+                _ => None,
+            });
+        let vlan_id = config
+            .dhcp
+            .subnets
+            .iter()
+            .filter_map(|s| s.options.get(&132))
+            .chain(config.dhcp.options.get(&132))
+            .find_map(|v| match v {
+                crate::dhcp::options::OptionValue::Bytes(b) => decode_vlan(b),
+                _ => None,
+            });
+        let user = phone.user().unwrap_or_default().to_string();
+        Context {
+            phone: PhoneCtx {
+                name: phone.name.clone().unwrap_or_default(),
+                mac: phone.mac.map(|m| m.bare()).unwrap_or_default(),
+                mac_upper: phone
+                    .mac
+                    .map(|m| m.bare().to_ascii_uppercase())
+                    .unwrap_or_default(),
+                model: phone.model.clone().unwrap_or_default(),
+                extension: phone.extension.clone().unwrap_or_default(),
+                password: phone.sip_password.clone().unwrap_or_default(),
+                label: phone
+                    .label
+                    .clone()
+                    .or_else(|| phone.extension.clone())
+                    .or_else(|| phone.name.clone())
+                    .unwrap_or_default(),
+                user,
+                family: phone.family.name(),
+            },
+            registrar,
+            appliance: appliance_facing(config, client).map(|a| a.to_string()),
+            time_offset: offset.map(|o| {
+                let sign = if o < 0 { '-' } else { '+' };
+                let a = o.unsigned_abs();
+                format!("{sign}{:02}:{:02}", a / 3600, a / 60 % 60)
+            }),
+            time_offset_seconds: offset,
+            vlan_id,
+            syslog: config.inventory.syslog.clone(),
+            domain: zone,
+            template: source.to_string(),
+        }
+    }
+}
+
+/// Option 132 as configured: ASCII digits, or a 16- or 32-bit number.
+fn decode_vlan(b: &[u8]) -> Option<u16> {
+    if !b.is_empty() && b.iter().all(u8::is_ascii_digit) {
+        return std::str::from_utf8(b).ok()?.parse().ok();
+    }
+    match b.len() {
+        2 => Some(u16::from_be_bytes([b[0], b[1]])),
+        4 => u16::try_from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok(),
+        _ => None,
+    }
+}
+
+/// The appliance's address on the served interface whose network holds
+/// `client`; else the router of the client's subnet (the usual place of
+/// the appliance on a small site).
+fn appliance_facing(config: &Config, client: Ipv4Addr) -> Option<Ipv4Addr> {
+    let on_interface = config.server.interfaces.iter().find_map(|i| {
+        ifaces::ipv4_addrs(i)
+            .ok()?
+            .into_iter()
+            .find(|n| n.contains(client))
+            .map(|n| n.addr)
+    });
+    on_interface.or_else(|| {
+        let s = config
+            .dhcp
+            .subnets
+            .iter()
+            .find(|s| s.net.contains(client))?;
+        match s.options.get(&3)? {
+            crate::dhcp::options::OptionValue::Addrs(a) => match a.first()? {
+                crate::dhcp::options::AddrSpec::Ip(ip) => Some(*ip),
+                crate::dhcp::options::AddrSpec::SelfAddr => None,
+            },
+            _ => None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -153,12 +153,14 @@ fn private_files_go_to_their_phone_only() {
 struct Greeting;
 
 impl Generator for Greeting {
-    fn generate(&self, path: &[String], client: &Client) -> Option<Found> {
-        (path == ["hello.txt"]).then(|| Found {
-            path: "hello.txt".into(),
-            body: Body::Bytes(Bytes::from(format!("hello {}", client.ip))),
-            size: 0,
-            modified: SystemTime::UNIX_EPOCH,
+    fn generate(&self, path: &[String], client: &Client) -> Option<Result<Found, Miss>> {
+        (path == ["hello.txt"]).then(|| {
+            Ok(Found {
+                path: "hello.txt".into(),
+                body: Body::Bytes(Bytes::from(format!("hello {}", client.ip))),
+                size: 0,
+                modified: SystemTime::UNIX_EPOCH,
+            })
         })
     }
 }

@@ -46,7 +46,7 @@ fn the_sample_list_keeps_good_rows_and_says_why_bad_ones_are_refused() {
     assert_eq!(p.refused[1].line, 7);
     assert_eq!(
         p.refused[1].reason,
-        "wrong OUI for ININ: 00:90:8f:56:35:bb starts with 00:90:8f (a AudioCodes OUI); ININ MACs start with 00:26:fd"
+        "wrong OUI for ININ: 00:90:8f:56:35:bb starts with 00:90:8f (the AudioCodes OUI); ININ MACs start with 00:26:fd"
     );
     let report = report(&p);
     assert!(

@@ -1,0 +1,228 @@
+use std::fs;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use super::*;
+use crate::files::owners::Owners;
+use crate::files::resolve::{Body, Miss, Resolver};
+use crate::units::Mac;
+
+const AC: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 20);
+const POLY: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 21);
+const OTHER: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 22);
+
+struct Leases;
+
+impl Owners for Leases {
+    fn mac_of(&self, ip: Ipv4Addr) -> Option<Mac> {
+        match ip {
+            AC => "00:90:8f:12:34:56".parse().ok(),
+            POLY => "00:04:f2:04:f6:a9".parse().ok(),
+            OTHER => "00:90:8f:00:00:99".parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+fn setup(name: &str) -> (std::path::PathBuf, Resolver) {
+    let dir = std::env::temp_dir().join(format!("dialtone-gen-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let text = format!(
+        r#"
+[server]
+interfaces = ["dt-gen-none0"]
+
+[dhcp]
+[[dhcp.subnet]]
+cidr = "192.168.1.0/24"
+router = "192.168.1.1"
+options.vlan_id = 100
+
+[[dhcp.subnet]]
+cidr = "10.250.0.0/24"
+router = "10.250.0.1"
+options.time_offset = "-05:00"
+
+[dns]
+zone = "lab.voip"
+[[dns.host]]
+name = "vm40ic1"
+ip = "10.250.1.151"
+[[dns.host]]
+name = "vm40ic2"
+ip = "10.250.1.152"
+[[dns.switchover]]
+name = "cic"
+members = ["vm40ic1", "vm40ic2"]
+services = [{{ srv = "_sip._udp", port = 8060 }}]
+
+[files]
+root = "{}"
+
+[inventory]
+syslog = "10.250.0.1"
+
+[[phone]]
+name = "Agent420HD"
+mac = "00908F123456"
+manufacturer = "audiocodes"
+model = "420HD"
+extension = "7502"
+sip_password = "s3cret"
+register = "CIC"
+
+[[phone]]
+name = "PolycomAgent2"
+mac = "00:04:f2:04:f6:a9"
+model = "IP601"
+extension = "7202"
+sip_password = "a\"b&c"
+label = "Line1"
+register = "10.250.1.151:8060"
+"#,
+        dir.display()
+    );
+    let config = Arc::new(crate::config::Config::parse("gen.toml", &text).unwrap());
+    let files = config.files.clone().unwrap();
+    let r = Resolver::new(&files, Arc::new(Leases))
+        .unwrap()
+        .with_generator(Arc::new(PhoneFiles::new(config).unwrap()));
+    (dir, r)
+}
+
+fn text(r: Result<crate::files::resolve::Found, Miss>) -> String {
+    match r {
+        Ok(f) => match f.body {
+            Body::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+            Body::File(mut file) => {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut file, &mut s).unwrap();
+                format!("static:{s}")
+            }
+        },
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+#[test]
+fn audiocodes_phones_get_their_key_value_file_and_nobody_else_does() {
+    let (dir, r) = setup("ac");
+    let me = r.client(AC);
+    let cfg = text(r.resolve("00908f123456.cfg", &me, true));
+    let lines: Vec<&str> = cfg.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        lines,
+        [
+            "voip/line/0/enabled=1",
+            "voip/line/0/id=7502",
+            "voip/line/0/description=7502",
+            "voip/line/0/auth_name=7502",
+            "voip/line/0/auth_password=s3cret",
+            "voip/signalling/sip/use_proxy=1",
+            "voip/signalling/sip/proxy_address=lab.voip",
+            "voip/signalling/sip/proxy_port=0",
+            "system/ntp/enabled=1",
+            "system/ntp/primary_server_address=10.250.0.1",
+            "system/ntp/gmt_offset=-05:00",
+            "network/lan/vlan/mode=MANUAL",
+            "network/lan/vlan/id=100",
+            "system/syslog/mode=NETWORK",
+            "system/syslog/server_address=10.250.0.1",
+        ],
+        "{cfg}"
+    );
+    assert!(
+        cfg.starts_with("# 00908F123456.cfg for Agent420HD (420HD)"),
+        "{cfg}"
+    );
+    // Any spelling of the name, and the static DNS method's model folder.
+    assert_eq!(text(r.resolve("00908F123456.cfg", &me, false)), cfg);
+    assert_eq!(
+        text(r.resolve("420HD/00-90-8f-12-34-56.cfg", &me, true)),
+        cfg
+    );
+    // Another phone, or an address without a lease: refused, as private.
+    for ip in [OTHER, Ipv4Addr::new(10, 250, 0, 99)] {
+        let c = r.client(ip);
+        assert!(
+            matches!(r.resolve("00908f123456.cfg", &c, true), Err(Miss::Private { owner, .. }) if owner == "00:90:8f:12:34:56".parse::<Mac>().unwrap()),
+            "{ip}"
+        );
+    }
+    // Only the family's files are generated; phones not in the inventory
+    // get nothing.
+    assert!(matches!(
+        r.resolve("00908f123456-registration.cfg", &me, true),
+        Err(Miss::NotFound)
+    ));
+    assert!(matches!(
+        r.resolve("00908f000099.cfg", &r.client(OTHER), true),
+        Err(Miss::NotFound)
+    ));
+    let _ = fs::remove_dir_all(dir);
+}
+
+#[test]
+fn polycom_phones_get_their_master_and_registration_files_escaped() {
+    let (dir, r) = setup("poly");
+    let me = r.client(POLY);
+    let master = text(r.resolve("0004F204F6A9.cfg", &me, true));
+    assert!(
+        master.contains(r#"CONFIG_FILES="0004f204f6a9-registration.cfg""#),
+        "{master}"
+    );
+    let reg = text(r.resolve("0004f204f6a9-registration.cfg", &me, true));
+    assert!(
+        reg.contains(r#"reg.1.address="7202" reg.1.label="Line1" reg.1.displayName="PolycomAgent2" reg.1.auth.userId="7202" reg.1.auth.password="a&quot;b&amp;c" reg.1.server.1.address="10.250.1.151" reg.1.server.1.port="8060""#),
+        "{reg}"
+    );
+    assert!(reg.contains(r#"tcpIpApp.sntp.gmtOffset="-18000""#), "{reg}");
+    assert!(matches!(
+        r.resolve("0004f204f6a9-registration.cfg", &r.client(AC), true),
+        Err(Miss::Private { .. })
+    ));
+    let _ = fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_tree_wins_over_templates_and_templates_over_built_ins() {
+    let (dir, r) = setup("tree");
+    let me = r.client(AC);
+    fs::create_dir_all(dir.join("templates")).unwrap();
+    fs::write(
+        dir.join("templates/audiocodes.cfg"),
+        "line={{ phone.extension }} from {{ template }}\n",
+    )
+    .unwrap();
+    let cfg = text(r.resolve("00908f123456.cfg", &me, true));
+    assert_eq!(
+        cfg,
+        format!(
+            "line=7502 from {}\n",
+            dir.join("templates/audiocodes.cfg").display()
+        )
+    );
+    // A broken template is an error for that file, not a crash.
+    fs::write(dir.join("templates/audiocodes.cfg"), "{{ phone.nope }}").unwrap();
+    assert!(matches!(
+        r.resolve("00908f123456.cfg", &me, true),
+        Err(Miss::Io(_))
+    ));
+    fs::write(dir.join("templates/audiocodes.cfg"), "{% if %}").unwrap();
+    assert!(matches!(
+        r.resolve("00908f123456.cfg", &me, true),
+        Err(Miss::Io(_))
+    ));
+    // A static file of that name wins, and stays private.
+    fs::write(dir.join("00908F123456.cfg"), "by hand").unwrap();
+    assert_eq!(
+        text(r.resolve("00908f123456.cfg", &me, true)),
+        "static:by hand"
+    );
+    assert!(matches!(
+        r.resolve("00908f123456.cfg", &r.client(OTHER), true),
+        Err(Miss::Private { .. })
+    ));
+    let _ = fs::remove_dir_all(dir);
+}
