@@ -164,25 +164,26 @@ report() {
         "$server" "$offered" "$achieved" "$lost" "$cpu" "$busy"
 }
 
+# A trial where the server lost under 1 % but perfdhcp could not offer
+# the rate asked for ends the search: the load generator is the limit,
+# and the server's result is the rate it did sustain.
+note_trial() {
+    if passes "$offered" "$achieved" "$lost"; then
+        best=$rate best_cpu=$cpu
+    elif load_limited "$offered" "$achieved" "$lost"; then
+        [ "$achieved" -gt "$best" ] && best=$achieved best_cpu=$cpu
+        load_limit=1 fail=$rate
+    else
+        fail=$rate fail_busy=$busy
+    fi
+}
+
 declare -A BEST MEM LEASES CPU LIMIT
 for server in $SERVERS; do
     echo "== $server"
     "start_$server"
     wait_listening
     best=0 fail=0 rate=100 best_cpu=0 fail_busy=100 load_limit=
-    # A trial where the server lost under 1 % but perfdhcp could not offer
-    # the rate asked for ends the search: the load generator is the limit,
-    # and the server's result is the rate it did sustain.
-    note_trial() {
-        if passes "$offered" "$achieved" "$lost"; then
-            best=$rate best_cpu=$cpu
-        elif load_limited "$offered" "$achieved" "$lost"; then
-            [ "$achieved" -gt "$best" ] && best=$achieved best_cpu=$cpu
-            load_limit=1 fail=$rate
-        else
-            fail=$rate fail_busy=$busy
-        fi
-    }
     while [ "$rate" -le "$MAX_RATE" ]; do
         read -r offered achieved lost cpu busy < <(trial "$rate" "$TRIAL_SECONDS" "$CLIENTS")
         report

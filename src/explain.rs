@@ -73,17 +73,7 @@ impl Place {
         let s = config.dhcp.subnets.first().ok_or_else(|| {
             anyhow::anyhow!("the configuration has no [[dhcp.subnet]], so no phone gets an answer")
         })?;
-        let router = s
-            .options
-            .get(&opt::ROUTER)
-            .and_then(|v| match v {
-                opt::OptionValue::Addrs(list) => list.iter().find_map(|a| match a {
-                    opt::AddrSpec::Ip(ip) => Some(*ip),
-                    _ => None,
-                }),
-                _ => None,
-            })
-            .filter(|ip| s.net.contains(*ip));
+        let router = s.router().filter(|ip| s.net.contains(*ip));
         let ip = router.unwrap_or_else(|| Ipv4Addr::from(u32::from(s.net.network()) + 1));
         Ok(Place {
             origin: format!(
@@ -332,9 +322,7 @@ pub fn decode(code: u8, b: &[u8]) -> String {
         opt::TIME_OFFSET => match <[u8; 4]>::try_from(b) {
             Ok(a) => {
                 let s = i32::from_be_bytes(a);
-                let sign = if s < 0 { '-' } else { '+' };
-                let m = s.unsigned_abs() / 60;
-                format!("{s} s (UTC{sign}{:02}:{:02})", m / 60, m % 60)
+                format!("{s} s (UTC{})", opt::utc_offset_text(s))
             }
             Err(_) => "(not 4 bytes)".into(),
         },
@@ -485,7 +473,7 @@ impl Owners for Offered {
 
 fn files(
     o: &mut String,
-    config: &Config,
+    config: &Arc<Config>,
     phone: &Phone,
     req: &Request,
     reply: &ParsedReply,
@@ -542,13 +530,13 @@ fn files(
         return;
     };
     if let Some(p) = config.phones.by_mac(phone.mac)
-        && let Some(name) = generate::file_name(p, generate::Kind::PolycomRegistration)
         && p.family == crate::inventory::Family::Polycom
+        && let Some(name) = generate::file_name(p, generate::Kind::PolycomRegistration)
     {
         wanted.push((name, "listed in CONFIG_FILES".into()));
     }
     let resolver = match Resolver::new(files, Arc::new(Offered(reply.yiaddr, phone.mac))) {
-        Ok(r) => Some(match generate::PhoneFiles::new(Arc::new(config.clone())) {
+        Ok(r) => Some(match generate::PhoneFiles::new(Arc::clone(config)) {
             Some(g) => r.with_generator(Arc::new(g)),
             None => r,
         }),

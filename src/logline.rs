@@ -75,7 +75,7 @@ fn timestamp(out: &mut String, secs: u64, micros: u32) {
     SECOND.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.0 != secs {
-            let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+            let (y, mo, d) = crate::units::civil_from_days((secs / 86_400) as i64);
             let s = secs % 86_400;
             cached.1.clear();
             let _ = write!(
@@ -90,21 +90,6 @@ fn timestamp(out: &mut String, secs: u64, micros: u32) {
         out.push_str(&cached.1);
     });
     let _ = write!(out, ".{micros:06}Z");
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// ` message key=value ...`: values without spaces, quotes, `=` or control
@@ -262,7 +247,8 @@ pub struct SinkGuard {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Starts the writer thread that owns `out`.
+/// Starts the writer thread that owns `out`. Lines logged once the guard is
+/// dropped (or if the thread cannot start) go straight to stderr.
 pub fn sink(mut out: impl std::io::Write + Send + 'static) -> (SinkWriter, SinkGuard) {
     let shared = Arc::new(Shared {
         buf: Mutex::new(Vec::with_capacity(HIGH)),
@@ -313,12 +299,18 @@ pub fn sink(mut out: impl std::io::Write + Send + 'static) -> (SinkWriter, SinkG
     )
 }
 
-impl std::io::Write for SinkWriter {
+/// One event's line on its way into the buffer.
+pub struct LineWriter<'a>(&'a Shared);
+
+impl std::io::Write for LineWriter<'_> {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut buf = self.0.lock();
+        // Checked under the lock: the writer thread decides to stop under
+        // it too, so no line lands in a buffer nobody will write.
         if self.0.closed.load(Ordering::Acquire) {
+            drop(buf);
             return std::io::stderr().write(line);
         }
-        let mut buf = self.0.lock();
         while buf.len() > FULL {
             buf = self.0.room.wait(buf).unwrap_or_else(|e| e.into_inner());
         }
@@ -338,10 +330,10 @@ impl std::io::Write for SinkWriter {
 }
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SinkWriter {
-    type Writer = SinkWriter;
+    type Writer = LineWriter<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        LineWriter(&self.0)
     }
 }
 
@@ -435,10 +427,12 @@ mod tests {
         let (writer, guard) = sink(out.clone());
         let threads: Vec<_> = (0..4)
             .map(|t| {
-                let mut w = writer.clone();
+                let w = writer.clone();
                 std::thread::spawn(move || {
                     for i in 0..5000 {
-                        let _ = std::io::Write::write_all(&mut w, format!("{t} {i}\n").as_bytes());
+                        let mut line = tracing_subscriber::fmt::MakeWriter::make_writer(&w);
+                        let _ =
+                            std::io::Write::write_all(&mut line, format!("{t} {i}\n").as_bytes());
                     }
                 })
             })
@@ -461,11 +455,7 @@ mod tests {
     }
 
     #[test]
-    fn dates_match_the_calendar() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(20_779), (2026, 11, 22));
-        assert_eq!(civil_from_days(24_837), (2038, 1, 1));
+    fn timestamps_are_rfc3339_with_microseconds() {
         let mut s = String::new();
         timestamp(&mut s, 1_795_326_566, 537_879);
         assert_eq!(s, "2026-11-22T05:49:26.537879Z");

@@ -337,17 +337,8 @@ fn import(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", phones_path.display())),
     };
-    let mut password_error = None;
-    let merged = file::merge(existing.as_deref(), &parsed.rows, || {
-        file::new_password().unwrap_or_else(|e| {
-            password_error = Some(e);
-            String::new()
-        })
-    })
-    .with_context(|| format!("{}", phones_path.display()))?;
-    if let Some(e) = password_error {
-        return Err(e).context("cannot read /dev/urandom for new passwords");
-    }
+    let merged = file::merge(existing.as_deref(), &parsed.rows, file::new_password)
+        .with_context(|| format!("{}", phones_path.display()))?;
     // The phones of the configuration file itself, so a MAC declared there
     // and in the list is caught here, as `serve` would.
     let phones_origin = phones_path.display().to_string();
@@ -356,7 +347,7 @@ fn import(
             .phones
             .phones
             .iter()
-            .filter(|p| !p.origin.starts_with(&phones_origin))
+            .filter(|p| p.origin.rsplit_once(':').map(|(f, _)| f) != Some(phones_origin.as_str()))
             .cloned()
             .collect(),
     };
@@ -380,22 +371,8 @@ fn import(
         println!("{summary} (dry run: not written)");
         return Ok(());
     }
-    let tmp = phones_path.with_extension("toml.new");
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(merged.text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &phones_path)
-        .with_context(|| format!("cannot replace {}", phones_path.display()))?;
+    file::write(&phones_path, &merged.text)
+        .with_context(|| format!("cannot write {}", phones_path.display()))?;
     println!("{summary}");
     Ok(())
 }

@@ -1,26 +1,36 @@
 //! The command line: `check` on good and bad files, `profiles`, `explain`,
 //! `demo` end to end.
 
+use std::ffi::OsStr;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dialtone");
 
+/// What one run of the binary did.
+struct Ran {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn dialtone<A: AsRef<OsStr>>(args: &[A]) -> Ran {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    Ran {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 #[test]
 fn check_accepts_the_example_and_prints_it_normalized() {
-    let out = Command::new(BIN)
-        .args([
-            "check",
-            "--config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config/dialtone.toml"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = dialtone(&[
+        "check",
+        "--config",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/dialtone.toml"),
+    ]);
+    assert!(out.ok, "{}", out.stderr);
+    let text = out.stdout;
     assert!(text.contains("lease_time = 3600"), "{text}");
     assert!(text.contains("options.raw.132 = \"text:100\""), "{text}");
 }
@@ -31,29 +41,22 @@ fn check_names_file_line_and_key() {
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("bad.toml");
     std::fs::write(&f, "[server]\ninterfaces = [\"eth0\"]\n\n[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.1.1-10.0.1.9\"]\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = dialtone(&[OsStr::new("check"), OsStr::new("--config"), f.as_os_str()]);
+    assert!(!out.ok);
+    let err = out.stderr;
     assert!(err.contains(&format!("{}:6:", f.display())), "{err}");
     assert!(err.contains("dhcp.subnet[0].pool[0]"), "{err}");
-    let out = Command::new(BIN)
-        .args(["check", "--config", "/nonexistent/dialtone.toml"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    let out = dialtone(&["check", "--config", "/nonexistent/dialtone.toml"]);
+    assert!(!out.ok);
+    assert!(out.stderr.contains("cannot read"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn profiles_lists_every_family() {
-    let out = Command::new(BIN).arg("profiles").output().unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = dialtone(&["profiles"]);
+    assert!(out.ok);
+    let text = out.stdout;
     for name in [
         "audiocodes",
         "audiocodes-sfb",
@@ -135,19 +138,11 @@ http = ["0.0.0.0:8088"]
         ),
     )
     .unwrap();
+    let c = config.to_str().unwrap();
     let explain = |extra: &[&str]| {
-        let out = Command::new(BIN)
-            .args(["explain", "--config"])
-            .arg(&config)
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let out = dialtone(&[&["explain", "--config", c], extra].concat());
+        assert!(out.ok, "{}", out.stderr);
+        out.stdout
     };
 
     let text = explain(&[
@@ -224,14 +219,9 @@ http = ["0.0.0.0:8088"]
     assert!(text.contains("OFFER 10.250.0.150"), "{text}");
 
     // A bad MAC is refused before anything runs.
-    let out = Command::new(BIN)
-        .args(["explain", "--config"])
-        .arg(&config)
-        .args(["--mac", "00:90:8f"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--mac"));
+    let out = dialtone(&["explain", "--config", c, "--mac", "00:90:8f"]);
+    assert!(!out.ok);
+    assert!(out.stderr.contains("--mac"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -241,13 +231,9 @@ fn demo_boots_every_lab_phone_and_cleans_up() {
         nix::unistd::Uid::effective().is_root(),
         "the demo builds namespaces: run as root (CI does)"
     );
-    let out = Command::new(BIN).arg("demo").output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = dialtone(&["demo"]);
+    let text = out.stdout;
+    assert!(out.ok, "{text}\n{}", out.stderr);
     assert!(text.contains("67=sip100.img"), "{text}");
     // DNS and time from the phones' side, then the failover.
     assert!(
@@ -336,16 +322,12 @@ root = "{root}"
          AgentISS2,Stand-alone Phone,ININ,Interaction SIP Station II,Remote Agent ISS - TCP,7602,7602,Line2,00908F5635BB\r\n",
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new(BIN).args(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
     let (c, l) = (config.to_str().unwrap(), list.to_str().unwrap());
-    let (ok, out, err) = run(&["import", l, "--config", c]);
+    let Ran {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = dialtone(&["import", l, "--config", c]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("list.csv:line 5 (AgentISS1): refused: short MAC `0026DF00020`: 11 hex digits, expected 12"), "{out}");
     assert!(
@@ -363,18 +345,28 @@ root = "{root}"
     );
     // Imported again: the same phones, updated, passwords kept.
     let before = std::fs::read_to_string(&phones).unwrap();
-    let (ok, out, _) = run(&["import", l, "--config", c]);
+    let Ran {
+        ok, stdout: out, ..
+    } = dialtone(&["import", l, "--config", c]);
     assert!(ok && out.contains("(0 new, 4 updated)"), "{out}");
     assert_eq!(std::fs::read_to_string(&phones).unwrap(), before);
     // serve would load it: check lists the phones.
-    let (ok, out, err) = run(&["check", "--config", c]);
+    let Ran {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = dialtone(&["check", "--config", c]);
     assert!(ok, "{err}");
     assert!(
         out.contains("#   00:90:8f:12:34:56 Agent420HD (audiocodes) extension 7502 from"),
         "{out}"
     );
     // explain finds the generated, private configuration of an imported phone.
-    let (ok, out, err) = run(&[
+    let Ran {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = dialtone(&[
         "explain",
         "--config",
         c,
@@ -394,7 +386,9 @@ root = "{root}"
     );
     // A broken list fails as a whole and writes nothing.
     std::fs::write(&list, "Name,Model\nx,y\n").unwrap();
-    let (ok, _, err) = run(&["import", l, "--config", c]);
+    let Ran {
+        ok, stderr: err, ..
+    } = dialtone(&["import", l, "--config", c]);
     assert!(
         !ok && err.contains("the header has no `Type` column"),
         "{err}"

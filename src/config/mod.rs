@@ -128,6 +128,18 @@ impl Subnet {
     pub fn in_pool(&self, ip: Ipv4Addr) -> bool {
         self.pools.iter().any(|p| p.contains(ip))
     }
+
+    /// The first configured router (option 3) given as an address, not
+    /// `self`.
+    pub fn router(&self) -> Option<Ipv4Addr> {
+        match self.options.get(&opt::ROUTER)? {
+            OptionValue::Addrs(list) => list.iter().find_map(|a| match a {
+                AddrSpec::Ip(ip) => Some(*ip),
+                AddrSpec::SelfAddr => None,
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

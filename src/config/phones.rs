@@ -76,35 +76,20 @@ impl Cx<'_> {
         into: &mut Inventory,
     ) -> Result<(), ConfigError> {
         for (i, r) in raw.into_iter().enumerate() {
+            let mac_span = r.mac.as_ref().map(|m| m.span()).unwrap_or_default();
             let phone = self.phone(r, i, dns)?;
             if let Some(mac) = phone.mac
                 && let Some(other) = into.by_mac(mac)
             {
-                let origin = &other.origin;
-                return Err(ConfigError {
-                    key: format!("phone[{i}].mac"),
-                    message: format!("{mac} is already the phone declared at {origin}"),
-                    ..self.located(&phone.origin)
-                });
+                return Err(self.at(
+                    mac_span,
+                    &format!("phone[{i}].mac"),
+                    format!("{mac} is already the phone declared at {}", other.origin),
+                ));
             }
             into.phones.push(phone);
         }
         Ok(())
-    }
-
-    fn located(&self, origin: &str) -> ConfigError {
-        let line = origin
-            .rsplit(':')
-            .next()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(1);
-        ConfigError {
-            file: self.file.to_string(),
-            line,
-            column: 1,
-            key: String::new(),
-            message: String::new(),
-        }
     }
 
     fn phone(&self, r: RawPhone, i: usize, dns: Option<&Dns>) -> Result<Phone, ConfigError> {

@@ -435,6 +435,13 @@ pub fn encode_sip_servers(entries: &[String]) -> Result<Vec<u8>, String> {
     }
 }
 
+/// A time offset (option 2) as `+hh:mm` or `-hh:mm`.
+pub fn utc_offset_text(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let m = seconds.unsigned_abs() / 60;
+    format!("{sign}{:02}:{:02}", m / 60, m % 60)
+}
+
 /// How option 132 (VLAN ID) is put on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VlanEncoding {

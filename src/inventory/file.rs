@@ -33,27 +33,31 @@ pub struct Merged {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the phones file cannot be read as TOML: {0}")]
-pub struct NotToml(String);
+pub enum MergeError {
+    #[error("the phones file cannot be read as TOML: {0}")]
+    NotToml(String),
+    #[error("cannot make a password for a new phone: {0}")]
+    Password(std::io::Error),
+}
 
 type Entry = Vec<(&'static str, String)>;
 
 /// Merges `rows` into `existing` (the phones file's text, if any). A row
 /// updates the entry with its MAC (or, without a MAC, its name); other rows
-/// are added with a new password from `password`.
+/// are added with a new password from `password` (usually [`new_password`]).
 pub fn merge(
     existing: Option<&str>,
     rows: &[Row],
-    mut password: impl FnMut() -> String,
-) -> Result<Merged, NotToml> {
+    mut password: impl FnMut() -> std::io::Result<String>,
+) -> Result<Merged, MergeError> {
     let mut entries: Vec<Entry> = match existing {
         Some(text) => read(text)?,
         None => Vec::new(),
     };
-    let mut m = Merged {
-        kept: entries.len(),
-        ..Merged::default()
-    };
+    let before = entries.len();
+    // Entries of the file this import updated, counted once each (two rows
+    // may name one phone).
+    let mut updated = std::collections::BTreeSet::new();
     for row in rows {
         let found = entries.iter().position(|e| match row.mac {
             Some(mac) => get(e, "mac").and_then(|t| t.parse::<Mac>().ok()) == Some(mac),
@@ -62,22 +66,25 @@ pub fn merge(
                     && get(e, "name").is_some_and(|n| n.eq_ignore_ascii_case(&row.name))
             }
         });
-        let entry = match found {
-            Some(i) => {
-                m.updated += 1;
-                m.kept -= 1;
-                &mut entries[i]
-            }
+        let i = match found {
+            Some(i) => i,
             None => {
-                m.added += 1;
-                entries.push(Vec::new());
-                let e = entries.last_mut().expect("just pushed");
+                let mut e = Entry::new();
                 if row.extension.is_some() {
-                    set(e, "sip_password", Some(password()));
+                    set(
+                        &mut e,
+                        "sip_password",
+                        Some(password().map_err(MergeError::Password)?),
+                    );
                 }
-                e
+                entries.push(e);
+                entries.len() - 1
             }
         };
+        if i < before {
+            updated.insert(i);
+        }
+        let entry = &mut entries[i];
         set(entry, "name", Some(row.name.clone()));
         set(entry, "mac", row.mac.map(|m| m.to_string()));
         set(entry, "computer", row.computer.clone());
@@ -91,8 +98,12 @@ pub fn merge(
         set(entry, "label", row.label.clone());
         set(entry, "proxy_group", row.proxy_group.clone());
     }
-    m.text = render(&entries);
-    Ok(m)
+    Ok(Merged {
+        text: render(&entries),
+        added: entries.len() - before,
+        updated: updated.len(),
+        kept: before - updated.len(),
+    })
 }
 
 fn get<'a>(e: &'a Entry, key: &str) -> Option<&'a str> {
@@ -106,21 +117,21 @@ fn set(e: &mut Entry, key: &'static str, value: Option<String>) {
     }
 }
 
-fn read(text: &str) -> Result<Vec<Entry>, NotToml> {
+fn read(text: &str) -> Result<Vec<Entry>, MergeError> {
     let table: toml::Table = text
         .parse()
-        .map_err(|e: toml::de::Error| NotToml(e.to_string()))?;
+        .map_err(|e: toml::de::Error| MergeError::NotToml(e.to_string()))?;
     let Some(list) = table.get("phone") else {
         return Ok(Vec::new());
     };
     let list = list
         .as_array()
-        .ok_or_else(|| NotToml("`phone` is not an array of tables".into()))?;
+        .ok_or_else(|| MergeError::NotToml("`phone` is not an array of tables".into()))?;
     list.iter()
         .map(|p| {
             let t = p
                 .as_table()
-                .ok_or_else(|| NotToml("a `phone` entry is not a table".into()))?;
+                .ok_or_else(|| MergeError::NotToml("a `phone` entry is not a table".into()))?;
             Ok(KEYS
                 .iter()
                 .filter_map(|k| {
@@ -169,4 +180,22 @@ pub fn new_password() -> std::io::Result<String> {
         }
     }
     Ok(out)
+}
+
+/// Replaces the phones file at `path` with `text`: written beside it with
+/// mode 0600 (it holds passwords), synced, then renamed over it, so a crash
+/// leaves the old file or the new one, never half of one.
+pub fn write(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("toml.new");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }

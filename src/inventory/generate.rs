@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use super::{Family, Phone, Register};
 use crate::config::Config;
+use crate::dhcp::options::{self as opt, OptionValue};
 use crate::files::path::mac_in_name;
 use crate::files::resolve::{Body, Client, Found, Generator, Miss};
 use crate::net::ifaces;
@@ -259,10 +260,10 @@ impl Context {
         });
         let subnet = config.dhcp.subnets.iter().find(|s| s.net.contains(client));
         let offset = subnet
-            .and_then(|s| s.options.get(&2))
-            .or_else(|| config.dhcp.options.get(&2))
+            .and_then(|s| s.options.get(&opt::TIME_OFFSET))
+            .or_else(|| config.dhcp.options.get(&opt::TIME_OFFSET))
             .and_then(|v| match v {
-                crate::dhcp::options::OptionValue::Bytes(b) => <[u8; 4]>::try_from(b.as_slice())
+                OptionValue::Bytes(b) => <[u8; 4]>::try_from(b.as_slice())
                     .ok()
                     .map(i32::from_be_bytes),
                 _ => None,
@@ -271,13 +272,12 @@ impl Context {
             .dhcp
             .subnets
             .iter()
-            .filter_map(|s| s.options.get(&132))
-            .chain(config.dhcp.options.get(&132))
+            .filter_map(|s| s.options.get(&opt::VLAN_ID))
+            .chain(config.dhcp.options.get(&opt::VLAN_ID))
             .find_map(|v| match v {
-                crate::dhcp::options::OptionValue::Bytes(b) => decode_vlan(b),
+                OptionValue::Bytes(b) => decode_vlan(b),
                 _ => None,
             });
-        let user = phone.user().unwrap_or_default().to_string();
         Context {
             phone: PhoneCtx {
                 name: phone.name.clone().unwrap_or_default(),
@@ -295,16 +295,12 @@ impl Context {
                     .or_else(|| phone.extension.clone())
                     .or_else(|| phone.name.clone())
                     .unwrap_or_default(),
-                user,
+                user: phone.user().unwrap_or_default().to_string(),
                 family: phone.family.name(),
             },
             registrar,
             appliance: appliance_facing(config, client).map(|a| a.to_string()),
-            time_offset: offset.map(|o| {
-                let sign = if o < 0 { '-' } else { '+' };
-                let a = o.unsigned_abs();
-                format!("{sign}{:02}:{:02}", a / 3600, a / 60 % 60)
-            }),
+            time_offset: offset.map(opt::utc_offset_text),
             time_offset_seconds: offset,
             vlan_id,
             syslog: config.inventory.syslog.clone(),
@@ -338,18 +334,12 @@ fn appliance_facing(config: &Config, client: Ipv4Addr) -> Option<Ipv4Addr> {
             .map(|n| n.addr)
     });
     on_interface.or_else(|| {
-        let s = config
+        config
             .dhcp
             .subnets
             .iter()
-            .find(|s| s.net.contains(client))?;
-        match s.options.get(&3)? {
-            crate::dhcp::options::OptionValue::Addrs(a) => match a.first()? {
-                crate::dhcp::options::AddrSpec::Ip(ip) => Some(*ip),
-                crate::dhcp::options::AddrSpec::SelfAddr => None,
-            },
-            _ => None,
-        }
+            .find(|s| s.net.contains(client))?
+            .router()
     })
 }
 

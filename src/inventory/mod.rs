@@ -133,14 +133,6 @@ impl Family {
             Manufacturer::Inin => Family::Iss,
         }
     }
-
-    /// The default profile for phones of this family.
-    pub fn profile(self) -> &'static str {
-        match self {
-            Family::AudioCodes => "audiocodes",
-            f => f.name(),
-        }
-    }
 }
 
 impl fmt::Display for Family {

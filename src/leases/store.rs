@@ -252,7 +252,6 @@ struct Job {
     then: Then,
 }
 
-/// The writer thread's handle; cheap to clone.
 /// A commit that ends less than this before the next lease arrives means
 /// the writer is under load.
 const BUSY: Duration = Duration::from_millis(5);
@@ -261,6 +260,7 @@ const GATHER: Duration = Duration::from_millis(1);
 /// At most this many jobs in one commit.
 const BATCH: usize = 1024;
 
+/// The writer thread's handle; cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,

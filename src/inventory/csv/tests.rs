@@ -122,7 +122,7 @@ fn imports_merge_into_the_phones_file() {
     let mut n = 0;
     let mut pw = || {
         n += 1;
-        format!("pw{n}")
+        Ok(format!("pw{n}"))
     };
     let first = file::merge(None, &p.rows, &mut pw).unwrap();
     assert_eq!((first.added, first.updated, first.kept), (4, 0, 0));
@@ -156,6 +156,17 @@ fn imports_merge_into_the_phones_file() {
         })
         .unwrap();
     assert!(file::merge(Some("phone = 3"), &p.rows, &mut pw).is_err());
+    // Two rows naming one phone without a MAC update it once.
+    let twice = "Name,Type,Manufacturer,Model\nPolycomLobby2,Workstation,Polycom,IP330\nPolycomLobby2,Workstation,Polycom,IP331\n";
+    let third = file::merge(Some(&second.text), &parse(twice).unwrap().rows, &mut pw).unwrap();
+    assert_eq!((third.added, third.updated, third.kept), (0, 1, 3));
+    assert!(third.text.contains("model = \"IP331\""), "{}", third.text);
+    // A failing password source fails the merge.
+    let mut broken = || Err(std::io::Error::other("no randomness"));
+    assert!(matches!(
+        file::merge(None, &p.rows, &mut broken),
+        Err(file::MergeError::Password(_))
+    ));
 }
 
 #[test]

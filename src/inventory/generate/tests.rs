@@ -44,21 +44,9 @@ cidr = "10.250.0.0/24"
 router = "10.250.0.1"
 options.time_offset = "-05:00"
 
-[dns]
-zone = "lab.voip"
-[[dns.host]]
-name = "vm40ic1"
-ip = "10.250.1.151"
-[[dns.host]]
-name = "vm40ic2"
-ip = "10.250.1.152"
-[[dns.switchover]]
-name = "cic"
-members = ["vm40ic1", "vm40ic2"]
-services = [{{ srv = "_sip._udp", port = 8060 }}]
-
+{dns}
 [files]
-root = "{}"
+root = "{root}"
 
 [inventory]
 syslog = "10.250.0.1"
@@ -81,7 +69,8 @@ sip_password = "a\"b&c"
 label = "Line1"
 register = "10.250.1.151:8060"
 "#,
-        dir.display()
+        root = dir.display(),
+        dns = crate::demo::LAB_DNS,
     );
     let config = Arc::new(crate::config::Config::parse("gen.toml", &text).unwrap());
     let files = config.files.clone().unwrap();
