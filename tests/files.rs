@@ -452,6 +452,9 @@ fn http_ranges_and_conditionals() {
     let image = pattern(5 << 20, 21);
     f.put("450HD/450HD.img", &image);
     f.put("450HD.cfg", b"voip/line/0/enabled=1\n");
+    // Bigger than both ends' socket buffers, so a client that stops
+    // reading leaves the server with bytes it could not send.
+    f.put("big.img", &pattern(64 << 20, 5));
     f.start();
     // Whole file, streamed, with its validators.
     let (code, h, body) = http(&f, "/450HD/450HD.img", &[]);
@@ -513,8 +516,47 @@ fn http_ranges_and_conditionals() {
     assert_eq!(http(&f, "/", &[]).0, "404");
     assert_eq!(http(&f, "/0004f218dece-license.cfg", &[]).0, "404");
     assert_eq!(http(&f, "/450HD.cfg", &["-X", "PUT"]).0, "405");
+    // Keep-alive: a second request on the same connection (0 new connects).
+    let cfg = format!("http://{SERVER}:8088/450HD.cfg");
+    let (ok, out) = f.client(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{num_connects},",
+            &cfg,
+            &cfg,
+        ],
+    );
+    assert!(ok && out == "1,0,", "{out}");
+    // Raw requests: garbage, a body on GET (read and ignored, then a
+    // pipelined request), a chunked body, an oversized head.
+    let raw = |request: &str| -> String {
+        let script =
+            format!("exec 3<>/dev/tcp/{SERVER}/8088; printf '{request}' >&3; timeout 5 cat <&3");
+        f.client("bash", &["-c", &script]).1
+    };
+    let out = raw("HELLO\\r\\n\\r\\n");
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+    let out = raw(
+        "GET /450HD.cfg HTTP/1.1\\r\\nContent-Length: 5\\r\\n\\r\\nhello\
+         GET /450HD.cfg HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n",
+    );
+    assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 2, "{out}");
+    assert_eq!(out.matches("voip/line/0/enabled=1").count(), 2, "{out}");
+    let out = raw("GET / HTTP/1.1\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n");
+    assert!(out.starts_with("HTTP/1.1 411 "), "{out}");
+    let out = raw(&format!(
+        "GET / HTTP/1.1\\r\\nX: {}\\r\\n\\r\\n",
+        "a".repeat(20000)
+    ));
+    assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
     // An aborted download is logged as such.
-    let url = format!("http://{SERVER}:8088/450HD/450HD.img");
+    let url = format!("http://{SERVER}:8088/big.img");
     let _ = f.client(
         "curl",
         &[

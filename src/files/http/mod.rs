@@ -2,3 +2,4 @@
 
 pub mod conditional;
 pub mod server;
+pub mod wire;

@@ -1,29 +1,34 @@
-//! HTTP/1.1 file serving on hyper: GET and HEAD from the resolver, one byte
-//! range, conditional requests, streamed bodies, no listings.
+//! HTTP/1.1 file serving: GET and HEAD from the resolver, one byte range,
+//! conditional requests, keep-alive, no listings. File bodies go from the
+//! page cache to the socket with sendfile(2), never through memory here.
 
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::pin::Pin;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::{TcpListener, TcpStream};
 
 use super::conditional::{Conditions, Meta, Plan, plan};
+use super::wire::{self, BodyLen, Head};
 use crate::files::path::percent_decode;
-use crate::files::resolve::{Body as FoundBody, Miss, Resolver, read_chunk};
+use crate::files::resolve::{Body as FoundBody, Miss, Resolver};
 use crate::files::transfers::{Counters, Outcome, Transfer};
 use crate::net::{ifaces, sockets};
 
-/// Bytes read from disk at a time for a response body.
-const CHUNK: usize = 256 << 10;
+/// A connection waiting longer than this for a request head is closed.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// A response whose client takes nothing for this long is abandoned.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// A request body (GET and HEAD need none) up to this size is read and
+/// ignored; a bigger one is refused.
+const BODY_DISCARD: u64 = 64 << 10;
+/// Bytes per sendfile(2) call at most.
+const SENDFILE_MAX: usize = 16 << 20;
 
 pub struct Http {
     pub resolver: Arc<Resolver>,
@@ -82,19 +87,116 @@ async fn accept(listener: TcpListener, http: Arc<Http>) -> anyhow::Result<()> {
         let _ = stream.set_nodelay(true);
         let http = Arc::clone(&http);
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let http = Arc::clone(&http);
-                async move { Ok::<_, std::convert::Infallible>(handle(&http, req, peer).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
+            if let Err(e) = connection(stream, peer, &http).await {
                 tracing::debug!(target: "dialtone::files", client = %peer, error = %e, "HTTP connection ended");
             }
         });
     }
+}
+
+/// Requests on one connection, answered in order, until the client closes,
+/// asks to close, or sends something unreadable.
+async fn connection(mut stream: TcpStream, peer: SocketAddr, http: &Http) -> io::Result<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buf)).await
+        {
+            Err(_) => return Ok(()),
+            Ok(Ok(Some(h))) => h,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(Refusal(status, why))) => {
+                tracing::info!(target: "dialtone::files", client = %peer, status, reason = %why, "HTTP request refused");
+                let r = Response::text(status, reason_text(status));
+                send(&mut stream, r, false, false).await?;
+                return Ok(());
+            }
+        };
+        // GET and HEAD carry no body; a small one is read and ignored so
+        // the next request starts where it should.
+        let mut keep_alive = head.keep_alive;
+        match head.body {
+            BodyLen::None => {}
+            BodyLen::Length(n) if n <= BODY_DISCARD => {
+                discard(&mut stream, &mut buf, n as usize).await?;
+            }
+            BodyLen::Length(_) | BodyLen::Chunked => {
+                let status = if head.body == BodyLen::Chunked {
+                    411
+                } else {
+                    413
+                };
+                tracing::info!(target: "dialtone::files", client = %peer, status, "HTTP request with a body refused");
+                send(
+                    &mut stream,
+                    Response::text(status, reason_text(status)),
+                    false,
+                    false,
+                )
+                .await?;
+                return Ok(());
+            }
+        }
+        let response = handle(http, &head, peer).await;
+        let is_head = head.method == "HEAD";
+        if response.status >= 500 {
+            keep_alive = false;
+        }
+        send(&mut stream, response, keep_alive, is_head).await?;
+        if !keep_alive {
+            return Ok(());
+        }
+    }
+}
+
+/// Why a request was answered with an error and the connection closed.
+struct Refusal(u16, String);
+
+/// The next request head: `None` when the client closed between requests.
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<Head>, Refusal> {
+    loop {
+        match wire::parse(buf) {
+            Ok(Some((head, used))) => {
+                buf.drain(..used);
+                return Ok(Some(head));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Refusal(e.status(), e.to_string())),
+        }
+        let mut chunk = [0u8; 4096];
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(e) => return Err(Refusal(400, e.to_string())),
+        };
+        if n == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            return Err(Refusal(
+                400,
+                "connection closed inside a request head".into(),
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads and drops `n` bytes of request body (some may be buffered).
+async fn discard(stream: &mut TcpStream, buf: &mut Vec<u8>, mut n: usize) -> io::Result<()> {
+    let have = n.min(buf.len());
+    buf.drain(..have);
+    n -= have;
+    let mut sink = [0u8; 4096];
+    while n > 0 {
+        let want = n.min(sink.len());
+        let got = tokio::time::timeout(HEAD_TIMEOUT, stream.read(&mut sink[..want]))
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        if got == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        n -= got;
+    }
+    Ok(())
 }
 
 fn client_ip(peer: SocketAddr) -> Ipv4Addr {
@@ -117,75 +219,98 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn simple(status: StatusCode, text: &str) -> Response<FileBody> {
-    let mut r = Response::new(FileBody::text(format!("{text}\n")));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
+fn reason_text(status: u16) -> &'static str {
+    match status {
+        405 => "only GET and HEAD",
+        _ => wire::reason(status),
+    }
 }
 
-async fn handle(http: &Arc<Http>, req: Request<Incoming>, peer: SocketAddr) -> Response<FileBody> {
+/// An answer: status, headers, and what follows them.
+struct Response {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    payload: Payload,
+    finish: Option<Finish>,
+}
+
+enum Payload {
+    Empty,
+    Memory(Bytes),
+    /// `len` bytes of the file from `start`.
+    File {
+        file: std::fs::File,
+        start: u64,
+        len: u64,
+    },
+}
+
+impl Response {
+    fn text(status: u16, text: &str) -> Response {
+        let body = Bytes::from(format!("{text}\n"));
+        Response {
+            status,
+            headers: vec![
+                ("Content-Type", "text/plain; charset=utf-8".into()),
+                ("Content-Length", body.len().to_string()),
+            ],
+            payload: Payload::Memory(body),
+            finish: None,
+        }
+    }
+}
+
+async fn handle(http: &Http, req: &Head, peer: SocketAddr) -> Response {
     let ip = client_ip(peer);
-    let head = req.method() == Method::HEAD;
-    if req.method() != Method::GET && !head {
-        let mut r = simple(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    let head = req.method == "HEAD";
+    if req.method != "GET" && !head {
+        let mut r = Response::text(405, reason_text(405));
+        r.headers.push(("Allow", "GET, HEAD".into()));
         return r;
     }
-    let raw_path = req.uri().path().to_string();
     let client = http.resolver.client(ip);
-    let mut record = Transfer::begin("http", &client, &raw_path);
-    let Some(decoded) = percent_decode(&raw_path) else {
+    let mut record = Transfer::begin("http", &client, &req.path);
+    let Some(decoded) = percent_decode(&req.path) else {
         record.outcome = Outcome::Refused;
         record.detail = "malformed percent escape".into();
         http.counters.finish(&record);
-        return simple(StatusCode::BAD_REQUEST, "malformed path");
+        return Response::text(400, "malformed path");
     };
     let found = match http.resolver.resolve_async(&decoded, client, true).await {
         Ok(f) => f,
         Err(miss) => {
             let status = match &miss {
-                Miss::NotFound | Miss::Private { .. } => StatusCode::NOT_FOUND,
-                Miss::Refused(_) => StatusCode::FORBIDDEN,
-                Miss::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-                Miss::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                Miss::NotFound | Miss::Private { .. } => 404,
+                Miss::Refused(_) => 403,
+                Miss::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => 403,
+                Miss::Io(_) => 500,
             };
             record.missed(&miss);
-            record.detail = format!("{} {}", status.as_u16(), record.detail)
-                .trim_end()
-                .to_string();
+            record.detail = format!("{status} {}", record.detail).trim_end().to_string();
             http.counters.finish(&record);
-            let text = status.canonical_reason().unwrap_or("error");
-            return simple(status, text);
+            return Response::text(status, wire::reason(status));
         }
     };
     let meta = Meta::new(found.size, found.modified);
-    let h = req.headers();
-    let get = |name: header::HeaderName| h.get(name).and_then(|v| v.to_str().ok());
     let conditions = Conditions {
         head,
-        if_none_match: get(header::IF_NONE_MATCH),
-        if_modified_since: get(header::IF_MODIFIED_SINCE),
-        range: get(header::RANGE),
-        if_range: get(header::IF_RANGE),
+        if_none_match: req.header("if-none-match"),
+        if_modified_since: req.header("if-modified-since"),
+        range: req.header("range"),
+        if_range: req.header("if-range"),
     };
     let decision = plan(&conditions, &meta);
     let (status, start, len) = match decision {
-        Plan::Full => (StatusCode::OK, 0, meta.size),
-        Plan::Range { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
-        Plan::NotModified => (StatusCode::NOT_MODIFIED, 0, 0),
-        Plan::Unsatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, 0, 0),
+        Plan::Full => (200, 0, meta.size),
+        Plan::Range { start, end } => (206, start, end - start + 1),
+        Plan::NotModified => (304, 0, 0),
+        Plan::Unsatisfiable => (416, 0, 0),
     };
     record.file = Some(found.path.clone());
     record.total = Some(meta.size);
     record.detail = format!(
-        "{} {}{}",
+        "{} {status}{}",
         if head { "HEAD" } else { "GET" },
-        status.as_u16(),
         match decision {
             Plan::Range { start, end } => format!(" bytes {start}-{end}"),
             _ => String::new(),
@@ -194,7 +319,7 @@ async fn handle(http: &Arc<Http>, req: Request<Incoming>, peer: SocketAddr) -> R
     let finish = Finish {
         counters: Arc::clone(&http.counters),
         record,
-        expected: len,
+        expected: if head { 0 } else { len },
         // What counts as done when every expected byte went out.
         done: match decision {
             Plan::Full if !head => Outcome::Complete,
@@ -203,47 +328,143 @@ async fn handle(http: &Arc<Http>, req: Request<Incoming>, peer: SocketAddr) -> R
             _ => Outcome::Partial,
         },
     };
-    let body = if head || len == 0 {
-        FileBody::empty(Some(finish))
-    } else {
-        FileBody::new(found.body, start, len, finish)
-    };
-    let mut r = Response::new(body);
-    *r.status_mut() = status;
-    let hs = r.headers_mut();
-    let set = |hs: &mut hyper::HeaderMap, k: header::HeaderName, v: String| {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            hs.insert(k, v);
-        }
-    };
-    set(hs, header::ETAG, meta.etag.clone());
-    set(hs, header::LAST_MODIFIED, meta.last_modified());
-    hs.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let mut headers: Vec<(&'static str, String)> = vec![
+        ("ETag", meta.etag.clone()),
+        ("Last-Modified", meta.last_modified()),
+        ("Accept-Ranges", "bytes".into()),
+    ];
     match decision {
         Plan::NotModified => {}
         Plan::Unsatisfiable => {
-            set(hs, header::CONTENT_RANGE, format!("bytes */{}", meta.size));
-            set(hs, header::CONTENT_LENGTH, "0".into());
+            headers.push(("Content-Range", format!("bytes */{}", meta.size)));
+            headers.push(("Content-Length", "0".into()));
         }
         _ => {
-            hs.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(content_type(&found.path)),
-            );
-            set(hs, header::CONTENT_LENGTH, len.to_string());
+            headers.push(("Content-Type", content_type(&found.path).into()));
+            headers.push(("Content-Length", len.to_string()));
             if let Plan::Range { start, end } = decision {
-                set(
-                    hs,
-                    header::CONTENT_RANGE,
+                headers.push((
+                    "Content-Range",
                     format!("bytes {start}-{end}/{}", meta.size),
-                );
+                ));
             }
         }
     }
-    r
+    let payload = if head || len == 0 {
+        Payload::Empty
+    } else {
+        match found.body {
+            FoundBody::File(file) => Payload::File { file, start, len },
+            FoundBody::Bytes(b) => {
+                let from = (start as usize).min(b.len());
+                let to = ((start + len) as usize).min(b.len());
+                Payload::Memory(b.slice(from..to))
+            }
+        }
+    };
+    Response {
+        status,
+        headers,
+        payload,
+        finish: Some(finish),
+    }
 }
 
-/// Logs and counts a response once its body is done or dropped.
+/// Writes a response; its event is logged however it ends.
+async fn send(
+    stream: &mut TcpStream,
+    r: Response,
+    keep_alive: bool,
+    head_only: bool,
+) -> io::Result<()> {
+    let mut head = wire::response_head(r.status, &r.headers, keep_alive, SystemTime::now());
+    let mut sent = 0u64;
+    let result = match r.payload {
+        _ if head_only => write_all(stream, &head).await,
+        Payload::Empty => write_all(stream, &head).await,
+        Payload::Memory(b) => {
+            head.extend_from_slice(&b);
+            let r = write_all(stream, &head).await;
+            if r.is_ok() {
+                sent = b.len() as u64;
+            }
+            r
+        }
+        Payload::File { file, start, len } => {
+            // The head waits for the first bytes of the file (MSG_MORE),
+            // so a small file leaves in one segment.
+            match send_more(stream, &head).await {
+                Ok(()) => send_file(stream, &file, start, len, &mut sent).await,
+                Err(e) => Err(e),
+            }
+        }
+    };
+    if let Some(f) = r.finish {
+        f.report(sent, &result);
+    }
+    result
+}
+
+async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    tokio::time::timeout(SEND_TIMEOUT, stream.write_all(bytes))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+}
+
+async fn send_more(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    use nix::sys::socket::{MsgFlags, send};
+    while !bytes.is_empty() {
+        let n = tokio::time::timeout(
+            SEND_TIMEOUT,
+            stream.async_io(Interest::WRITABLE, || {
+                send(
+                    stream.as_raw_fd(),
+                    bytes,
+                    MsgFlags::from_bits_retain(libc::MSG_MORE) | MsgFlags::MSG_NOSIGNAL,
+                )
+                .map_err(io::Error::from)
+            }),
+        )
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+/// `len` bytes of `file` from `start`, straight from the page cache to the
+/// socket. A file that shrinks under us ends the response short (the
+/// client sees fewer bytes than Content-Length).
+async fn send_file(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    start: u64,
+    len: u64,
+    sent: &mut u64,
+) -> io::Result<()> {
+    while *sent < len {
+        let left = usize::try_from(len - *sent)
+            .unwrap_or(usize::MAX)
+            .min(SENDFILE_MAX);
+        let mut offset = i64::try_from(start + *sent).map_err(io::Error::other)?;
+        let n = tokio::time::timeout(
+            SEND_TIMEOUT,
+            stream.async_io(Interest::WRITABLE, || {
+                nix::sys::sendfile::sendfile(stream.as_fd(), file.as_fd(), Some(&mut offset), left)
+                    .map_err(io::Error::from)
+            }),
+        )
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        if n == 0 {
+            return Err(io::Error::other("file shrank while being sent"));
+        }
+        *sent += n as u64;
+    }
+    Ok(())
+}
+
+/// Logs and counts a response once it is sent or abandoned.
 struct Finish {
     counters: Arc<Counters>,
     record: Transfer,
@@ -252,152 +473,17 @@ struct Finish {
 }
 
 impl Finish {
-    fn report(mut self, sent: u64, failed: bool) {
+    fn report(mut self, sent: u64, result: &io::Result<()>) {
         self.record.sent = sent;
-        self.record.outcome = if failed {
-            Outcome::Failed
-        } else if sent >= self.expected {
-            self.done
-        } else {
-            Outcome::AbortedByClient
+        self.record.outcome = match result {
+            Ok(()) if sent >= self.expected => self.done,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Outcome::Timeout,
+            Err(e) if e.to_string().contains("shrank") => Outcome::Failed,
+            _ => Outcome::AbortedByClient,
         };
+        if let Err(e) = result {
+            self.record.detail = format!("{}: {e}", self.record.detail);
+        }
         self.counters.finish(&self.record);
-    }
-}
-
-type ReadJob = Pin<Box<dyn Future<Output = io::Result<Vec<u8>>> + Send>>;
-
-/// A response body: a short text, nothing, or a file (or generated bytes)
-/// streamed in chunks read off the runtime.
-pub struct FileBody {
-    source: Source,
-    /// Next offset to read and bytes still to send.
-    at: u64,
-    left: u64,
-    sent: u64,
-    reading: Option<ReadJob>,
-    finish: Option<Finish>,
-    failed: bool,
-}
-
-enum Source {
-    None,
-    Memory(Bytes),
-    File(Arc<std::fs::File>),
-}
-
-impl FileBody {
-    fn text(t: String) -> FileBody {
-        let n = t.len() as u64;
-        FileBody {
-            source: Source::Memory(Bytes::from(t)),
-            at: 0,
-            left: n,
-            sent: 0,
-            reading: None,
-            finish: None,
-            failed: false,
-        }
-    }
-
-    fn empty(finish: Option<Finish>) -> FileBody {
-        FileBody {
-            source: Source::None,
-            at: 0,
-            left: 0,
-            sent: 0,
-            reading: None,
-            finish,
-            failed: false,
-        }
-    }
-
-    fn new(body: FoundBody, start: u64, len: u64, finish: Finish) -> FileBody {
-        FileBody {
-            source: match body {
-                FoundBody::File(f) => Source::File(Arc::new(f)),
-                FoundBody::Bytes(b) => Source::Memory(b),
-            },
-            at: start,
-            left: len,
-            sent: 0,
-            reading: None,
-            finish: Some(finish),
-            failed: false,
-        }
-    }
-}
-
-impl Drop for FileBody {
-    fn drop(&mut self) {
-        if let Some(f) = self.finish.take() {
-            f.report(self.sent, self.failed);
-        }
-    }
-}
-
-impl Body for FileBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let this = &mut *self;
-        if this.left == 0 {
-            return Poll::Ready(None);
-        }
-        let chunk = match &this.source {
-            Source::None => return Poll::Ready(None),
-            Source::Memory(b) => {
-                let from = this.at as usize;
-                let to = (this.at + this.left) as usize;
-                b.get(from..to)
-                    .map(|_| b.slice(from..to))
-                    .unwrap_or_default()
-            }
-            Source::File(f) => {
-                if this.reading.is_none() {
-                    let f = Arc::clone(f);
-                    let (at, want) = (this.at, (this.left.min(CHUNK as u64)) as usize);
-                    this.reading = Some(Box::pin(read_chunk(f, at, want)));
-                }
-                let Some(job) = this.reading.as_mut() else {
-                    return Poll::Ready(None);
-                };
-                let result = match job.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(r) => r,
-                };
-                this.reading = None;
-                match result {
-                    Ok(v) => Bytes::from(v),
-                    Err(e) => {
-                        this.failed = true;
-                        return Poll::Ready(Some(Err(e)));
-                    }
-                }
-            }
-        };
-        if chunk.is_empty() {
-            // The file shrank under us: end with an error so the client
-            // sees a short body rather than a hang.
-            this.failed = true;
-            return Poll::Ready(Some(Err(io::Error::other("file shrank while being sent"))));
-        }
-        let n = chunk.len() as u64;
-        this.at += n;
-        this.left -= n;
-        this.sent += n;
-        Poll::Ready(Some(Ok(Frame::data(chunk))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.left == 0
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.left)
     }
 }
