@@ -84,7 +84,18 @@ fetch() {
     cmp -s "$out" "$TREE/$file"
 }
 
-declare -A T
+declare -A T B
+# The clients' core (core 1 when pinned): busy and total ticks so far, and
+# the share busy since such a reading. A row whose clients' core is near
+# 100 % busy is limited by the clients, whatever the server.
+load_core() { awk -v c="cpu${PIN_LOAD##* }" '$1 == c { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
+busy_since() {
+    [ -n "$PIN_LOAD" ] || { echo -; return; }
+    local b0 t0 b1 t1
+    read -r b0 t0 <<<"$1"
+    read -r b1 t1 <<<"$(load_core)"
+    awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { if (t > 0) printf "%.0f%%", 100 * b / t; else print "-" }'
+}
 servers=(dialtone dnsmasq)
 [ -n "$TFTPD" ] && servers+=(tftpd-hpa)
 rows=("blksize 512" "blksize 1468" "blksize 1468, window 16" "100 clients x 16 MiB" "100 clients, window 16")
@@ -101,6 +112,7 @@ for server in "${servers[@]}"; do
         for _ in $(seq 1 "$RUNS"); do
             rm -f "$WORK"/out/*
             t0=$(now)
+            c0=$(load_core)
             case $row in
                 "blksize 512") fetch image64.img "$WORK/out/a" || { echo "  $row: copy differs"; continue; } ;;
                 "blksize 1468") fetch image64.img "$WORK/out/a" --option "blksize 1468" || { echo "  $row: copy differs"; continue; } ;;
@@ -121,10 +133,14 @@ for server in "${servers[@]}"; do
                     ;;
             esac
             t=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
-            if [ -z "$best" ] || awk -v t="$t" -v b="$best" 'BEGIN { exit !(t < b) }'; then best=$t; fi
+            busy=$(busy_since "$c0")
+            if [ -z "$best" ] || awk -v t="$t" -v b="$best" 'BEGIN { exit !(t < b) }'; then
+                best=$t
+                B["$server|$row"]=$busy
+            fi
         done
         T["$server|$row"]=${best:-fail}
-        printf '  %-26s %8s s\n' "$row" "${best:-fail}"
+        printf "  %-26s %8s s   (clients' core %s busy)\n" "$row" "${best:-fail}" "${B[$server|$row]:--}"
     done
     stop_server
 done

@@ -188,7 +188,11 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Serve { config } => {
             let c = Arc::new(Config::load(&config)?);
-            let rt = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .on_thread_park(dialtone::files::tftp::pace::before_park)
+                .build()
+                .context("cannot start the runtime")?;
             rt.block_on(async move {
                 tokio::select! {
                     r = dialtone::serve::run(c) => r,

@@ -14,6 +14,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 
+use super::pace;
 use super::packet::{self, Limits, Mode, Packet, Request};
 use super::window::{Resend, Step, Window, wire_number};
 use crate::config::Files;
@@ -136,6 +137,7 @@ async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
                 let tftp = Arc::clone(&tftp);
                 let name = name.to_string();
                 tokio::spawn(async move {
+                    let _running = pace::Running::start();
                     transfer(&tftp, &name, req, from, local).await;
                     drop(permit);
                 });
@@ -303,15 +305,7 @@ async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4
     );
     let oack = (!n.oack.is_empty()).then(|| packet::oack(&n.oack));
     let mut window = Window::new(source.size, n.blksize, n.window, oack.is_some());
-    let (outcome, acked) = drive(
-        &sock,
-        &mut source,
-        &mut window,
-        oack.as_deref(),
-        &n,
-        tftp,
-    )
-    .await;
+    let (outcome, acked) = drive(&sock, &mut source, &mut window, oack.as_deref(), &n, tftp).await;
     record.outcome = outcome;
     record.sent = (acked * u64::from(n.blksize)).min(source.size);
     tftp.counters.finish(&record);
@@ -328,9 +322,7 @@ async fn drive(
     tftp: &Tftp,
 ) -> (Outcome, u64) {
     let (blksize, timeout, retries) = (n.blksize, n.timeout, tftp.config.tftp_retries);
-    // This transfer is the only one running.
-    let lone = || tftp.slots.available_permits() + 1 >= tftp.config.max_transfers;
-    let mut spin = Spin::default();
+    let mut spin = pace::AckPoll::default();
     let mut out = Vec::with_capacity(usize::from(blksize) + 4);
     let mut inbuf = vec![0u8; 1024];
     if let Some(o) = oack
@@ -367,7 +359,7 @@ async fn drive(
         // Wait for an ACK that moves the transfer, until the deadline.
         let deadline = tokio::time::Instant::now() + timeout;
         step = loop {
-            let got = match spin.wait(sock, &mut inbuf, lone()) {
+            let got = match spin.wait(sock, &mut inbuf) {
                 Some(r) => Ok(r),
                 None => tokio::time::timeout_at(deadline, sock.recv(&mut inbuf)).await,
             };
@@ -397,61 +389,5 @@ async fn drive(
                 },
             }
         };
-    }
-}
-
-/// Waiting for an ACK by polling the socket instead of sleeping, for a
-/// transfer that has the server to itself and a client that answers within
-/// microseconds (a lab client on the same host, a veth pair): a sleeping
-/// wait costs a wake-up on both sides for every block, which is most of a
-/// lockstep transfer's time there. The round trip is measured as the
-/// transfer goes; a client slower than `SPIN_LIMIT` (any phone on a real
-/// cable) is never polled for, so it costs no CPU.
-#[derive(Default)]
-struct Spin {
-    /// Smoothed round trip, in nanoseconds (0: not measured yet).
-    rtt_ns: u64,
-    sent_at: Option<std::time::Instant>,
-}
-
-const SPIN_LIMIT: Duration = Duration::from_micros(50);
-
-impl Spin {
-    fn sent(&mut self) {
-        self.sent_at = Some(std::time::Instant::now());
-    }
-
-    /// A datagram received while polling, or `None` to wait by sleeping.
-    fn wait(&mut self, sock: &UdpSocket, buf: &mut [u8], lone: bool) -> Option<io::Result<usize>> {
-        let limit = SPIN_LIMIT.as_nanos() as u64;
-        if !lone || self.rtt_ns > limit {
-            return None;
-        }
-        let start = std::time::Instant::now();
-        loop {
-            // Straight to the socket: tokio's `try_recv` trusts the
-            // readiness its reactor last saw, which polling never refreshes.
-            use nix::sys::socket::{MsgFlags, recv};
-            match recv(sock.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
-                Err(nix::errno::Errno::EAGAIN) => {}
-                r => return Some(r.map_err(io::Error::from)),
-            }
-            if start.elapsed() > SPIN_LIMIT {
-                return None;
-            }
-            std::hint::spin_loop();
-        }
-    }
-
-    /// Something came back: update the round trip.
-    fn acked(&mut self) {
-        if let Some(t) = self.sent_at.take() {
-            let ns = t.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
-            self.rtt_ns = if self.rtt_ns == 0 {
-                ns
-            } else {
-                (self.rtt_ns * 7 + ns) / 8
-            };
-        }
     }
 }
