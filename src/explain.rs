@@ -529,14 +529,41 @@ fn files(
         }
         return;
     };
-    if let Some(p) = config.phones.by_mac(phone.mac)
-        && p.family == crate::inventory::Family::Polycom
-        && let Some(name) = generate::file_name(p, generate::Kind::PolycomRegistration)
-    {
-        wanted.push((name, "listed in CONFIG_FILES".into()));
+    // What the phone told the server, as `serve` would have recorded it
+    // from its lease: the model of a phone not in the inventory.
+    let seen = Arc::new(crate::inventory::seen::Seen::default());
+    seen.lease(
+        &crate::leases::Lease {
+            ip: reply.yiaddr,
+            mac: phone.mac,
+            hostname: None,
+            vendor_class: phone.vendor_class.clone(),
+            user_class: phone.user_class.clone(),
+            interface: String::new(),
+            state: crate::leases::LeaseState::Bound,
+            expires: 0,
+        },
+        0,
+    );
+    let generator =
+        generate::PhoneFiles::new(Arc::clone(config)).map(|g| g.with_seen(Arc::clone(&seen)));
+    if let Some(p) = generator.as_ref().and_then(|g| g.phone(phone.mac)) {
+        if p.family == crate::inventory::Family::Polycom
+            && let Some(name) = generate::file_name(&p, generate::Kind::PolycomRegistration)
+        {
+            wanted.push((name, "listed in CONFIG_FILES".into()));
+        }
+        if p.origin == generate::PROVISIONAL {
+            let _ = writeln!(
+                o,
+                "  {} is not in the inventory: its configuration files are provisional (line \"{}\", no registration)",
+                phone.mac,
+                generate::PROVISIONAL_LABEL
+            );
+        }
     }
     let resolver = match Resolver::new(files, Arc::new(Offered(reply.yiaddr, phone.mac))) {
-        Ok(r) => Some(match generate::PhoneFiles::new(Arc::clone(config)) {
+        Ok(r) => Some(match generator {
             Some(g) => r.with_generator(Arc::new(g)),
             None => r,
         }),

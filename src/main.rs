@@ -59,6 +59,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The phones of the inventory and the phones `serve` has seen, known or
+    /// not: status, family, model, address, when last seen, files fetched.
+    Phones {
+        #[arg(long, short, default_value = "/etc/dialtone/dialtone.toml")]
+        config: PathBuf,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// What a phone would get, without touching the network: the classes and
     /// profile it matches and why, the DHCP answer option by option, the DNS
     /// names it looks up and their answers, and the files it fetches.
@@ -301,6 +310,19 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                         n.bytes
                     );
                 }
+            }
+            Ok(())
+        }
+        Cmd::Phones { config, json } => {
+            use dialtone::inventory::seen;
+            let c = Config::load(&config)?;
+            let path = seen::seen_path(&c.server.state_dir);
+            let seen = seen::Seen::load(&path).map_err(anyhow::Error::msg)?;
+            let rows = seen::rows(&c.phones, &seen.snapshot());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", seen::table(&rows, dialtone::now()));
             }
             Ok(())
         }

@@ -16,6 +16,7 @@ use crate::files::resolve::Resolver;
 use crate::files::tftp::server::Tftp;
 use crate::files::transfers::{Counters, counters_path};
 use crate::inventory::generate::PhoneFiles;
+use crate::inventory::seen::{Seen, seen_path};
 use crate::leases::{Lease, LeaseState};
 use crate::units::Ipv4Net;
 
@@ -23,6 +24,11 @@ use crate::units::Ipv4Net;
 pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut hook: Option<LeaseHook> = None;
+    // Phones seen, from every stored lease and every transfer.
+    let seen_file = seen_path(&config.server.state_dir);
+    let seen = Arc::new(Seen::load(&seen_file).map_err(anyhow::Error::msg).context(
+        "the phones seen before cannot be read (move the file away to start afresh)",
+    )?);
     if let Some(dns) = &config.dns {
         let subnets: Vec<Ipv4Net> = config.dhcp.subnets.iter().map(|s| s.net).collect();
         let zone = Arc::new(RwLock::new(Zone::new(dns, &subnets, config.time.serve)));
@@ -65,11 +71,14 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
             )
         })?;
         let resolver = match PhoneFiles::new(Arc::clone(&config)) {
-            Some(g) => resolver.with_generator(Arc::new(g)),
+            Some(g) => resolver.with_generator(Arc::new(g.with_seen(Arc::clone(&seen)))),
             None => resolver,
         };
         let resolver = Arc::new(resolver);
-        let counters = Arc::new(Counters::default());
+        let s = Arc::clone(&seen);
+        let counters = Arc::new(Counters::with_observer(Box::new(move |t| {
+            s.transfer(t, crate::now())
+        })));
         let dns_hook = hook.take();
         hook = Some(Arc::new(move |l: &Lease| {
             owners.update(l);
@@ -100,26 +109,49 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
             ));
         }
         let path = counters_path(&config.server.state_dir);
-        tasks.spawn(async move {
-            // Saved every 5 s while they change, and once more on the way out.
-            let saver = SaveOnDrop(counters, path);
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                saver.save();
-            }
-        });
+        tasks.spawn(save_every_5s(SaveOnDrop {
+            what: "the file counters",
+            path,
+            save: Box::new(move |p| counters.save_if_changed(p)),
+        }));
     }
+    let s = Arc::clone(&seen);
+    let before = hook.take();
+    hook = Some(Arc::new(move |l: &Lease| {
+        s.lease(l, crate::now());
+        if let Some(h) = &before {
+            h(l);
+        }
+    }));
+    tasks.spawn(save_every_5s(SaveOnDrop {
+        what: "the phones seen",
+        path: seen_file,
+        save: Box::new(move |p| seen.save_if_changed(p)),
+    }));
     tasks.spawn(crate::dhcp::server::run(Arc::clone(&config), hook));
     crate::first_exit(&mut tasks).await
 }
 
-struct SaveOnDrop(Arc<Counters>, std::path::PathBuf);
+/// Saves every 5 s while there are changes, and once more on the way out.
+async fn save_every_5s(saver: SaveOnDrop) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        saver.save();
+    }
+}
+
+/// State written to a file in the state directory.
+struct SaveOnDrop {
+    what: &'static str,
+    path: std::path::PathBuf,
+    save: Box<dyn Fn(&std::path::Path) -> std::io::Result<()> + Send + Sync>,
+}
 
 impl SaveOnDrop {
     fn save(&self) {
-        if let Err(e) = self.0.save_if_changed(&self.1) {
-            tracing::warn!(target: "dialtone::files", path = %self.1.display(), error = %e, "cannot write the file counters");
+        if let Err(e) = (self.save)(&self.path) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot write {}", self.what);
         }
     }
 }

@@ -108,16 +108,30 @@ pub struct FileCounters {
     pub bytes: u64,
 }
 
+/// Told of every transfer as it ends (the phones-seen record).
+pub type Observer = Box<dyn Fn(&Transfer) + Send + Sync>;
+
 /// Counters per file (by the path in the tree; misses by the name asked).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Counters {
     files: Mutex<(BTreeMap<String, FileCounters>, bool)>,
+    observer: Option<Observer>,
 }
 
 impl Counters {
+    pub fn with_observer(observer: Observer) -> Counters {
+        Counters {
+            files: Mutex::default(),
+            observer: Some(observer),
+        }
+    }
+
     /// Logs the transfer (one event) and counts it.
     pub fn finish(&self, t: &Transfer) {
         log(t);
+        if let Some(o) = &self.observer {
+            o(t);
+        }
         let key = t.file.as_deref().unwrap_or(&t.requested).to_string();
         if let Ok(mut g) = self.files.lock() {
             let c = g.0.entry(key).or_default();

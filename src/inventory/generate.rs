@@ -8,7 +8,14 @@
 //! are. A static file of the generated name in the tree wins over the
 //! template (the resolver asks generators only for names it did not find).
 //! Generated files carry SIP passwords: each goes only to its own phone.
+//!
+//! A phone that is not in the inventory but whose family is known (by its
+//! MAC's OUI, and the model from its lease) gets a provisional
+//! configuration from the same templates, with `phone.provisional` set: a
+//! line labelled "Setup" and no registration, like CIC's provisional
+//! station. It is recorded as such for `dialtone phones`.
 
+use std::borrow::Cow;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,12 +24,19 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::{Family, Phone, Register};
+use super::seen::Seen;
+use super::{Family, Manufacturer, Phone, Register};
 use crate::config::Config;
 use crate::dhcp::options::{self as opt, OptionValue};
 use crate::files::path::mac_in_name;
 use crate::files::resolve::{Body, Client, Found, Generator, Miss};
 use crate::net::ifaces;
+use crate::units::Mac;
+
+/// The line label of a provisional configuration.
+pub const PROVISIONAL_LABEL: &str = "Setup";
+/// The `origin` of a provisional phone (one not declared anywhere).
+pub const PROVISIONAL: &str = "provisional";
 
 pub const AUDIOCODES: &str = "audiocodes.cfg";
 pub const POLYCOM: &str = "polycom.cfg";
@@ -84,6 +98,34 @@ pub struct PhoneFiles {
     config: Arc<Config>,
     templates: PathBuf,
     started: SystemTime,
+    /// Phones seen: models of unknown phones, and where provisional
+    /// configurations are recorded.
+    seen: Arc<Seen>,
+}
+
+/// A phone not in the inventory, as far as its MAC and model tell: `None`
+/// unless dialtone writes configurations for its family.
+pub fn provisional(mac: Mac, model: Option<String>) -> Option<Phone> {
+    let maker = Manufacturer::of(mac)?;
+    let family = Family::of_model(maker, model.as_deref().unwrap_or(""));
+    if !matches!(family, Family::AudioCodes | Family::Polycom) {
+        return None;
+    }
+    Some(Phone {
+        origin: PROVISIONAL.into(),
+        name: None,
+        mac: Some(mac),
+        computer: None,
+        manufacturer: Some(maker),
+        model,
+        family,
+        extension: None,
+        sip_user: None,
+        sip_password: None,
+        label: Some(PROVISIONAL_LABEL.into()),
+        register: None,
+        proxy_group: None,
+    })
 }
 
 impl PhoneFiles {
@@ -95,7 +137,22 @@ impl PhoneFiles {
             config,
             templates,
             started: SystemTime::now(),
+            seen: Arc::new(Seen::default()),
         })
+    }
+
+    /// Uses (and records provisional configurations in) `seen`.
+    pub fn with_seen(mut self, seen: Arc<Seen>) -> PhoneFiles {
+        self.seen = seen;
+        self
+    }
+
+    /// The inventory's phone with this MAC, else a provisional one.
+    pub fn phone(&self, mac: Mac) -> Option<Cow<'_, Phone>> {
+        match self.config.phones.by_mac(mac) {
+            Some(p) => Some(Cow::Borrowed(p)),
+            None => provisional(mac, self.seen.model(mac)).map(Cow::Owned),
+        }
     }
 
     /// The template text: the tree's, else the built-in one.
@@ -154,7 +211,7 @@ impl Generator for PhoneFiles {
         if !prefix.is_empty() {
             return None;
         }
-        let phone = self.config.phones.by_mac(mac)?;
+        let phone = self.phone(mac)?;
         let kind = Kind::of(phone.family, &suffix.to_ascii_lowercase())?;
         let rel = path.join("/");
         if client.mac != Some(mac) {
@@ -163,13 +220,17 @@ impl Generator for PhoneFiles {
                 owner: mac,
             }));
         }
-        Some(match self.render(phone, kind, client.ip) {
-            Ok(text) => Ok(Found {
+        Some(match self.render(&phone, kind, client.ip) {
+            Ok(text) => Ok({
+                if matches!(phone, Cow::Owned(_)) {
+                    self.seen.provisional(mac, crate::now());
+                }
+                Found {
                 path: rel,
                 size: text.len() as u64,
                 body: Body::Bytes(Bytes::from(text)),
                 modified: self.started,
-            }),
+            }}),
             Err(e) => {
                 tracing::warn!(target: "dialtone::files", %mac, file = %rel, error = %e, "cannot render the phone's configuration");
                 Err(Miss::Io(std::io::Error::other(e)))
@@ -214,6 +275,8 @@ struct PhoneCtx {
     label: String,
     /// The phone's family, e.g. `audiocodes`.
     family: &'static str,
+    /// Not in the inventory: a provisional configuration, no registration.
+    provisional: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -297,6 +360,7 @@ impl Context {
                     .unwrap_or_default(),
                 user: phone.user().unwrap_or_default().to_string(),
                 family: phone.family.name(),
+                provisional: phone.origin == PROVISIONAL,
             },
             registrar,
             appliance: appliance_facing(config, client).map(|a| a.to_string()),

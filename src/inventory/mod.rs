@@ -6,6 +6,7 @@
 pub mod csv;
 pub mod file;
 pub mod generate;
+pub mod seen;
 
 use std::fmt;
 

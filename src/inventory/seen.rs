@@ -1,0 +1,447 @@
+//! The phones `dialtone serve` has seen: from every stored lease (address,
+//! vendor and user class, host name) and every file transfer (what each
+//! phone fetched), known to the inventory or not. Kept in memory by
+//! `serve`, written to `phones-seen.json` in the state directory every few
+//! seconds while it changes and on the way out, and read back at start, so
+//! `dialtone phones` can list known and unknown phones with when they were
+//! last seen, their address, model and files.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::files::transfers::Transfer;
+use crate::leases::{Lease, LeaseState};
+use crate::units::Mac;
+
+/// Files remembered per phone (the most recent, one entry per file).
+pub const FILES_KEPT: usize = 24;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Sighting {
+    /// Unix seconds.
+    pub first_seen: u64,
+    pub last_seen: u64,
+    /// The address of its last lease.
+    #[serde(default)]
+    pub address: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub vendor_class: Option<String>,
+    /// Option 77 if it sent one, else option 60 (as `{model}` in options).
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// It was given a provisional configuration (not in the inventory).
+    #[serde(default)]
+    pub provisional: bool,
+    /// Oldest first.
+    #[serde(default)]
+    pub fetched: Vec<Fetch>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Fetch {
+    /// The name as asked for.
+    pub file: String,
+    pub protocol: String,
+    pub outcome: String,
+    pub at: u64,
+}
+
+/// Phones seen, by MAC.
+#[derive(Debug, Default)]
+pub struct Seen {
+    inner: Mutex<(BTreeMap<Mac, Sighting>, bool)>,
+}
+
+impl Seen {
+    /// The phones seen before, from `path` (none if it does not exist).
+    pub fn load(path: &Path) -> Result<Seen, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Seen::default()),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let map: BTreeMap<String, Sighting> =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut phones = BTreeMap::new();
+        for (k, v) in map {
+            let mac: Mac = k
+                .parse()
+                .map_err(|e| format!("{}: entry {k:?}: {e}", path.display()))?;
+            phones.insert(mac, v);
+        }
+        Ok(Seen {
+            inner: Mutex::new((phones, false)),
+        })
+    }
+
+    fn update(&self, mac: Mac, now: u64, f: impl FnOnce(&mut Sighting)) {
+        if let Ok(mut g) = self.inner.lock() {
+            let s = g.0.entry(mac).or_insert_with(|| Sighting {
+                first_seen: now,
+                ..Sighting::default()
+            });
+            s.last_seen = s.last_seen.max(now);
+            f(s);
+            g.1 = true;
+        }
+    }
+
+    /// A lease was stored (offered leases are not stored; bound, released,
+    /// declined ones are).
+    pub fn lease(&self, l: &Lease, now: u64) {
+        self.update(l.mac, now, |s| {
+            if l.state == LeaseState::Bound {
+                s.address = Some(l.ip);
+            }
+            if l.vendor_class.is_some() {
+                s.vendor_class = l.vendor_class.clone();
+            }
+            let model = l
+                .user_class
+                .as_deref()
+                .or(l.vendor_class.as_deref())
+                .filter(|m| !m.is_empty());
+            if let Some(m) = model {
+                s.model = Some(m.to_string());
+            }
+            if l.hostname.is_some() {
+                s.hostname = l.hostname.clone();
+            }
+        });
+    }
+
+    /// A transfer ended; counted for the client's MAC when it is known.
+    pub fn transfer(&self, t: &Transfer, now: u64) {
+        let Some(mac) = t.mac else { return };
+        self.update(mac, now, |s| {
+            s.address = Some(t.client);
+            s.fetched.retain(|f| f.file != t.requested);
+            s.fetched.push(Fetch {
+                file: t.requested.clone(),
+                protocol: t.protocol.to_string(),
+                outcome: t.outcome.as_str().to_string(),
+                at: now,
+            });
+            let extra = s.fetched.len().saturating_sub(FILES_KEPT);
+            s.fetched.drain(..extra);
+        });
+    }
+
+    /// The phone was given a provisional configuration.
+    pub fn provisional(&self, mac: Mac, now: u64) {
+        self.update(mac, now, |s| s.provisional = true);
+    }
+
+    /// The model a phone gave in its last lease.
+    pub fn model(&self, mac: Mac) -> Option<String> {
+        self.inner.lock().ok()?.0.get(&mac)?.model.clone()
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<Mac, Sighting> {
+        self.inner.lock().map(|g| g.0.clone()).unwrap_or_default()
+    }
+
+    /// Writes the phones to `path` (atomically) if they changed since the
+    /// last write.
+    pub fn save_if_changed(&self, path: &Path) -> std::io::Result<()> {
+        let snapshot: BTreeMap<String, Sighting> = match self.inner.lock() {
+            Ok(mut g) if g.1 => {
+                g.1 = false;
+                g.0.iter().map(|(m, s)| (m.to_string(), s.clone())).collect()
+            }
+            _ => return Ok(()),
+        };
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(&snapshot).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+pub fn seen_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("phones-seen.json")
+}
+
+/// One line of `dialtone phones`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Row {
+    pub mac: String,
+    /// The inventory's name; empty for an unknown phone.
+    pub name: String,
+    /// `known` (in the inventory), `provisional` (not in it, given a
+    /// provisional configuration) or `unknown`.
+    pub status: &'static str,
+    pub family: String,
+    pub model: String,
+    pub address: Option<Ipv4Addr>,
+    /// Unix seconds; none if never seen.
+    pub last_seen: Option<u64>,
+    pub fetched: Vec<Fetch>,
+}
+
+/// Every phone of the inventory (seen or not) and every phone seen that is
+/// not in it, by MAC.
+pub fn rows(inventory: &super::Inventory, seen: &BTreeMap<Mac, Sighting>) -> Vec<Row> {
+    let mut macs: Vec<Mac> = inventory.phones.iter().filter_map(|p| p.mac).collect();
+    macs.extend(seen.keys().copied());
+    macs.sort();
+    macs.dedup();
+    macs.into_iter()
+        .map(|mac| {
+            let phone = inventory.by_mac(mac);
+            let s = seen.get(&mac);
+            let model = phone
+                .and_then(|p| p.model.clone())
+                .or_else(|| s.and_then(|s| s.model.clone()));
+            let family = match phone {
+                Some(p) => p.family.name().to_string(),
+                None => super::Manufacturer::of(mac)
+                    .map(|m| super::Family::of_model(m, model.as_deref().unwrap_or("")))
+                    .map(|f| f.name().to_string())
+                    .unwrap_or_default(),
+            };
+            Row {
+                mac: mac.to_string(),
+                name: phone.and_then(|p| p.name.clone()).unwrap_or_default(),
+                status: match (phone, s) {
+                    (Some(_), _) => "known",
+                    (None, Some(s)) if s.provisional => "provisional",
+                    (None, _) => "unknown",
+                },
+                family,
+                model: model.unwrap_or_default(),
+                address: s.and_then(|s| s.address),
+                last_seen: s.map(|s| s.last_seen),
+                fetched: s.map(|s| s.fetched.clone()).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// The rows as a table; `now` for "how long ago".
+pub fn table(rows: &[Row], now: u64) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "{:<17}  {:<12}  {:<11}  {:<23}  {:<8}  {:<15}  {:<10}  FETCHED\n",
+        "MAC", "NAME", "STATUS", "FAMILY", "MODEL", "ADDRESS", "LAST SEEN"
+    );
+    let dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
+    for r in rows {
+        let fetched: Vec<String> = r
+            .fetched
+            .iter()
+            .map(|f| match f.outcome.as_str() {
+                "complete" | "partial" | "not modified" => f.file.clone(),
+                other => format!("{} ({other})", f.file),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<17}  {:<12}  {:<11}  {:<23}  {:<8}  {:<15}  {:<10}  {}",
+            r.mac,
+            dash(&r.name),
+            r.status,
+            dash(&r.family),
+            dash(&r.model),
+            r.address.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+            r.last_seen.map(|t| ago(now, t)).unwrap_or_else(|| "never".into()),
+            if fetched.is_empty() { "-".to_string() } else { fetched.join(", ") }
+        );
+    }
+    out
+}
+
+/// "12s ago", "5m ago", "3h ago", "2d ago".
+fn ago(now: u64, then: u64) -> String {
+    let d = now.saturating_sub(then);
+    match d {
+        0..60 => format!("{d}s ago"),
+        60..3600 => format!("{}m ago", d / 60),
+        3600..86400 => format!("{}h ago", d / 3600),
+        _ => format!("{}d ago", d / 86400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::resolve::Client;
+    use crate::files::transfers::Outcome;
+
+    fn mac(s: &str) -> Mac {
+        s.parse().unwrap()
+    }
+
+    fn lease(m: &str, ip: [u8; 4], user_class: Option<&str>) -> Lease {
+        Lease {
+            ip: Ipv4Addr::from(ip),
+            mac: mac(m),
+            hostname: Some("phone".into()),
+            vendor_class: Some("AUDC-IPPhone".into()),
+            user_class: user_class.map(str::to_string),
+            interface: "voice0".into(),
+            state: LeaseState::Bound,
+            expires: 2000,
+        }
+    }
+
+    #[test]
+    fn leases_and_transfers_make_sightings_that_survive_a_restart() {
+        let seen = Seen::default();
+        seen.lease(&lease("00:90:8f:aa:bb:cc", [10, 0, 0, 5], Some("450HD")), 100);
+        seen.lease(&lease("00:04:f2:00:00:01", [10, 0, 0, 6], None), 110);
+        let client = Client {
+            ip: Ipv4Addr::new(10, 0, 0, 5),
+            mac: Some(mac("00:90:8f:aa:bb:cc")),
+        };
+        for (i, (file, outcome)) in [
+            ("450HD.img", Outcome::Partial),
+            ("00908FAABBCC.cfg", Outcome::Complete),
+            ("450HD.img", Outcome::Complete),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut t = Transfer::begin("http", &client, file);
+            t.outcome = outcome;
+            seen.transfer(&t, 120 + i as u64);
+        }
+        seen.provisional(mac("00:90:8f:aa:bb:cc"), 130);
+        // A transfer by a client without a lease is not anyone's.
+        let stranger = Client {
+            ip: Ipv4Addr::new(10, 0, 0, 9),
+            mac: None,
+        };
+        seen.transfer(&Transfer::begin("tftp", &stranger, "x.cfg"), 140);
+
+        let snap = seen.snapshot();
+        assert_eq!(snap.len(), 2);
+        let a = &snap[&mac("00:90:8f:aa:bb:cc")];
+        assert_eq!((a.first_seen, a.last_seen), (100, 130));
+        assert_eq!(a.model.as_deref(), Some("450HD"));
+        assert_eq!(a.address, Some(Ipv4Addr::new(10, 0, 0, 5)));
+        assert!(a.provisional);
+        // One entry per file, the latest last.
+        let files: Vec<(&str, &str)> = a
+            .fetched
+            .iter()
+            .map(|f| (f.file.as_str(), f.outcome.as_str()))
+            .collect();
+        assert_eq!(
+            files,
+            [("00908FAABBCC.cfg", "complete"), ("450HD.img", "complete")]
+        );
+        // Without option 77 the model is the vendor class.
+        let p = &snap[&mac("00:04:f2:00:00:01")];
+        assert_eq!(p.model.as_deref(), Some("AUDC-IPPhone"));
+        assert!(!p.provisional);
+
+        let dir = std::env::temp_dir().join(format!("dialtone-seen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = seen_path(&dir);
+        seen.save_if_changed(&path).unwrap();
+        let back = Seen::load(&path).unwrap();
+        assert_eq!(back.snapshot(), snap);
+        assert_eq!(
+            back.model(mac("00:90:8f:aa:bb:cc")).as_deref(),
+            Some("450HD")
+        );
+        // Unchanged since: not written again.
+        std::fs::remove_file(&path).unwrap();
+        seen.save_if_changed(&path).unwrap();
+        assert!(!path.exists());
+        // A damaged file is an error naming it, not a panic.
+        std::fs::write(&path, "{\"zz\": {\"first_seen\": 1, \"last_seen\": 2}}").unwrap();
+        let e = Seen::load(&path).unwrap_err();
+        assert!(e.contains("phones-seen.json") && e.contains("zz"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn files_kept_per_phone_are_bounded() {
+        let seen = Seen::default();
+        let client = Client {
+            ip: Ipv4Addr::new(10, 0, 0, 5),
+            mac: Some(mac("00:90:8f:aa:bb:cc")),
+        };
+        for i in 0..100 {
+            seen.transfer(&Transfer::begin("tftp", &client, &format!("f{i}")), i);
+        }
+        let snap = seen.snapshot();
+        let f = &snap[&mac("00:90:8f:aa:bb:cc")].fetched;
+        assert_eq!(f.len(), FILES_KEPT);
+        assert_eq!(f.last().map(|x| x.file.as_str()), Some("f99"));
+    }
+
+    #[test]
+    fn the_list_has_known_phones_seen_or_not_and_unknown_ones_seen() {
+        let config = crate::config::Config::parse(
+            "t.toml",
+            r#"
+[server]
+interfaces = ["eth0"]
+[[dhcp.subnet]]
+cidr = "10.0.0.0/24"
+pool = ["10.0.0.100-10.0.0.200"]
+[[phone]]
+mac = "00:90:8f:00:00:01"
+name = "Front desk"
+manufacturer = "AudioCodes"
+model = "450HD"
+[[phone]]
+mac = "00:04:f2:00:00:02"
+name = "Lab"
+manufacturer = "Polycom"
+model = "VVX 411"
+"#,
+        )
+        .unwrap();
+        let seen = Seen::default();
+        seen.lease(&lease("00:90:8f:00:00:01", [10, 0, 0, 5], Some("450HD")), 1000);
+        seen.lease(&lease("00:90:8f:00:00:09", [10, 0, 0, 9], Some("440HD")), 1100);
+        seen.provisional(mac("00:90:8f:00:00:09"), 1100);
+        seen.lease(&lease("52:54:00:00:00:07", [10, 0, 0, 7], None), 1150);
+        let client = Client {
+            ip: Ipv4Addr::new(10, 0, 0, 9),
+            mac: Some(mac("00:90:8f:00:00:09")),
+        };
+        let mut t = Transfer::begin("http", &client, "00908F000009.cfg");
+        t.outcome = Outcome::Complete;
+        seen.transfer(&t, 1190);
+        let mut t = Transfer::begin("http", &client, "440HD.img");
+        t.outcome = Outcome::NotFound;
+        seen.transfer(&t, 1195);
+
+        let rows = rows(&config.phones, &seen.snapshot());
+        let brief: Vec<(&str, &str, &str, &str)> = rows
+            .iter()
+            .map(|r| (r.mac.as_str(), r.status, r.family.as_str(), r.model.as_str()))
+            .collect();
+        assert_eq!(
+            brief,
+            [
+                ("00:04:f2:00:00:02", "known", "polycom", "VVX 411"),
+                ("00:90:8f:00:00:01", "known", "audiocodes", "450HD"),
+                ("00:90:8f:00:00:09", "provisional", "audiocodes", "440HD"),
+                ("52:54:00:00:00:07", "unknown", "", "AUDC-IPPhone"),
+            ]
+        );
+        assert_eq!(rows[0].last_seen, None);
+        let text = table(&rows, 1200);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("MAC "), "{text}");
+        assert!(lines[1].contains("Lab") && lines[1].contains("never"), "{text}");
+        assert!(lines[2].contains("Front desk") && lines[2].contains("10.0.0.5") && lines[2].contains("3m ago"), "{text}");
+        assert!(
+            lines[3].ends_with("00908F000009.cfg, 440HD.img (not found)")
+                && lines[3].contains("5s ago"),
+            "{text}"
+        );
+    }
+}
