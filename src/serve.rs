@@ -26,9 +26,10 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     let mut hook: Option<LeaseHook> = None;
     // Phones seen, from every stored lease and every transfer.
     let seen_file = seen_path(&config.server.state_dir);
-    let seen = Arc::new(Seen::load(&seen_file).map_err(anyhow::Error::msg).context(
-        "the phones seen before cannot be read (move the file away to start afresh)",
-    )?);
+    let seen =
+        Arc::new(Seen::load(&seen_file).map_err(anyhow::Error::msg).context(
+            "the phones seen before cannot be read (move the file away to start afresh)",
+        )?);
     if let Some(dns) = &config.dns {
         let subnets: Vec<Ipv4Net> = config.dhcp.subnets.iter().map(|s| s.net).collect();
         let zone = Arc::new(RwLock::new(Zone::new(dns, &subnets, config.time.serve)));
@@ -141,11 +142,14 @@ async fn save_every_5s(saver: SaveOnDrop) -> anyhow::Result<()> {
     }
 }
 
+/// Writes some state to a file if it changed.
+type Save = Box<dyn Fn(&std::path::Path) -> std::io::Result<()> + Send + Sync>;
+
 /// State written to a file in the state directory.
 struct SaveOnDrop {
     what: &'static str,
     path: std::path::PathBuf,
-    save: Box<dyn Fn(&std::path::Path) -> std::io::Result<()> + Send + Sync>,
+    save: Save,
 }
 
 impl SaveOnDrop {

@@ -685,3 +685,151 @@ fn private_files_reach_only_their_phone() {
     );
     f.lab.stop();
 }
+
+#[test]
+fn generated_and_provisional_files_reach_their_phone_and_phones_lists_them() {
+    // One AudioCodes phone in the inventory; another, not in it, gets a
+    // provisional configuration.
+    let mut f = Files::new(
+        "genprov",
+        r#"
+[[phone]]
+name = "Agent450"
+mac = "00:90:8f:aa:bb:cc"
+manufacturer = "AudioCodes"
+model = "450HD"
+extension = "7502"
+sip_password = "s3cret"
+"#,
+    );
+    f.start();
+    let lease = |iface: &str, mac: &str, model: &str| -> String {
+        f.lab
+            .cli
+            .ip(&["link", "set", iface, "address", mac])
+            .unwrap();
+        let user_class = format!("0x4d:{}", common::hex_of(model));
+        let env = f.lab.udhcpc(iface, &["-x", &user_class]);
+        let ip = env.get("ip").expect("a lease").clone();
+        f.lab.cli.addr(iface, &format!("{ip}/24")).unwrap();
+        ip
+    };
+    let known = lease(&f.lab.voice_if.clone(), "00:90:8f:aa:bb:cc", "450HD");
+    let stranger = lease(&f.lab.native_if.clone(), "00:90:8f:00:00:77", "440HD");
+    let fetch = |from: &str, server: &str, path: &str| -> (String, String) {
+        let out = f.out(&format!("gen-{}", common::rand_tag()));
+        let url = format!("http://{server}:8088{path}");
+        let (_, code) = f.client(
+            "curl",
+            &[
+                "-s",
+                "--interface",
+                from,
+                "-o",
+                out.to_str().unwrap(),
+                "-w",
+                "%{http_code}",
+                &url,
+            ],
+        );
+        (code, std::fs::read_to_string(&out).unwrap_or_default())
+    };
+    let (code, cfg) = fetch(&known, "10.250.0.1", "/00908FAABBCC.cfg");
+    assert_eq!(code, "200");
+    assert!(
+        cfg.contains("voip/line/0/auth_password=s3cret\n")
+            && cfg.contains("system/ntp/primary_server_address=10.250.0.1\n"),
+        "{cfg}"
+    );
+    // The stranger cannot read it, under any spelling, and gets its own
+    // provisional file: a Setup line, no credentials.
+    assert_eq!(fetch(&stranger, SERVER, "/00908FAABBCC.cfg").0, "404");
+    assert_eq!(fetch(&stranger, SERVER, "/00-90-8f-aa-bb-cc.cfg").0, "404");
+    let (code, cfg) = fetch(&stranger, SERVER, "/00908F000077.cfg");
+    assert_eq!(code, "200");
+    assert!(
+        cfg.contains("(440HD)")
+            && cfg.contains("voip/line/0/enabled=0\nvoip/line/0/description=Setup\n")
+            && cfg.contains("system/ntp/primary_server_address=192.168.1.1\n")
+            && !cfg.contains("auth"),
+        "{cfg}"
+    );
+    f.lab.stop();
+    // `dialtone phones`: both, with address, model and what they fetched.
+    let out = std::process::Command::new(common::BIN)
+        .args(["phones", "--json", "--config"])
+        .arg(f.lab.config_path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let row = |mac: &str| {
+        rows.iter()
+            .find(|r| r["mac"] == mac)
+            .unwrap_or_else(|| panic!("{mac} missing: {text}"))
+            .clone()
+    };
+    let files = |r: &serde_json::Value| -> Vec<(String, String)> {
+        r["fetched"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["file"].as_str().unwrap().to_string(),
+                    f["outcome"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let a = row("00:90:8f:aa:bb:cc");
+    assert_eq!(
+        (
+            a["status"].as_str(),
+            a["name"].as_str(),
+            a["model"].as_str()
+        ),
+        (Some("known"), Some("Agent450"), Some("450HD"))
+    );
+    assert_eq!(a["address"].as_str(), Some(known.as_str()));
+    assert_eq!(
+        files(&a),
+        [("/00908FAABBCC.cfg".to_string(), "complete".to_string())]
+    );
+    let b = row("00:90:8f:00:00:77");
+    assert_eq!(
+        (
+            b["status"].as_str(),
+            b["family"].as_str(),
+            b["model"].as_str()
+        ),
+        (Some("provisional"), Some("audiocodes"), Some("440HD"))
+    );
+    assert_eq!(b["address"].as_str(), Some(stranger.as_str()));
+    assert_eq!(
+        files(&b),
+        [
+            ("/00908FAABBCC.cfg".to_string(), "private".to_string()),
+            ("/00-90-8f-aa-bb-cc.cfg".to_string(), "private".to_string()),
+            ("/00908F000077.cfg".to_string(), "complete".to_string()),
+        ]
+    );
+    // The table says the same for people.
+    let out = std::process::Command::new(common::BIN)
+        .args(["phones", "--config"])
+        .arg(f.lab.config_path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.lines().any(|l| l.starts_with("00:90:8f:00:00:77")
+            && l.contains("provisional")
+            && l.contains("/00908FAABBCC.cfg (private)")),
+        "{table}"
+    );
+}

@@ -226,11 +226,12 @@ impl Generator for PhoneFiles {
                     self.seen.provisional(mac, crate::now());
                 }
                 Found {
-                path: rel,
-                size: text.len() as u64,
-                body: Body::Bytes(Bytes::from(text)),
-                modified: self.started,
-            }}),
+                    path: rel,
+                    size: text.len() as u64,
+                    body: Body::Bytes(Bytes::from(text)),
+                    modified: self.started,
+                }
+            }),
             Err(e) => {
                 tracing::warn!(target: "dialtone::files", %mac, file = %rel, error = %e, "cannot render the phone's configuration");
                 Err(Miss::Io(std::io::Error::other(e)))

@@ -153,7 +153,9 @@ impl Seen {
         let snapshot: BTreeMap<String, Sighting> = match self.inner.lock() {
             Ok(mut g) if g.1 => {
                 g.1 = false;
-                g.0.iter().map(|(m, s)| (m.to_string(), s.clone())).collect()
+                g.0.iter()
+                    .map(|(m, s)| (m.to_string(), s.clone()))
+                    .collect()
             }
             _ => return Ok(()),
         };
@@ -231,7 +233,13 @@ pub fn table(rows: &[Row], now: u64) -> String {
         "{:<17}  {:<12}  {:<11}  {:<23}  {:<8}  {:<15}  {:<10}  FETCHED\n",
         "MAC", "NAME", "STATUS", "FAMILY", "MODEL", "ADDRESS", "LAST SEEN"
     );
-    let dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
     for r in rows {
         let fetched: Vec<String> = r
             .fetched
@@ -249,9 +257,17 @@ pub fn table(rows: &[Row], now: u64) -> String {
             r.status,
             dash(&r.family),
             dash(&r.model),
-            r.address.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
-            r.last_seen.map(|t| ago(now, t)).unwrap_or_else(|| "never".into()),
-            if fetched.is_empty() { "-".to_string() } else { fetched.join(", ") }
+            r.address
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.last_seen
+                .map(|t| ago(now, t))
+                .unwrap_or_else(|| "never".into()),
+            if fetched.is_empty() {
+                "-".to_string()
+            } else {
+                fetched.join(", ")
+            }
         );
     }
     out
@@ -294,7 +310,10 @@ mod tests {
     #[test]
     fn leases_and_transfers_make_sightings_that_survive_a_restart() {
         let seen = Seen::default();
-        seen.lease(&lease("00:90:8f:aa:bb:cc", [10, 0, 0, 5], Some("450HD")), 100);
+        seen.lease(
+            &lease("00:90:8f:aa:bb:cc", [10, 0, 0, 5], Some("450HD")),
+            100,
+        );
         seen.lease(&lease("00:04:f2:00:00:01", [10, 0, 0, 6], None), 110);
         let client = Client {
             ip: Ipv4Addr::new(10, 0, 0, 5),
@@ -403,8 +422,14 @@ model = "VVX 411"
         )
         .unwrap();
         let seen = Seen::default();
-        seen.lease(&lease("00:90:8f:00:00:01", [10, 0, 0, 5], Some("450HD")), 1000);
-        seen.lease(&lease("00:90:8f:00:00:09", [10, 0, 0, 9], Some("440HD")), 1100);
+        seen.lease(
+            &lease("00:90:8f:00:00:01", [10, 0, 0, 5], Some("450HD")),
+            1000,
+        );
+        seen.lease(
+            &lease("00:90:8f:00:00:09", [10, 0, 0, 9], Some("440HD")),
+            1100,
+        );
         seen.provisional(mac("00:90:8f:00:00:09"), 1100);
         seen.lease(&lease("52:54:00:00:00:07", [10, 0, 0, 7], None), 1150);
         let client = Client {
@@ -421,7 +446,14 @@ model = "VVX 411"
         let rows = rows(&config.phones, &seen.snapshot());
         let brief: Vec<(&str, &str, &str, &str)> = rows
             .iter()
-            .map(|r| (r.mac.as_str(), r.status, r.family.as_str(), r.model.as_str()))
+            .map(|r| {
+                (
+                    r.mac.as_str(),
+                    r.status,
+                    r.family.as_str(),
+                    r.model.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             brief,
@@ -436,8 +468,16 @@ model = "VVX 411"
         let text = table(&rows, 1200);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("MAC "), "{text}");
-        assert!(lines[1].contains("Lab") && lines[1].contains("never"), "{text}");
-        assert!(lines[2].contains("Front desk") && lines[2].contains("10.0.0.5") && lines[2].contains("3m ago"), "{text}");
+        assert!(
+            lines[1].contains("Lab") && lines[1].contains("never"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("Front desk")
+                && lines[2].contains("10.0.0.5")
+                && lines[2].contains("3m ago"),
+            "{text}"
+        );
         assert!(
             lines[3].ends_with("00908F000009.cfg, 440HD.img (not found)")
                 && lines[3].contains("5s ago"),
