@@ -547,13 +547,15 @@ fn files(
     );
     let generator =
         generate::PhoneFiles::new(Arc::clone(config)).map(|g| g.with_seen(Arc::clone(&seen)));
+    let mut provisional = false;
     if let Some(p) = generator.as_ref().and_then(|g| g.phone(phone.mac)) {
+        provisional = p.origin == generate::PROVISIONAL;
         if p.family == crate::inventory::Family::Polycom
             && let Some(name) = generate::file_name(&p, generate::Kind::PolycomRegistration)
         {
             wanted.push((name, "listed in CONFIG_FILES".into()));
         }
-        if p.origin == generate::PROVISIONAL {
+        if provisional {
             let _ = writeln!(
                 o,
                 "  {} is not in the inventory: its configuration files are provisional (line \"{}\", no registration)",
@@ -593,7 +595,12 @@ fn files(
                 Ok(f) => match f.body {
                     Body::File(_) => format!(": static file {} ({} bytes)", f.path, f.size),
                     Body::Bytes(_) => format!(
-                        ": generated for this phone from the inventory ({} bytes, private)",
+                        ": generated for this phone {} ({} bytes, private)",
+                        if provisional {
+                            "as a provisional configuration"
+                        } else {
+                            "from the inventory"
+                        },
                         f.size
                     ),
                 },

@@ -191,8 +191,18 @@ http = ["0.0.0.0:8088"]
     );
     assert!(text.contains("3=\"sfb.lab.voip\""), "{text}");
     assert!(text.contains("sfb.lab.voip A: 10.250.1.160"), "{text}");
-    // This phone has no per-phone file in the tree.
-    assert!(text.contains("00908F123457.cfg: missing"), "{text}");
+    // This phone is in neither the tree nor the inventory: an AudioCodes
+    // MAC gets a provisional configuration.
+    assert!(
+        text.contains("00:90:8f:12:34:57 is not in the inventory: its configuration files are provisional (line \"Setup\", no registration)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "00908F123457.cfg: generated for this phone as a provisional configuration ("
+        ),
+        "{text}"
+    );
 
     assert!(text.contains("leases: none"), "{text}");
 
