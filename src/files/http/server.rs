@@ -457,7 +457,10 @@ async fn send_file(
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
         if n == 0 {
-            return Err(io::Error::other("file shrank while being sent"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being sent",
+            ));
         }
         *sent += n as u64;
     }
@@ -478,7 +481,8 @@ impl Finish {
         self.record.outcome = match result {
             Ok(()) if sent >= self.expected => self.done,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => Outcome::Timeout,
-            Err(e) if e.to_string().contains("shrank") => Outcome::Failed,
+            // The file, not the client, ran short.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Outcome::Failed,
             _ => Outcome::AbortedByClient,
         };
         if let Err(e) = result {
