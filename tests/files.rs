@@ -570,8 +570,15 @@ fn http_ranges_and_conditionals() {
             &url,
         ],
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let log = f.lab.log();
+    // The server sees the abort at its next write to the closed connection.
+    let mut log = String::new();
+    for _ in 0..25 {
+        log = f.lab.log();
+        if log.contains("\"outcome\":\"aborted by client\"") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(log.contains("\"outcome\":\"aborted by client\""), "{log}");
     assert!(log.contains("\"outcome\":\"partial\""), "{log}");
     assert!(log.contains("\"outcome\":\"not modified\""), "{log}");

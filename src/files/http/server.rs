@@ -108,6 +108,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, http: &Http) -> io:
                 tracing::info!(target: "dialtone::files", client = %peer, status, reason = %why, "HTTP request refused");
                 let r = Response::text(status, reason_text(status));
                 send(&mut stream, r, false, false).await?;
+                linger(&mut stream).await;
                 return Ok(());
             }
         };
@@ -133,6 +134,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, http: &Http) -> io:
                     false,
                 )
                 .await?;
+                linger(&mut stream).await;
                 return Ok(());
             }
         }
@@ -144,6 +146,23 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, http: &Http) -> io:
         send(&mut stream, response, keep_alive, is_head).await?;
         if !keep_alive {
             return Ok(());
+        }
+    }
+}
+
+/// Closes a connection whose client may still be sending (a refused
+/// request): our side is shut first and what arrives meanwhile is read and
+/// dropped, for up to 2 s or 1 MiB. Closing with unread bytes would send a
+/// reset, which can make the client drop the answer before reading it.
+async fn linger(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let mut left: usize = 1 << 20;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
         }
     }
 }
