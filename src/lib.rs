@@ -38,5 +38,6 @@ pub mod lab;
 pub mod logline;
 pub mod net;
 pub mod serve;
+pub mod statefile;
 pub mod sys;
 pub mod time;

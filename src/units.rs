@@ -56,6 +56,20 @@ impl FromStr for Mac {
     }
 }
 
+/// Written as `00:90:8f:12:34:56` (also as a JSON map key).
+impl serde::Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mac, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Parses `"90s"`, `"10m"`, `"1h"`, `"2d"`, `"1h30m"` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<u32, String> {
     let s = s.trim();

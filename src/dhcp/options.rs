@@ -214,6 +214,11 @@ impl fmt::Display for Template {
     }
 }
 
+/// A phone's model: option 77 if it sent one, else option 60.
+pub fn model_of<'a>(user_class: Option<&'a str>, vendor_class: Option<&'a str>) -> Option<&'a str> {
+    user_class.or(vendor_class).filter(|m| !m.is_empty())
+}
+
 /// What a rendered option may depend on.
 pub struct RenderCtx<'a> {
     pub server: Ipv4Addr,
@@ -231,9 +236,7 @@ pub type Images = std::collections::BTreeMap<String, String>;
 
 impl RenderCtx<'_> {
     pub fn model(&self) -> Option<&str> {
-        self.user_class
-            .or(self.vendor_class)
-            .filter(|m| !m.is_empty())
+        model_of(self.user_class, self.vendor_class)
     }
 
     pub fn image(&self) -> Option<String> {

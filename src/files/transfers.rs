@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::resolve::{Client, Miss};
+use crate::statefile::JsonState;
 use crate::units::Mac;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,14 +114,14 @@ pub type Observer = Box<dyn Fn(&Transfer) + Send + Sync>;
 /// Counters per file (by the path in the tree; misses by the name asked).
 #[derive(Default)]
 pub struct Counters {
-    files: Mutex<(BTreeMap<String, FileCounters>, bool)>,
+    files: JsonState<BTreeMap<String, FileCounters>>,
     observer: Option<Observer>,
 }
 
 impl Counters {
     pub fn with_observer(observer: Observer) -> Counters {
         Counters {
-            files: Mutex::default(),
+            files: JsonState::default(),
             observer: Some(observer),
         }
     }
@@ -133,8 +133,8 @@ impl Counters {
             o(t);
         }
         let key = t.file.as_deref().unwrap_or(&t.requested).to_string();
-        if let Ok(mut g) = self.files.lock() {
-            let c = g.0.entry(key).or_default();
+        self.files.update(|files| {
+            let c = files.entry(key).or_default();
             c.requests += 1;
             c.bytes += t.sent;
             match t.outcome {
@@ -146,28 +146,13 @@ impl Counters {
                 Outcome::Refused | Outcome::Private => c.refused += 1,
                 Outcome::NotFound | Outcome::Busy | Outcome::Failed => {}
             }
-            g.1 = true;
-        }
-    }
-
-    pub fn snapshot(&self) -> BTreeMap<String, FileCounters> {
-        self.files.lock().map(|g| g.0.clone()).unwrap_or_default()
+        });
     }
 
     /// Writes the counters to `path` (atomically) if they changed since the
     /// last write.
     pub fn save_if_changed(&self, path: &Path) -> std::io::Result<()> {
-        let snapshot = match self.files.lock() {
-            Ok(mut g) if g.1 => {
-                g.1 = false;
-                g.0.clone()
-            }
-            _ => return Ok(()),
-        };
-        let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_string_pretty(&snapshot).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
+        self.files.save_if_changed(path)
     }
 }
 

@@ -106,8 +106,7 @@ pub struct PhoneFiles {
 /// A phone not in the inventory, as far as its MAC and model tell: `None`
 /// unless dialtone writes configurations for its family.
 pub fn provisional(mac: Mac, model: Option<String>) -> Option<Phone> {
-    let maker = Manufacturer::of(mac)?;
-    let family = Family::of_model(maker, model.as_deref().unwrap_or(""));
+    let family = Family::of_mac(mac, model.as_deref())?;
     if !matches!(family, Family::AudioCodes | Family::Polycom) {
         return None;
     }
@@ -116,7 +115,7 @@ pub fn provisional(mac: Mac, model: Option<String>) -> Option<Phone> {
         name: None,
         mac: Some(mac),
         computer: None,
-        manufacturer: Some(maker),
+        manufacturer: Manufacturer::of(mac),
         model,
         family,
         extension: None,

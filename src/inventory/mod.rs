@@ -123,6 +123,12 @@ impl Family {
         })
     }
 
+    /// The family of a phone known only by its MAC (the OUI's maker) and
+    /// the model it gave, if any.
+    pub fn of_mac(mac: Mac, model: Option<&str>) -> Option<Family> {
+        Manufacturer::of(mac).map(|m| Family::of_model(m, model.unwrap_or("")))
+    }
+
     /// The family CIC's lists mean by a manufacturer and model.
     pub fn of_model(maker: Manufacturer, model: &str) -> Family {
         match maker {

@@ -9,12 +9,13 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dhcp::options::model_of;
 use crate::files::transfers::Transfer;
 use crate::leases::{Lease, LeaseState};
+use crate::statefile::JsonState;
 use crate::units::Mac;
 
 /// Files remembered per phone (the most recent, one entry per file).
@@ -55,41 +56,26 @@ pub struct Fetch {
 /// Phones seen, by MAC.
 #[derive(Debug, Default)]
 pub struct Seen {
-    inner: Mutex<(BTreeMap<Mac, Sighting>, bool)>,
+    phones: JsonState<BTreeMap<Mac, Sighting>>,
 }
 
 impl Seen {
     /// The phones seen before, from `path` (none if it does not exist).
     pub fn load(path: &Path) -> Result<Seen, String> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Seen::default()),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
-        let map: BTreeMap<String, Sighting> =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut phones = BTreeMap::new();
-        for (k, v) in map {
-            let mac: Mac = k
-                .parse()
-                .map_err(|e| format!("{}: entry {k:?}: {e}", path.display()))?;
-            phones.insert(mac, v);
-        }
         Ok(Seen {
-            inner: Mutex::new((phones, false)),
+            phones: JsonState::load(path)?,
         })
     }
 
     fn update(&self, mac: Mac, now: u64, f: impl FnOnce(&mut Sighting)) {
-        if let Ok(mut g) = self.inner.lock() {
-            let s = g.0.entry(mac).or_insert_with(|| Sighting {
+        self.phones.update(|phones| {
+            let s = phones.entry(mac).or_insert_with(|| Sighting {
                 first_seen: now,
                 ..Sighting::default()
             });
             s.last_seen = s.last_seen.max(now);
             f(s);
-            g.1 = true;
-        }
+        });
     }
 
     /// A lease was stored (offered leases are not stored; bound, released,
@@ -102,12 +88,7 @@ impl Seen {
             if l.vendor_class.is_some() {
                 s.vendor_class = l.vendor_class.clone();
             }
-            let model = l
-                .user_class
-                .as_deref()
-                .or(l.vendor_class.as_deref())
-                .filter(|m| !m.is_empty());
-            if let Some(m) = model {
+            if let Some(m) = model_of(l.user_class.as_deref(), l.vendor_class.as_deref()) {
                 s.model = Some(m.to_string());
             }
             if l.hostname.is_some() {
@@ -140,29 +121,17 @@ impl Seen {
 
     /// The model a phone gave in its last lease.
     pub fn model(&self, mac: Mac) -> Option<String> {
-        self.inner.lock().ok()?.0.get(&mac)?.model.clone()
+        self.phones.read(|p| p.get(&mac)?.model.clone())
     }
 
     pub fn snapshot(&self) -> BTreeMap<Mac, Sighting> {
-        self.inner.lock().map(|g| g.0.clone()).unwrap_or_default()
+        self.phones.snapshot()
     }
 
     /// Writes the phones to `path` (atomically) if they changed since the
     /// last write.
     pub fn save_if_changed(&self, path: &Path) -> std::io::Result<()> {
-        let snapshot: BTreeMap<String, Sighting> = match self.inner.lock() {
-            Ok(mut g) if g.1 => {
-                g.1 = false;
-                g.0.iter()
-                    .map(|(m, s)| (m.to_string(), s.clone()))
-                    .collect()
-            }
-            _ => return Ok(()),
-        };
-        let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_string_pretty(&snapshot).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
+        self.phones.save_if_changed(path)
     }
 }
 
@@ -202,11 +171,8 @@ pub fn rows(inventory: &super::Inventory, seen: &BTreeMap<Mac, Sighting>) -> Vec
                 .and_then(|p| p.model.clone())
                 .or_else(|| s.and_then(|s| s.model.clone()));
             let family = match phone {
-                Some(p) => p.family.name().to_string(),
-                None => super::Manufacturer::of(mac)
-                    .map(|m| super::Family::of_model(m, model.as_deref().unwrap_or("")))
-                    .map(|f| f.name().to_string())
-                    .unwrap_or_default(),
+                Some(p) => Some(p.family),
+                None => super::Family::of_mac(mac, model.as_deref()),
             };
             Row {
                 mac: mac.to_string(),
@@ -216,7 +182,7 @@ pub fn rows(inventory: &super::Inventory, seen: &BTreeMap<Mac, Sighting>) -> Vec
                     (None, Some(s)) if s.provisional => "provisional",
                     (None, _) => "unknown",
                 },
-                family,
+                family: family.map(|f| f.name().to_string()).unwrap_or_default(),
                 model: model.unwrap_or_default(),
                 address: s.and_then(|s| s.address),
                 last_seen: s.map(|s| s.last_seen),

@@ -207,9 +207,7 @@ async fn discard(stream: &mut TcpStream, buf: &mut Vec<u8>, mut n: usize) -> io:
     let mut sink = [0u8; 4096];
     while n > 0 {
         let want = n.min(sink.len());
-        let got = tokio::time::timeout(HEAD_TIMEOUT, stream.read(&mut sink[..want]))
-            .await
-            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        let got = within(HEAD_TIMEOUT, stream.read(&mut sink[..want])).await?;
         if got == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -424,28 +422,38 @@ async fn send(
     result
 }
 
-async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
-    tokio::time::timeout(SEND_TIMEOUT, stream.write_all(bytes))
+/// `f`, or a `TimedOut` error if it takes longer than `limit`.
+async fn within<T>(
+    limit: Duration,
+    f: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(limit, f)
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
 }
 
+/// `op` (a non-blocking write) once the socket takes data, within
+/// `SEND_TIMEOUT`.
+async fn when_writable<T>(
+    stream: &TcpStream,
+    mut op: impl FnMut() -> nix::Result<T>,
+) -> io::Result<T> {
+    within(
+        SEND_TIMEOUT,
+        stream.async_io(Interest::WRITABLE, || op().map_err(io::Error::from)),
+    )
+    .await
+}
+
+async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    within(SEND_TIMEOUT, stream.write_all(bytes)).await
+}
+
 async fn send_more(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     use nix::sys::socket::{MsgFlags, send};
+    let flags = MsgFlags::from_bits_retain(libc::MSG_MORE) | MsgFlags::MSG_NOSIGNAL;
     while !bytes.is_empty() {
-        let n = tokio::time::timeout(
-            SEND_TIMEOUT,
-            stream.async_io(Interest::WRITABLE, || {
-                send(
-                    stream.as_raw_fd(),
-                    bytes,
-                    MsgFlags::from_bits_retain(libc::MSG_MORE) | MsgFlags::MSG_NOSIGNAL,
-                )
-                .map_err(io::Error::from)
-            }),
-        )
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        let n = when_writable(stream, || send(stream.as_raw_fd(), bytes, flags)).await?;
         bytes = &bytes[n..];
     }
     Ok(())
@@ -466,15 +474,10 @@ async fn send_file(
             .unwrap_or(usize::MAX)
             .min(SENDFILE_MAX);
         let mut offset = i64::try_from(start + *sent).map_err(io::Error::other)?;
-        let n = tokio::time::timeout(
-            SEND_TIMEOUT,
-            stream.async_io(Interest::WRITABLE, || {
-                nix::sys::sendfile::sendfile(stream.as_fd(), file.as_fd(), Some(&mut offset), left)
-                    .map_err(io::Error::from)
-            }),
-        )
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        let n = when_writable(stream, || {
+            nix::sys::sendfile::sendfile(stream.as_fd(), file.as_fd(), Some(&mut offset), left)
+        })
+        .await?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

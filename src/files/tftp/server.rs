@@ -322,7 +322,7 @@ async fn drive(
     tftp: &Tftp,
 ) -> (Outcome, u64) {
     let (blksize, timeout, retries) = (n.blksize, n.timeout, tftp.config.tftp_retries);
-    let mut spin = pace::AckPoll::default();
+    let mut ack_poll = pace::AckPoll::default();
     let mut out = Vec::with_capacity(usize::from(blksize) + 4);
     let mut inbuf = vec![0u8; 1024];
     if let Some(o) = oack
@@ -345,7 +345,7 @@ async fn drive(
                     }
                 };
                 packet::data(wire_number(idx), &payload, &mut out);
-                spin.sent();
+                ack_poll.sent();
                 if let Err(e) = sock.send(&out).await {
                     // The client's port is gone (ICMP unreachable): it gave up.
                     tracing::debug!(target: "dialtone::files", error = %e, "TFTP send failed");
@@ -359,11 +359,11 @@ async fn drive(
         // Wait for an ACK that moves the transfer, until the deadline.
         let deadline = tokio::time::Instant::now() + timeout;
         step = loop {
-            let got = match spin.wait(sock, &mut inbuf) {
+            let got = match ack_poll.wait(sock, &mut inbuf) {
                 Some(r) => Ok(r),
                 None => tokio::time::timeout_at(deadline, sock.recv(&mut inbuf)).await,
             };
-            spin.acked();
+            ack_poll.acked();
             match got {
                 Err(_) => match window.on_timeout(retries) {
                     None => return (Outcome::Timeout, window.acked()),
