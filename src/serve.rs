@@ -71,6 +71,14 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
                 files.root.display()
             )
         })?;
+        if let Some(dir) = &files.upload {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "[files] upload {}: cannot make the upload folder",
+                    dir.display()
+                )
+            })?;
+        }
         let resolver = match PhoneFiles::new(Arc::clone(&config)) {
             Some(g) => resolver.with_generator(Arc::new(g.with_seen(Arc::clone(&seen)))),
             None => resolver,

@@ -112,6 +112,29 @@ pub fn parse_duration(s: &str) -> Result<u32, String> {
     u32::try_from(total).map_err(|_| format!("`{s}` is too long a duration"))
 }
 
+/// Parses a size in bytes: `"16M"`, `"512K"`, `"1G"` (powers of 1024, an
+/// optional `iB` or `B` after the letter) or a bare number of bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad =
+        || format!("`{s}` is not a size (expected e.g. \"16M\", \"512K\" or a number of bytes)");
+    let lower = t.to_ascii_lowercase();
+    let unit_text = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (digits, shift) = match unit_text.chars().last() {
+        Some('k') => (&unit_text[..unit_text.len() - 1], 10),
+        Some('m') => (&unit_text[..unit_text.len() - 1], 20),
+        Some('g') => (&unit_text[..unit_text.len() - 1], 30),
+        Some(c) if c.is_ascii_digit() => (unit_text, 0),
+        _ => return Err(bad()),
+    };
+    let n: u64 = digits.trim().parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{s}` is too large a size"))
+}
+
 /// An IPv4 network such as `192.168.1.0/24`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ipv4Net {
@@ -215,6 +238,20 @@ mod tests {
         assert_eq!("0090.8f12.3456".parse::<Mac>().unwrap(), m);
         assert!("00:90:8f:12:34".parse::<Mac>().is_err());
         assert!("00:90:8f:12:34:5g".parse::<Mac>().is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16M"), Ok(16 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("2MB"), Ok(2 << 20));
+        assert_eq!(parse_size(" 4096 "), Ok(4096));
+        assert_eq!(parse_size("100B"), Ok(100));
+        for bad in ["", "M", "12X", "-1K", "1.5M", "k12"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(parse_size("99999999999999G").is_err());
     }
 
     #[test]

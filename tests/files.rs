@@ -33,7 +33,8 @@ struct Files {
 
 impl Files {
     /// A lab whose server serves `root` (TFTP and HTTP on port 8088), with
-    /// the phone side's native interface at 192.168.1.50.
+    /// the phone side's native interface at 192.168.1.50. `@DIR@` in
+    /// `extra` is the lab's own folder.
     fn new(tag: &str, extra: &str) -> Files {
         let lab = Lab::new(tag);
         let root = lab.dir.join("tree");
@@ -41,9 +42,10 @@ impl Files {
         std::fs::create_dir_all(&root).unwrap();
         std::fs::create_dir_all(&out).unwrap();
         lab.write_config(&format!(
-            "{}\n[files]\nroot = \"{}\"\nhttp = [\"0.0.0.0:8088\"]\n{extra}",
+            "{}\n[files]\nroot = \"{}\"\nhttp = [\"0.0.0.0:8088\"]\n{}",
             base_config(),
-            root.display()
+            root.display(),
+            extra.replace("@DIR@", &lab.dir.display().to_string())
         ));
         lab.cli.addr(&lab.native_if, CLIENT).unwrap();
         Files { lab, root, out }
@@ -839,4 +841,204 @@ sip_password = "s3cret"
             && l.contains("/00908FAABBCC.cfg (private)")),
         "{table}"
     );
+}
+
+/// Every file under `dir`, as paths relative to it, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn tftp_uploads_land_in_the_upload_folder() {
+    let mut f = Files::new(
+        "upload",
+        "upload = \"@DIR@/uploads\"\nupload_max = \"1M\"\n",
+    );
+    let uploads = f.lab.dir.join("uploads");
+    f.start();
+    assert!(uploads.is_dir(), "serve makes the upload folder");
+    let log_text = b"boot 1\nboot 2\r\nend\n".to_vec();
+    let blob = pattern(700_000, 21);
+    let local = |name: &str, bytes: &[u8]| {
+        let p = f.out(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    };
+    let blob_path = local("blob", &blob);
+    let text_path = local("text", &log_text);
+    let stored = |name: &str| std::fs::read(uploads.join(name)).unwrap_or_default();
+
+    // tftp-hpa, plain RFC 1350, binary and netascii.
+    let (ok, text) = f.client(
+        "tftp",
+        &[
+            "-m",
+            "binary",
+            SERVER,
+            "-c",
+            "put",
+            &blob_path,
+            "logs/blob.bin",
+        ],
+    );
+    assert!(ok && !text.contains("Error"), "{text}");
+    assert!(
+        stored("logs/blob.bin") == blob,
+        "tftp-hpa binary upload differs\n{}",
+        f.lab.log()
+    );
+    let (ok, text) = f.client(
+        "tftp",
+        &["-m", "ascii", SERVER, "-c", "put", &text_path, "boot.log"],
+    );
+    assert!(ok && !text.contains("Error"), "{text}");
+    assert_eq!(stored("boot.log"), log_text, "netascii decoded back");
+    // atftp with blksize and tsize; curl (which announces tsize).
+    let (ok, text) = f.client(
+        "atftp",
+        &[
+            "--put",
+            "-l",
+            &blob_path,
+            "-r",
+            "atftp.bin",
+            "--option",
+            "blksize 1468",
+            "--option",
+            "tsize",
+            "--option",
+            "windowsize 8",
+            SERVER,
+        ],
+    );
+    assert!(ok, "atftp: {text}");
+    assert!(
+        stored("atftp.bin") == blob,
+        "atftp upload differs\n{}",
+        f.lab.log()
+    );
+    let url = format!("tftp://{SERVER}/curl.bin");
+    let (ok, text) = f.client(
+        "curl",
+        &["-sS", "--tftp-blksize", "1024", "-T", &blob_path, &url],
+    );
+    assert!(ok, "curl: {text}");
+    assert!(stored("curl.bin") == blob, "curl upload differs");
+    // A second upload of a name replaces the first.
+    let (ok, text) = f.client(
+        "tftp",
+        &["-m", "binary", SERVER, "-c", "put", &text_path, "curl.bin"],
+    );
+    assert!(ok && !text.contains("Error"), "{text}");
+    assert_eq!(stored("curl.bin"), log_text);
+
+    // Over the limit: refused up front when the size is announced (curl),
+    // at the first block past it otherwise (tftp-hpa); nothing is kept.
+    let big_path = local("big", &pattern(1_200_000, 22));
+    let url = format!("tftp://{SERVER}/big.bin");
+    let (ok, _) = f.client("curl", &["-sS", "-T", &big_path, &url]);
+    assert!(!ok, "curl's oversized upload was accepted");
+    let (_, text) = f.client(
+        "tftp",
+        &["-m", "binary", SERVER, "-c", "put", &big_path, "big.bin"],
+    );
+    assert!(text.contains("limited to 1048576 bytes"), "{text}");
+    // Names that climb out, hidden names and another phone's MAC.
+    for name in [
+        "../escape.log",
+        "/etc/escape.log",
+        ".hidden.log",
+        "00908faabbcc-app.log",
+    ] {
+        let (_, text) = f.client(
+            "tftp",
+            &["-m", "binary", SERVER, "-c", "put", &text_path, name],
+        );
+        assert!(text.contains("Access violation"), "{name}: {text}");
+    }
+    assert!(!f.lab.dir.join("escape.log").exists());
+
+    // A phone with a lease may upload under its own MAC.
+    let mac = "00:90:8f:aa:bb:cc";
+    f.lab
+        .cli
+        .ip(&["link", "set", &f.lab.voice_if, "address", mac])
+        .unwrap();
+    let env = f.lab.udhcpc(&f.lab.voice_if.clone(), &[]);
+    let ip = env.get("ip").expect("a lease").clone();
+    f.lab
+        .cli
+        .addr(&f.lab.voice_if, &format!("{ip}/24"))
+        .unwrap();
+    let url = "tftp://10.250.0.1/00908faabbcc-app.log";
+    let (ok, text) = f.client("curl", &["-sS", "--interface", &ip, "-T", &text_path, url]);
+    assert!(ok, "{text}");
+    assert_eq!(stored("00908faabbcc-app.log"), log_text);
+
+    // By hand: a block sent again (its ACK lost) is acknowledged again and
+    // stored once; an upload the client abandons leaves nothing behind.
+    let server: SocketAddr = format!("{SERVER}:69").parse().unwrap();
+    let mut buf = [0u8; 600];
+    let s = raw_client(&f);
+    let mut wrq = rrq("abandoned.log", &[]);
+    wrq[1] = 2;
+    s.send_to(&wrq, server).unwrap();
+    let (n, tid) = s.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[0, 4, 0, 0], "ACK 0 expected");
+    let mut data = vec![0, 3, 0, 1];
+    data.extend_from_slice(&[b'x'; 512]);
+    for _ in 0..2 {
+        s.send_to(&data, tid).unwrap();
+        let (n, _) = s.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[0, 4, 0, 1]);
+    }
+    let partials = std::fs::read_dir(&uploads)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .count();
+    assert_eq!(partials, 1, "the upload in progress writes a partial file");
+    s.send_to(b"\x00\x05\x00\x00gave up\x00", tid).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    assert_eq!(
+        tree(&uploads),
+        [
+            "00908faabbcc-app.log",
+            "atftp.bin",
+            "boot.log",
+            "curl.bin",
+            "logs/blob.bin"
+        ],
+        "only finished uploads, no partial files"
+    );
+    assert!(
+        tree(&f.root).is_empty(),
+        "uploads never land in the served tree"
+    );
+    let log = f.lab.log();
+    let uploads_logged = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"protocol\":\"tftp-upload\"") && l.contains("\"outcome\":\"complete\"")
+        })
+        .count();
+    assert_eq!(uploads_logged, 6, "{log}");
+    assert!(log.contains("\"outcome\":\"aborted by client\""), "{log}");
+    assert!(log.contains("\"outcome\":\"refused\""), "{log}");
+    assert!(log.contains(&format!("\"mac\":\"{mac}\"")), "{log}");
+    f.lab.stop();
 }

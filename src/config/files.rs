@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::RawFiles;
+use super::raw::{RawFiles, RawSize};
 use super::{ConfigError, Cx};
+use crate::units::parse_size;
 
 /// Firmware and configuration files, one tree for TFTP and HTTP.
 #[derive(Debug, Clone)]
@@ -31,6 +32,12 @@ pub struct Files {
     /// again (a client's `timeout` option overrides it), and how often.
     pub tftp_timeout: Duration,
     pub tftp_retries: u32,
+    /// The folder TFTP write requests store their files in (phone logs);
+    /// none: writes are refused. Never inside `root`, and `root` never
+    /// inside it, so an upload is neither served nor replaces a served file.
+    pub upload: Option<PathBuf>,
+    /// The largest upload accepted, in bytes.
+    pub upload_max: u64,
 }
 
 impl Default for Files {
@@ -45,6 +52,8 @@ impl Default for Files {
             max_window: 64,
             tftp_timeout: Duration::from_secs(1),
             tftp_retries: 5,
+            upload: None,
+            upload_max: 16 << 20,
         }
     }
 }
@@ -141,6 +150,42 @@ impl Cx<'_> {
                 .ok()
                 .filter(|n| (1..=50).contains(n))
                 .ok_or_else(|| self.err(n, "files.tftp_retries", "expected a number, 1-50"))?;
+        }
+        if let Some(u) = &raw.upload {
+            let text = u.get_ref().trim();
+            if text.is_empty() || !text.starts_with('/') {
+                return Err(self.err(
+                    u,
+                    "files.upload",
+                    "expected an absolute folder path, e.g. \"/var/lib/dialtone/uploads\"",
+                ));
+            }
+            let dir = PathBuf::from(text);
+            if dir.starts_with(&f.root) || f.root.starts_with(&dir) {
+                return Err(self.err(
+                    u,
+                    "files.upload",
+                    format!(
+                        "expected a folder outside files.root ({}) that does not hold it: uploads must not be served to others or replace served files",
+                        f.root.display()
+                    ),
+                ));
+            }
+            f.upload = Some(dir);
+        }
+        if let Some(m) = &raw.upload_max {
+            let bytes = match m.get_ref() {
+                RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| {
+                    self.err(m, "files.upload_max", "expected a size such as \"16M\"")
+                })?,
+                RawSize::Text(t) => {
+                    parse_size(t).map_err(|e| self.err(m, "files.upload_max", e))?
+                }
+            };
+            if bytes == 0 {
+                return Err(self.err(m, "files.upload_max", "expected a size above 0"));
+            }
+            f.upload_max = bytes;
         }
         Ok(f)
     }

@@ -89,6 +89,14 @@ pub enum RawDuration {
     Text(String),
 }
 
+/// A size: a number of bytes or text such as `"16M"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSubnet {
@@ -294,4 +302,6 @@ pub struct RawFiles {
     pub max_window: Option<Spanned<i64>>,
     pub tftp_timeout: Option<Spanned<RawDuration>>,
     pub tftp_retries: Option<Spanned<i64>>,
+    pub upload: Option<Spanned<String>>,
+    pub upload_max: Option<Spanned<RawSize>>,
 }

@@ -186,6 +186,10 @@ pub fn normalized(c: &Config) -> String {
         let _ = writeln!(o, "max_window = {}", f.max_window);
         let _ = writeln!(o, "tftp_timeout = {}", f.tftp_timeout.as_secs());
         let _ = writeln!(o, "tftp_retries = {}", f.tftp_retries);
+        if let Some(u) = &f.upload {
+            let _ = writeln!(o, "upload = {}", quote(&u.display().to_string()));
+        }
+        let _ = writeln!(o, "upload_max = {}", f.upload_max);
     }
     let inv = &c.inventory;
     let _ = writeln!(o, "\n[inventory]");

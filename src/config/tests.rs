@@ -285,6 +285,42 @@ fn files_section_loads_and_reports_errors() {
     let e = err(&format!("{base}\n[files]\nuploads = \"/tmp\"\n"));
     assert!(e.to_string().contains("uploads"), "{e}");
     assert!(e.line > 1, "{e}");
+    // The upload folder: absolute, apart from the served tree; its limit.
+    let c = Config::parse(
+        "t.toml",
+        &format!("{base}\n[files]\nroot = \"/srv/dialtone\"\nupload = \"/var/lib/dialtone/uploads\"\nupload_max = \"2M\"\n"),
+    )
+    .expect("valid");
+    let f = c.files.as_ref().expect("files");
+    assert_eq!(
+        f.upload.as_deref(),
+        Some(std::path::Path::new("/var/lib/dialtone/uploads"))
+    );
+    assert_eq!(f.upload_max, 2 << 20);
+    let again = Config::parse("n.toml", &c.to_normalized_toml()).expect("normalized is valid");
+    let g = again.files.expect("files");
+    assert_eq!((g.upload, g.upload_max), (f.upload.clone(), f.upload_max));
+    assert_eq!(
+        Config::parse("t.toml", &format!("{base}\n[files]\n"))
+            .expect("valid")
+            .files
+            .map(|f| f.upload),
+        Some(None)
+    );
+    for (bad, why) in [
+        ("upload = \"uploads\"", "absolute"),
+        ("upload = \"/srv/dialtone/logs\"", "outside files.root"),
+        ("upload = \"/srv\"", "outside files.root"),
+        ("upload_max = \"lots\"", "not a size"),
+        ("upload_max = 0", "above 0"),
+        ("upload_max = -5", "expected a size"),
+    ] {
+        let e = err(&format!(
+            "{base}\n[files]\nroot = \"/srv/dialtone\"\n{bad}\n"
+        ));
+        assert!(e.key.starts_with("files.upload"), "{bad}: {e}");
+        assert!(e.to_string().contains(why), "{bad}: {e}");
+    }
 }
 
 #[test]

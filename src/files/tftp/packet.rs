@@ -16,6 +16,7 @@ pub const OACK: u16 = 6;
 pub const ERR_UNDEFINED: u16 = 0;
 pub const ERR_NOT_FOUND: u16 = 1;
 pub const ERR_ACCESS: u16 = 2;
+pub const ERR_DISK_FULL: u16 = 3;
 pub const ERR_ILLEGAL: u16 = 4;
 pub const ERR_UNKNOWN_TID: u16 = 5;
 pub const ERR_OPTIONS: u16 = 8;

@@ -14,9 +14,9 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 
-use super::pace;
 use super::packet::{self, Limits, Mode, Packet, Request};
 use super::window::{Resend, Step, Window, wire_number};
+use super::{pace, upload};
 use crate::config::Files;
 use crate::files::resolve::{Body, Found, Miss, Resolver, read_chunk};
 use crate::files::transfers::{Counters, Outcome, Transfer};
@@ -118,39 +118,22 @@ async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
             continue;
         };
         match packet::parse(&buf[..n]) {
-            Ok(Packet::Read(req)) => {
-                let Ok(permit) = Arc::clone(&tftp.slots).try_acquire_owned() else {
-                    let msg = format!(
-                        "too many transfers at once ({}); try again",
-                        tftp.config.max_transfers
-                    );
-                    let _ = sock
-                        .send_to(&packet::error(packet::ERR_UNDEFINED, &msg), from)
-                        .await;
-                    let client = tftp.resolver.client(*from.ip());
-                    let mut record = Transfer::begin("tftp", &client, &req.filename);
-                    record.outcome = Outcome::Busy;
-                    record.detail = msg;
-                    tftp.counters.finish(&record);
-                    continue;
-                };
-                let tftp = Arc::clone(&tftp);
-                let name = name.to_string();
-                tokio::spawn(async move {
-                    let _running = pace::Running::start();
-                    transfer(&tftp, &name, req, from, local).await;
-                    drop(permit);
-                });
-            }
-            Ok(Packet::Write(req)) => {
-                tracing::info!(target: "dialtone::files", client = %from, requested = %req.filename, "TFTP write refused");
+            Ok(Packet::Read(req)) => start(&tftp, &sock, name, req, false, from, local).await,
+            Ok(Packet::Write(req)) if tftp.config.upload.is_none() => {
+                // Refused here, without taking a transfer slot.
                 let _ = sock
                     .send_to(
                         &packet::error(packet::ERR_ACCESS, "writes are not accepted"),
                         from,
                     )
                     .await;
+                let client = tftp.resolver.client(*from.ip());
+                let mut record = Transfer::begin("tftp-upload", &client, &req.filename);
+                record.outcome = Outcome::Refused;
+                record.detail = "no upload folder is configured".into();
+                tftp.counters.finish(&record);
             }
+            Ok(Packet::Write(req)) => start(&tftp, &sock, name, req, true, from, local).await,
             Ok(_) => {
                 tracing::debug!(target: "dialtone::files", client = %from, "TFTP packet on port {port} that is not a request; dropped");
             }
@@ -164,10 +147,50 @@ async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
     }
 }
 
+/// Starts a read (or, `write`, an upload) in its own task, or refuses it
+/// when the transfer limit is reached.
+async fn start(
+    tftp: &Arc<Tftp>,
+    sock: &UdpSocket,
+    interface: &str,
+    req: Request,
+    write: bool,
+    from: SocketAddrV4,
+    local: Ipv4Addr,
+) {
+    let Ok(permit) = Arc::clone(&tftp.slots).try_acquire_owned() else {
+        let msg = format!(
+            "too many transfers at once ({}); try again",
+            tftp.config.max_transfers
+        );
+        let _ = sock
+            .send_to(&packet::error(packet::ERR_UNDEFINED, &msg), from)
+            .await;
+        let client = tftp.resolver.client(*from.ip());
+        let protocol = if write { "tftp-upload" } else { "tftp" };
+        let mut record = Transfer::begin(protocol, &client, &req.filename);
+        record.outcome = Outcome::Busy;
+        record.detail = msg;
+        tftp.counters.finish(&record);
+        return;
+    };
+    let tftp = Arc::clone(tftp);
+    let interface = interface.to_string();
+    tokio::spawn(async move {
+        if write {
+            upload::receive(&tftp, &interface, req, from, local).await;
+        } else {
+            let _running = pace::Running::start();
+            transfer(&tftp, &interface, req, from, local).await;
+        }
+        drop(permit);
+    });
+}
+
 /// The transfer's own socket: bound to the address the request was sent to
 /// (so replies come from where the client sent) and to the interface,
 /// connected to the client.
-fn transfer_socket(
+pub(super) fn transfer_socket(
     interface: &str,
     local: Ipv4Addr,
     client: SocketAddrV4,

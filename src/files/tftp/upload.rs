@@ -1,0 +1,392 @@
+//! TFTP write requests into the upload folder (`[files] upload`): phone logs
+//! and the like. An upload is written to a hidden partial file beside its
+//! target and renamed over it only when the last block has arrived, so a
+//! broken upload never replaces a good file; the partial file is removed
+//! whatever ends the transfer. Uploads are never served: the folder lies
+//! outside the served tree.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::UdpSocket;
+
+use super::packet::{self, Limits, Mode, Packet, Request};
+use super::receive::{Got, NetasciiDecoder, Receive};
+use super::server::{Tftp, transfer_socket};
+use crate::files::path::{self, mac_in_name};
+use crate::files::resolve::Client;
+use crate::files::transfers::{Outcome, Transfer};
+use crate::units::Mac;
+
+/// Partial files are written through a buffer of this size.
+const WRITE_BUFFER: usize = 256 << 10;
+
+/// Where an upload named `raw` goes inside the upload folder, as components,
+/// or why it is refused: the name rules of reads (no `..`, NUL, absolute
+/// names outside the folder), no hidden names (partial files are hidden),
+/// and a name that carries a MAC only from that MAC's phone. No I/O.
+pub fn target(raw: &str, folder: &str, client: Option<Mac>) -> Result<Vec<String>, String> {
+    let parts = path::components(raw, folder, false).map_err(|e| e.to_string())?;
+    if parts.iter().any(|p| p.starts_with('.')) {
+        return Err("names starting with `.` are refused".into());
+    }
+    let name = parts.last().map(String::as_str).unwrap_or_default();
+    if let Some((_, owner, _)) = mac_in_name(name)
+        && client != Some(owner)
+    {
+        return Err(format!(
+            "the name carries {owner}, and the sender is not that phone"
+        ));
+    }
+    Ok(parts)
+}
+
+/// The size the client announced with `tsize`, if any.
+fn announced(options: &[(String, String)]) -> Option<u64> {
+    options
+        .iter()
+        .find(|(k, _)| k == "tsize")
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
+/// Removes the partial file unless the upload was put in place.
+#[derive(Debug)]
+struct Partial {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Makes the folders of `parts` inside `folder` (not following links) and
+/// creates a new partial file beside the target. Blocking.
+fn open_partial(folder: &Path, parts: &[String]) -> io::Result<(PathBuf, Partial, std::fs::File)> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut dir = folder.to_path_buf();
+    let (name, dirs) = parts
+        .split_last()
+        .ok_or_else(|| io::Error::other("empty name"))?;
+    for d in dirs {
+        dir.push(d);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(io::Error::other(format!(
+                    "{} is not a folder",
+                    dir.display()
+                )));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&dir)?,
+            Err(e) => return Err(e),
+        }
+    }
+    let target = dir.join(name);
+    if std::fs::symlink_metadata(&target).is_ok_and(|m| !m.is_file()) {
+        return Err(io::Error::other(format!(
+            "{} exists and is not a plain file",
+            target.display()
+        )));
+    }
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let partial = dir.join(format!(".{name}.{}-{n}.part", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&partial)?;
+    Ok((
+        target,
+        Partial {
+            path: partial,
+            kept: false,
+        },
+        file,
+    ))
+}
+
+/// One write request from start to end, with its event.
+pub async fn receive(
+    tftp: &Tftp,
+    interface: &str,
+    req: Request,
+    from: SocketAddrV4,
+    local: Ipv4Addr,
+) {
+    let client = tftp.resolver.client(*from.ip());
+    let mut record = Transfer::begin("tftp-upload", &client, &req.filename);
+    record.detail = format!("mode {}", req.mode.as_str());
+    let sock = match transfer_socket(interface, local, from) {
+        Ok(s) => s,
+        Err(e) => {
+            record.detail = format!("cannot open a transfer socket on {local}: {e}");
+            tftp.counters.finish(&record);
+            return;
+        }
+    };
+    match store(tftp, &sock, &req, &client, &mut record).await {
+        Ok((rx, timeout)) => {
+            record.outcome = Outcome::Complete;
+            tftp.counters.finish(&record);
+            dally(&sock, rx, timeout, tftp.config.tftp_retries).await;
+        }
+        Err((outcome, detail)) => {
+            record.outcome = outcome;
+            if !detail.is_empty() {
+                record.detail = format!("{}; {detail}", record.detail);
+            }
+            tftp.counters.finish(&record);
+        }
+    }
+}
+
+/// After the last block: if the sender did not get the final
+/// acknowledgement, it sends its last block again; acknowledge it again
+/// (RFC 1350's dally) until a timeout passes quietly, a bounded number of
+/// times.
+async fn dally(sock: &UdpSocket, mut rx: Receive, timeout: Duration, retries: u32) {
+    let mut buf = vec![0u8; usize::from(packet::MAX_BLKSIZE) + 5];
+    for _ in 0..=retries {
+        let Ok(Ok(len)) = tokio::time::timeout(timeout, sock.recv(&mut buf)).await else {
+            return;
+        };
+        if let Ok(Packet::Data { block, data }) = packet::parse(&buf[..len])
+            && let Got::Ack(b) = rx.on_data(block, data.len())
+        {
+            let _ = sock.send(&packet::ack(b)).await;
+        }
+    }
+}
+
+/// Receives the upload and puts it in place (then the receiver, for the
+/// dally, and the timeout), or how it ended and why.
+async fn store(
+    tftp: &Tftp,
+    sock: &UdpSocket,
+    req: &Request,
+    client: &Client,
+    record: &mut Transfer,
+) -> Result<(Receive, Duration), (Outcome, String)> {
+    let Some(folder) = tftp.config.upload.clone() else {
+        let _ = sock
+            .send(&packet::error(
+                packet::ERR_ACCESS,
+                "writes are not accepted",
+            ))
+            .await;
+        return Err((Outcome::Refused, "no upload folder is configured".into()));
+    };
+    let max = tftp.config.upload_max;
+    let parts = match target(&req.filename, &folder.display().to_string(), client.mac) {
+        Ok(p) => p,
+        Err(why) => {
+            let _ = sock
+                .send(&packet::error(packet::ERR_ACCESS, "Access violation"))
+                .await;
+            return Err((Outcome::Refused, why));
+        }
+    };
+    let size = announced(&req.options);
+    record.total = size;
+    if let Some(n) = size.filter(|n| *n > max) {
+        let why = format!("uploads are limited to {max} bytes");
+        let _ = sock.send(&packet::error(packet::ERR_DISK_FULL, &why)).await;
+        return Err((Outcome::Refused, format!("{n} bytes announced; {why}")));
+    }
+    let opened = {
+        let folder = folder.clone();
+        tokio::task::spawn_blocking(move || open_partial(&folder, &parts)).await
+    };
+    let (target, mut partial, file) = match opened {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            let _ = sock
+                .send(&packet::error(packet::ERR_ACCESS, "cannot store the file"))
+                .await;
+            return Err((Outcome::Failed, e.to_string()));
+        }
+        Err(e) => return Err((Outcome::Failed, e.to_string())),
+    };
+    record.file = Some(target.display().to_string());
+    let limits = Limits {
+        max_window: tftp.config.max_window,
+        default_timeout: tftp.config.tftp_timeout,
+    };
+    let n = packet::negotiate(&req.options, size.unwrap_or(0), limits);
+    record.detail = format!(
+        "mode {} blksize {} window {}",
+        req.mode.as_str(),
+        n.blksize,
+        n.window
+    );
+    let first = if n.oack.is_empty() {
+        packet::ack(0)
+    } else {
+        packet::oack(&n.oack)
+    };
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(file));
+    let mut rx = Receive::new(n.blksize, n.window, max);
+    let mut netascii = (req.mode == Mode::Netascii).then(NetasciiDecoder::default);
+    let mut text = Vec::new();
+    // One byte more than a full block, so a longer block is seen as such.
+    let mut inbuf = vec![0u8; usize::from(n.blksize) + 5];
+    let retries = tftp.config.tftp_retries;
+    if sock.send(&first).await.is_err() {
+        return Err((Outcome::AbortedByClient, String::new()));
+    }
+    loop {
+        let got = tokio::time::timeout(n.timeout, sock.recv(&mut inbuf)).await;
+        let len = match got {
+            Err(_) => match rx.on_timeout(retries) {
+                None => return Err((Outcome::Timeout, String::new())),
+                Some(0) => {
+                    let _ = sock.send(&first).await;
+                    continue;
+                }
+                Some(b) => {
+                    let _ = sock.send(&packet::ack(b)).await;
+                    continue;
+                }
+            },
+            Ok(Err(e)) => return Err((Outcome::AbortedByClient, e.to_string())),
+            Ok(Ok(len)) => len,
+        };
+        let (block, data) = match packet::parse(&inbuf[..len]) {
+            Ok(Packet::Data { block, data }) => (block, data),
+            Ok(Packet::Error { message, .. }) => {
+                return Err((Outcome::AbortedByClient, format!("client said: {message}")));
+            }
+            _ => continue,
+        };
+        match rx.on_data(block, data.len()) {
+            Got::Store { ack, last } => {
+                let bytes = match &mut netascii {
+                    Some(d) => {
+                        d.feed(data, &mut text);
+                        if last {
+                            text.extend_from_slice(d.finish());
+                        }
+                        &text[..]
+                    }
+                    None => data,
+                };
+                let mut wrote = out.write_all(bytes).await;
+                record.sent = rx.bytes();
+                if last && wrote.is_ok() {
+                    wrote = put_in_place(&mut out, &partial.path, &target).await;
+                    partial.kept = wrote.is_ok();
+                }
+                if let Err(e) = wrote {
+                    let _ = sock
+                        .send(&packet::error(
+                            packet::ERR_UNDEFINED,
+                            "cannot store the file",
+                        ))
+                        .await;
+                    return Err((Outcome::Failed, e.to_string()));
+                }
+                if let Some(b) = ack {
+                    let _ = sock.send(&packet::ack(b)).await;
+                }
+                if last {
+                    return Ok((rx, n.timeout));
+                }
+            }
+            Got::Ack(b) => {
+                let _ = sock.send(&packet::ack(b)).await;
+            }
+            Got::Ignore => {}
+            Got::TooBig => {
+                let why = format!("uploads are limited to {max} bytes");
+                let _ = sock.send(&packet::error(packet::ERR_DISK_FULL, &why)).await;
+                return Err((Outcome::Refused, why));
+            }
+        }
+    }
+}
+
+/// Flushes and syncs the partial file and renames it over the target.
+async fn put_in_place(
+    out: &mut BufWriter<tokio::fs::File>,
+    partial: &Path,
+    target: &Path,
+) -> io::Result<()> {
+    out.flush().await?;
+    out.get_ref().sync_all().await?;
+    tokio::fs::rename(partial, target).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_names() {
+        let phone: Mac = "00:04:f2:18:de:ce".parse().expect("mac");
+        let folder = "/var/lib/dialtone/uploads";
+        assert_eq!(
+            target("logs\\0004f218dece-app.log", folder, Some(phone)),
+            Ok(vec!["logs".to_string(), "0004f218dece-app.log".to_string()])
+        );
+        assert_eq!(
+            target("/var/lib/dialtone/uploads/a.log", folder, None),
+            Ok(vec!["a.log".to_string()])
+        );
+        assert_eq!(
+            target("boot.log", folder, None),
+            Ok(vec!["boot.log".into()])
+        );
+        for (raw, mac, why) in [
+            ("../etc/passwd", Some(phone), "`..`"),
+            ("/etc/passwd", Some(phone), "absolute"),
+            (".x.part", Some(phone), "`.`"),
+            ("logs/.hidden/a.log", Some(phone), "`.`"),
+            ("00908f123456-app.log", Some(phone), "00:90:8f:12:34:56"),
+            ("0004f218dece-app.log", None, "not that phone"),
+        ] {
+            let e = target(raw, folder, mac).expect_err(raw);
+            assert!(e.contains(why), "{raw}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_announced_size_is_read_from_tsize() {
+        let o = |v: &str| {
+            vec![
+                ("blksize".to_string(), "1468".to_string()),
+                ("tsize".into(), v.into()),
+            ]
+        };
+        assert_eq!(announced(&o("1234")), Some(1234));
+        assert_eq!(announced(&o("x")), None);
+        assert_eq!(announced(&[]), None);
+    }
+
+    #[test]
+    fn partial_files_are_beside_the_target_and_removed_unless_kept() {
+        let dir = std::env::temp_dir().join(format!("dialtone-upload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let parts = vec!["logs".to_string(), "a.log".to_string()];
+        let (target, partial, _f) = open_partial(&dir, &parts).expect("open");
+        assert_eq!(target, dir.join("logs/a.log"));
+        assert!(partial.path.starts_with(dir.join("logs")));
+        assert!(partial.path.exists());
+        let p = partial.path.clone();
+        drop(partial);
+        assert!(!p.exists());
+        // A link in the way is not followed.
+        std::os::unix::fs::symlink("/tmp", dir.join("out")).expect("link");
+        let e = open_partial(&dir, &["out".to_string(), "x".to_string()]).expect_err("link");
+        assert!(e.to_string().contains("not a folder"), "{e}");
+        std::fs::remove_dir_all(&dir).expect("clean");
+    }
+}
