@@ -7,7 +7,9 @@
 #   blksize 512; blksize 1468; blksize 1468 with windowsize 16 (RFC 7440;
 #   servers without it answer lockstep); then 100 clients fetching a 16 MiB
 #   image at once (blksize 1468), timed until the last one finishes, lockstep
-#   and with windowsize 16.
+#   and with windowsize 16. The same two 100-client rows again with
+#   tftpload (bench/tftpload.rs) as the client: every transfer from one
+#   epoll loop, so the clients' core is not what limits the row.
 # HTTP: curl fetching the 64 MiB image, against a minimal sendfile responder
 # (Python) that shows what the veth pair carries.
 # Every transfer is compared byte for byte with the original.
@@ -25,6 +27,9 @@ RUNS=${RUNS:-3}
 . bench/lib.sh
 bench_setup files 10.30.0.1/24 10.30.0.2/24 \
     atftp:atftp curl:curl dnsmasq:dnsmasq-base taskset:util-linux python3:python3
+
+cargo build --release --quiet --example tftpload
+TFTPLOAD=$PWD/target/release/examples/tftpload
 
 TREE=$WORK/tree
 mkdir -p "$TREE" "$WORK/out"
@@ -98,7 +103,8 @@ busy_since() {
 }
 servers=(dialtone dnsmasq)
 [ -n "$TFTPD" ] && servers+=(tftpd-hpa)
-rows=("blksize 512" "blksize 1468" "blksize 1468, window 16" "100 clients x 16 MiB" "100 clients, window 16")
+rows=("blksize 512" "blksize 1468" "blksize 1468, window 16" "100 clients x 16 MiB" "100 clients, window 16"
+    "tftpload 100 x 16 MiB" "tftpload 100, window 16")
 
 for server in "${servers[@]}"; do
     echo "== $server"
@@ -119,6 +125,12 @@ for server in "${servers[@]}"; do
                 "blksize 1468, window 16")
                     fetch image64.img "$WORK/out/a" --option "blksize 1468" --option "windowsize 16" \
                         || { echo "  $row: copy differs"; continue; } ;;
+                "tftpload"*)
+                    win=1
+                    [ "$row" = "tftpload 100, window 16" ] && win=16
+                    ip netns exec "$CLI" $PIN_LOAD "$TFTPLOAD" 10.30.0.1 image16.img 100 1468 $win \
+                        $((16 << 20)) >/dev/null || { echo "  $row: transfers failed"; continue; }
+                    ;;
                 "100 clients"*)
                     win=()
                     [ "$row" = "100 clients, window 16" ] && win=(--option "windowsize 16")
@@ -205,7 +217,7 @@ printf '  dialtone HTTP   %8s s  (%s Mbit/s)\n' "${http_best:-fail}" "$(mbps "${
 printf '  sendfile (veth) %8s s  (%s Mbit/s)\n' "${raw_best:-fail}" "$(mbps "${raw_best:-0}")"
 
 echo
-echo "== results (seconds, best of $RUNS; atftp client${PIN_NOTE}; ratio = anchor time / dialtone time)"
+echo "== results (seconds, best of $RUNS; atftp client unless the row says tftpload${PIN_NOTE}; ratio = anchor time / dialtone time)"
 printf '  %-26s' "row"
 for s in "${servers[@]}"; do printf ' %10s' "$s"; done
 for s in "${servers[@]:1}"; do printf ' %12s' "vs $s"; done
