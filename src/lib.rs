@@ -37,6 +37,7 @@ pub mod inventory;
 pub mod lab;
 pub mod logline;
 pub mod net;
+pub mod recover;
 pub mod serve;
 pub mod statefile;
 pub mod sys;

@@ -110,6 +110,23 @@ enum Cmd {
     /// Build a throwaway lab of network namespaces, boot phones against a
     /// dialtone inside it, print what each received, and remove the lab.
     Demo,
+    /// Rescue bricked AudioCodes phones on one interface, without a
+    /// configuration file: the manual's recovery set-up (192.168.1.1/24
+    /// unless the interface has an address, a pool of five, options 66 and 67
+    /// by model, TFTP of the images), live progress per phone, and the
+    /// interface put back as it was on exit or Ctrl-C.
+    Recover {
+        /// The interface the phones are on, e.g. eth1.
+        #[arg(long)]
+        interface: String,
+        /// MODEL=FILE: the image for phones giving MODEL in option 77, e.g.
+        /// 450HD=450HD_3.4.6.img. Repeat for more models.
+        #[arg(long = "image", required = true)]
+        images: Vec<dialtone::recover::Image>,
+        /// The server's address when the interface has none.
+        #[arg(long, default_value = dialtone::recover::DEFAULT_ADDRESS)]
+        address: dialtone::units::Ipv4Net,
+    },
 }
 
 /// Logs go to stderr through a writer thread: the threads answering phones
@@ -117,9 +134,9 @@ enum Cmd {
 /// what gathered every few milliseconds in one system call. Nothing is
 /// dropped (a full buffer makes the caller wait); the returned guard writes
 /// the rest at exit.
-fn init_logs(format: LogFormat) -> logline::SinkGuard {
+fn init_logs(format: LogFormat, level: &str) -> logline::SinkGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DIALTONE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let (writer, guard) = logline::sink(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -133,7 +150,13 @@ fn init_logs(format: LogFormat) -> logline::SinkGuard {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let _logs = init_logs(cli.log_format);
+    // `recover` talks to a technician on stdout; its log says only what
+    // went wrong unless DIALTONE_LOG asks for more.
+    let level = match cli.command {
+        Cmd::Recover { .. } => "warn",
+        _ => "info",
+    };
+    let _logs = init_logs(cli.log_format, level);
     match run(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -194,6 +217,18 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             print!("{}", c.to_normalized_toml());
             eprintln!("{}: OK", config.display());
             Ok(())
+        }
+        Cmd::Recover {
+            interface,
+            images,
+            address,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .on_thread_park(dialtone::files::tftp::pace::before_park)
+                .build()
+                .context("cannot start the runtime")?;
+            rt.block_on(dialtone::recover::run(&interface, &images, address))
         }
         Cmd::Serve { config } => {
             let c = Arc::new(Config::load(&config)?);

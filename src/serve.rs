@@ -12,16 +12,34 @@ use crate::dhcp::server::LeaseHook;
 use crate::dns::zone::Zone;
 use crate::files::http::server::Http;
 use crate::files::owners::LeaseOwners;
-use crate::files::resolve::Resolver;
+use crate::files::resolve::{Generator, Resolver};
 use crate::files::tftp::server::Tftp;
-use crate::files::transfers::{Counters, counters_path};
+use crate::files::transfers::{Counters, Live, Observer, counters_path};
 use crate::inventory::generate::PhoneFiles;
 use crate::inventory::seen::{Seen, seen_path};
 use crate::leases::{Lease, LeaseState};
 use crate::units::Ipv4Net;
 
+/// What a command built on `serve` adds to it (`dialtone recover`).
+#[derive(Default)]
+pub struct Extras {
+    /// Files served beside the tree.
+    pub generator: Option<Arc<dyn Generator>>,
+    /// Told of every finished transfer.
+    pub on_transfer: Option<Observer>,
+    /// Told of every stored lease.
+    pub on_lease: Option<LeaseHook>,
+    /// Where TFTP transfers in progress are listed.
+    pub live: Option<Arc<Live>>,
+}
+
 /// Runs every configured service until one fails or the future is dropped.
 pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
+    run_with(config, Extras::default()).await
+}
+
+/// `run`, with what another command adds.
+pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut hook: Option<LeaseHook> = None;
     // Phones seen, from every stored lease and every transfer.
@@ -83,10 +101,18 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
             Some(g) => resolver.with_generator(Arc::new(g.with_seen(Arc::clone(&seen)))),
             None => resolver,
         };
+        let resolver = match &extras.generator {
+            Some(g) => resolver.with_generator(Arc::clone(g)),
+            None => resolver,
+        };
         let resolver = Arc::new(resolver);
         let s = Arc::clone(&seen);
+        let also = extras.on_transfer;
         let counters = Arc::new(Counters::with_observer(Box::new(move |t| {
-            s.transfer(t, crate::now())
+            s.transfer(t, crate::now());
+            if let Some(o) = &also {
+                o(t);
+            }
         })));
         let dns_hook = hook.take();
         hook = Some(Arc::new(move |l: &Lease| {
@@ -100,6 +126,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
                 files.clone(),
                 Arc::clone(&resolver),
                 Arc::clone(&counters),
+                extras.live.clone().unwrap_or_default(),
             ));
             tasks.spawn(crate::files::tftp::server::run(
                 config.server.interfaces.clone(),
@@ -126,9 +153,13 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     }
     let s = Arc::clone(&seen);
     let before = hook.take();
+    let also = extras.on_lease;
     hook = Some(Arc::new(move |l: &Lease| {
         s.lease(l, crate::now());
         if let Some(h) = &before {
+            h(l);
+        }
+        if let Some(h) = &also {
             h(l);
         }
     }));

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -153,6 +155,82 @@ impl Counters {
     /// last write.
     pub fn save_if_changed(&self, path: &Path) -> std::io::Result<()> {
         self.files.save_if_changed(path)
+    }
+}
+
+/// Transfers in progress, for live progress (`dialtone recover`).
+#[derive(Default)]
+pub struct Live {
+    running: Mutex<BTreeMap<u64, Arc<InFlight>>>,
+    next: AtomicU64,
+}
+
+/// One transfer in progress.
+#[derive(Debug)]
+pub struct InFlight {
+    pub client: Ipv4Addr,
+    pub mac: Option<Mac>,
+    /// The file in the tree.
+    pub file: String,
+    pub total: u64,
+    pub started: Instant,
+    sent: AtomicU64,
+}
+
+impl InFlight {
+    /// Bytes acknowledged so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    pub fn set_sent(&self, bytes: u64) {
+        self.sent.store(bytes, Ordering::Relaxed);
+    }
+}
+
+/// A transfer listed in `Live` until dropped.
+pub struct Tracked<'a> {
+    live: &'a Live,
+    id: u64,
+    pub progress: Arc<InFlight>,
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.live.running.lock() {
+            r.remove(&self.id);
+        }
+    }
+}
+
+impl Live {
+    /// Lists `t` (its file found, `total` bytes to send) while the result lives.
+    pub fn track(&self, t: &Transfer, total: u64) -> Tracked<'_> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let progress = Arc::new(InFlight {
+            client: t.client,
+            mac: t.mac,
+            file: t.file.clone().unwrap_or_else(|| t.requested.clone()),
+            total,
+            started: t.started,
+            sent: AtomicU64::new(0),
+        });
+        if let Ok(mut r) = self.running.lock() {
+            r.insert(id, Arc::clone(&progress));
+        }
+        Tracked {
+            live: self,
+            id,
+            progress,
+        }
+    }
+
+    /// The transfers in progress, oldest first.
+    pub fn snapshot(&self) -> Vec<Arc<InFlight>> {
+        self.running
+            .lock()
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default()
     }
 }
 

@@ -19,7 +19,7 @@ use super::window::{Resend, Step, Window, wire_number};
 use super::{pace, upload};
 use crate::config::Files;
 use crate::files::resolve::{Body, Found, Miss, Resolver, read_chunk};
-use crate::files::transfers::{Counters, Outcome, Transfer};
+use crate::files::transfers::{Counters, InFlight, Live, Outcome, Transfer};
 use crate::net::{ifaces, sockets};
 
 /// Netascii files are converted in memory; bigger ones are refused.
@@ -30,13 +30,21 @@ const READ_CHUNK: usize = 1 << 20;
 pub struct Tftp {
     pub resolver: Arc<Resolver>,
     pub counters: Arc<Counters>,
+    /// Transfers in progress with the bytes acknowledged so far.
+    pub live: Arc<Live>,
     pub config: Files,
     slots: Arc<Semaphore>,
 }
 
 impl Tftp {
-    pub fn new(config: Files, resolver: Arc<Resolver>, counters: Arc<Counters>) -> Tftp {
+    pub fn new(
+        config: Files,
+        resolver: Arc<Resolver>,
+        counters: Arc<Counters>,
+        live: Arc<Live>,
+    ) -> Tftp {
         Tftp {
+            live,
             slots: Arc::new(Semaphore::new(config.max_transfers)),
             resolver,
             counters,
@@ -328,7 +336,18 @@ async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4
     );
     let oack = (!n.oack.is_empty()).then(|| packet::oack(&n.oack));
     let mut window = Window::new(source.size, n.blksize, n.window, oack.is_some());
-    let (outcome, acked) = drive(&sock, &mut source, &mut window, oack.as_deref(), &n, tftp).await;
+    let tracked = tftp.live.track(&record, source.size);
+    let (outcome, acked) = drive(
+        &sock,
+        &mut source,
+        &mut window,
+        oack.as_deref(),
+        &n,
+        tftp,
+        &tracked.progress,
+    )
+    .await;
+    drop(tracked);
     record.outcome = outcome;
     record.sent = (acked * u64::from(n.blksize)).min(source.size);
     tftp.counters.finish(&record);
@@ -343,6 +362,7 @@ async fn drive(
     oack: Option<&[u8]>,
     n: &packet::Negotiated,
     tftp: &Tftp,
+    progress: &InFlight,
 ) -> (Outcome, u64) {
     let (blksize, timeout, retries) = (n.blksize, n.timeout, tftp.config.tftp_retries);
     let mut ack_poll = pace::AckPoll::default();
@@ -405,7 +425,11 @@ async fn drive(
                 Ok(Ok(n)) => match packet::parse(&inbuf[..n]) {
                     Ok(Packet::Ack(b)) => match window.on_ack(b) {
                         Step::Ignore => continue,
-                        s => break s,
+                        s => {
+                            progress
+                                .set_sent((window.acked() * u64::from(blksize)).min(source.size));
+                            break s;
+                        }
                     },
                     Ok(Packet::Error { .. }) => return (Outcome::AbortedByClient, window.acked()),
                     _ => continue,
