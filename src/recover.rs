@@ -226,10 +226,10 @@ struct Phone {
 }
 
 /// The phones and the lines to print about them. No I/O.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Board {
     phones: BTreeMap<Mac, Phone>,
-    images: BTreeMap<String, String>,
+    images: Images,
 }
 
 fn mb(bytes: u64) -> String {
@@ -240,14 +240,7 @@ impl Board {
     pub fn new(images: &Images) -> Board {
         Board {
             phones: BTreeMap::new(),
-            images: images
-                .by_name
-                .values()
-                .map(|(m, p, _)| {
-                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                    (m.to_ascii_uppercase(), name.to_string())
-                })
-                .collect(),
+            images: images.clone(),
         }
     }
 
@@ -286,11 +279,11 @@ impl Board {
             ));
         } else if new || moved {
             let image = match model.as_deref() {
-                Some(m) => match self.images.get(&m.to_ascii_uppercase()) {
+                Some(m) => match self.images.for_model(m) {
                     Some(i) => format!("image {i}"),
                     None => format!(
                         "no image was given for model {m} (given: {}); it is told {m}.img, which is not here",
-                        self.images.keys().cloned().collect::<Vec<_>>().join(", ")
+                        self.images.models()
                     ),
                 },
                 None => "no model in option 77 or 60: no image".into(),
