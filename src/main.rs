@@ -222,14 +222,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             interface,
             images,
             address,
-        } => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .on_thread_park(dialtone::files::tftp::pace::before_park)
-                .build()
-                .context("cannot start the runtime")?;
-            rt.block_on(dialtone::recover::run(&interface, &images, address))
-        }
+        } => dialtone::recover::main(&interface, &images, address),
         Cmd::Serve { config } => {
             let c = Arc::new(Config::load(&config)?);
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -454,15 +454,28 @@ async fn stop_signal() -> anyhow::Result<&'static str> {
     })
 }
 
-/// Runs the recovery set-up on `interface` until Ctrl-C or SIGTERM.
-pub async fn run(interface: &str, images: &[Image], address: Ipv4Net) -> anyhow::Result<()> {
+/// Runs the recovery set-up on `interface` until Ctrl-C or SIGTERM, on its
+/// own runtime. The temporary state folder is removed only after the
+/// runtime has stopped, so no service's last save can make it again.
+pub fn main(interface: &str, images: &[Image], address: Ipv4Net) -> anyhow::Result<()> {
     let images = Images::check(images)?;
     let dir = std::env::temp_dir().join(format!("dialtone-recover-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("tree"))
         .with_context(|| format!("cannot make {}", dir.display()))?;
     let _dir = TempDir(dir.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(crate::files::tftp::pace::before_park)
+        .build()
+        .context("cannot start the runtime")?;
+    let result = rt.block_on(run(interface, images, address, &dir));
+    drop(rt);
+    result
+}
+
+async fn run(interface: &str, images: Images, address: Ipv4Net, dir: &Path) -> anyhow::Result<()> {
     let (iface, net) = Interface::prepare(interface, address)?;
-    let text = config_text(interface, net, &dir, &images);
+    let text = config_text(interface, net, dir, &images);
     let config = Config::parse("(recover)", &text)
         .map_err(|e| anyhow::anyhow!("the recovery set-up is not valid: {e}"))?;
     let pool = config
