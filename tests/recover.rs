@@ -254,6 +254,8 @@ fn recover_uses_an_address_the_interface_has_and_keeps_it() {
         "the address was removed"
     );
     assert!(link_up(&lab, "native0"));
+    let leftover = std::env::temp_dir().join(format!("dialtone-recover-{}", child.id()));
+    assert!(!leftover.exists(), "{} left behind", leftover.display());
 
     // Wrong input is a clear error, and the interface is untouched.
     let o = lab
