@@ -14,6 +14,7 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use dialtone::files::tftp::packet::ack;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 
 /// A transfer silent this long sends its last message again.
@@ -70,12 +71,6 @@ fn granted_window(options: &[u8]) -> u16 {
         }
     }
     1
-}
-
-fn ack(block: u16) -> Vec<u8> {
-    let mut p = vec![0, 4];
-    p.extend_from_slice(&block.to_be_bytes());
-    p
 }
 
 impl Flow {

@@ -18,6 +18,35 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// The runtime `serve` and `recover` run on: one thread per core, each
+/// kept awake briefly between TFTP acknowledgements while several transfers
+/// run (`files::tftp::pace`).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(files::tftp::pace::before_park)
+        .build()
+        .context("cannot start the runtime")
+}
+
+/// Waits for Ctrl-C or SIGTERM; says which came.
+pub async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        () = term => "SIGTERM",
+    }
+}
+
 /// Waits for the first of a service's tasks to end: its error (a panic
 /// becomes one), or Ok. The services run until dropped, so any end is news.
 pub async fn first_exit(

@@ -225,15 +225,10 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
         } => dialtone::recover::main(&interface, &images, address),
         Cmd::Serve { config } => {
             let c = Arc::new(Config::load(&config)?);
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .on_thread_park(dialtone::files::tftp::pace::before_park)
-                .build()
-                .context("cannot start the runtime")?;
-            rt.block_on(async move {
+            dialtone::runtime()?.block_on(async move {
                 tokio::select! {
                     r = dialtone::serve::run(c) => r,
-                    _ = shutdown_signal() => {
+                    _ = dialtone::shutdown_signal() => {
                         tracing::info!("shutting down");
                         Ok(())
                     }
@@ -355,18 +350,6 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Demo => dialtone::demo::run(),
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
 

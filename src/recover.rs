@@ -253,55 +253,52 @@ impl Board {
         format!("{mac}  {model:<7}")
     }
 
-    /// A lease was stored for a phone.
-    pub fn lease(&mut self, l: &Lease) -> Vec<String> {
+    /// A lease was stored for a phone: a line when it is news (a new
+    /// address, or the phone back after its image).
+    pub fn lease(&mut self, l: &Lease) -> Option<String> {
         let model =
             crate::dhcp::options::model_of(l.user_class.as_deref(), l.vendor_class.as_deref())
                 .map(str::to_string);
         let p = self.phones.entry(l.mac).or_default();
-        let new = p.address.is_none();
-        let moved = p.address != Some(l.ip);
+        let moved = p.address.replace(l.ip) != Some(l.ip);
         if model.is_some() {
             p.model.clone_from(&model);
         }
-        p.address = Some(l.ip);
-        let (imaged, back) = (p.imaged, p.back);
+        let came_back = p.imaged && !p.back;
+        p.back |= came_back;
         let label = self.label(l.mac);
-        let mut out = Vec::new();
-        if imaged && !back {
-            if let Some(p) = self.phones.get_mut(&l.mac) {
-                p.back = true;
-            }
+        if came_back {
             let vc = l.vendor_class.as_deref().unwrap_or("-");
-            out.push(format!(
+            return Some(format!(
                 "{label}  is back: asked for an address again after its image ({}, vendor class {vc}): recovered",
                 l.ip
             ));
-        } else if new || moved {
-            let image = match model.as_deref() {
-                Some(m) => match self.images.for_model(m) {
-                    Some(i) => format!("image {i}"),
-                    None => format!(
-                        "no image was given for model {m} (given: {}); it is told {m}.img, which is not here",
-                        self.images.models()
-                    ),
-                },
-                None => "no model in option 77 or 60: no image".into(),
-            };
-            out.push(format!("{label}  got {}  {image}", l.ip));
         }
-        out
+        if !moved {
+            return None;
+        }
+        let image = match model.as_deref() {
+            Some(m) => match self.images.for_model(m) {
+                Some(i) => format!("image {i}"),
+                None => format!(
+                    "no image was given for model {m} (given: {}); it is told {m}.img, which is not here",
+                    self.images.models()
+                ),
+            },
+            None => "no model in option 77 or 60: no image".into(),
+        };
+        Some(format!("{label}  got {}  {image}", l.ip))
     }
 
     /// A transfer ended.
-    pub fn transfer(&mut self, t: &Transfer) -> Vec<String> {
+    pub fn transfer(&mut self, t: &Transfer) -> String {
         let Some(mac) = t.mac else {
-            return vec![format!(
+            return format!(
                 "{}  (no lease)  {}: {}",
                 t.client,
                 t.requested,
                 t.outcome.as_str()
-            )];
+            );
         };
         let p = self.phones.entry(mac).or_default();
         let secs = t.started.elapsed().as_secs_f64();
@@ -327,7 +324,7 @@ impl Board {
                 }
             ),
         };
-        vec![format!("{}  {line}", self.label(mac))]
+        format!("{}  {line}", self.label(mac))
     }
 
     /// A line for a transfer in progress.
@@ -443,17 +440,6 @@ impl Drop for TempDir {
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-async fn stop_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "Ctrl-C",
-    })
-}
-
 /// Runs the recovery set-up on `interface` until Ctrl-C or SIGTERM, on its
 /// own runtime. The temporary state folder is removed only after the
 /// runtime has stopped, so no service's last save can make it again.
@@ -463,11 +449,7 @@ pub fn main(interface: &str, images: &[Image], address: Ipv4Net) -> anyhow::Resu
     std::fs::create_dir_all(dir.join("tree"))
         .with_context(|| format!("cannot make {}", dir.display()))?;
     let _dir = TempDir(dir.clone());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_park(crate::files::tftp::pace::before_park)
-        .build()
-        .context("cannot start the runtime")?;
+    let rt = crate::runtime()?;
     let result = rt.block_on(run(interface, images, address, &dir));
     drop(rt);
     result
@@ -510,22 +492,17 @@ async fn run(interface: &str, images: Images, address: Ipv4Net, dir: &Path) -> a
 
     let board = Arc::new(Mutex::new(Board::new(&images)));
     let live = Arc::new(Live::default());
-    let say = |lines: Vec<String>| {
-        for l in lines {
-            println!("{l}");
-        }
-    };
     let (b1, b2) = (Arc::clone(&board), Arc::clone(&board));
     let extras = Extras {
         generator: Some(Arc::new(images.clone())),
         on_transfer: Some(Box::new(move |t| {
             if let Ok(mut b) = b1.lock() {
-                say(b.transfer(t));
+                println!("{}", b.transfer(t));
             }
         })),
         on_lease: Some(Arc::new(move |l: &Lease| {
-            if let Ok(mut b) = b2.lock() {
-                say(b.lease(l));
+            if let Some(line) = b2.lock().ok().and_then(|mut b| b.lease(l)) {
+                println!("{line}");
             }
         })),
         live: Some(Arc::clone(&live)),
@@ -548,8 +525,8 @@ async fn run(interface: &str, images: Images, address: Ipv4Net, dir: &Path) -> a
     };
     let result = tokio::select! {
         r = crate::serve::run_with(Arc::new(config), extras) => r,
-        s = stop_signal() => {
-            println!("{} : stopping", s?);
+        s = crate::shutdown_signal() => {
+            println!("{s}: stopping");
             Ok(())
         }
         () = progress => Ok(()),

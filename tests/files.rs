@@ -7,23 +7,10 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Lab, base_config};
+use common::{Lab, base_config, pattern, rrq};
 
 const SERVER: &str = "192.168.1.1";
 const CLIENT: &str = "192.168.1.50/24";
-
-/// Deterministic bytes that differ block to block.
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
 
 struct Files {
     lab: Lab,
@@ -81,6 +68,11 @@ impl Files {
         self.client("tftp", &["-m", mode, SERVER, "-c", "get", name, &out])
     }
 
+    /// tftp-hpa sending the local file `path` as `name` in `mode`.
+    fn tftp_hpa_put(&self, mode: &str, path: &str, name: &str) -> (bool, String) {
+        self.client("tftp", &["-m", mode, SERVER, "-c", "put", path, name])
+    }
+
     /// atftp fetching `name` into `out`, with options such as "blksize 1468".
     fn atftp(&self, name: &str, out: &Path, options: &[&str]) -> (bool, String) {
         let out = out.display().to_string();
@@ -90,6 +82,12 @@ impl Files {
         }
         args.push(SERVER);
         self.client("atftp", &args)
+    }
+
+    /// curl fetching a `tftp://` URL into `out` with a block size.
+    fn curl_tftp(&self, url: &str, blksize: &str, out: &Path) -> (bool, String) {
+        let out = out.display().to_string();
+        self.client("curl", &["-sS", "--tftp-blksize", blksize, "-o", &out, url])
     }
 
     fn out(&self, name: &str) -> PathBuf {
@@ -139,17 +137,7 @@ fn tftp_clients_fetch_byte_exact() {
         // curl with a block size.
         let o = f.out(&format!("curl-{}", name.replace('/', "_")));
         let url = format!("tftp://{SERVER}/{name}");
-        let (ok, text) = f.client(
-            "curl",
-            &[
-                "-sS",
-                "--tftp-blksize",
-                "1024",
-                "-o",
-                &o.display().to_string(),
-                &url,
-            ],
-        );
+        let (ok, text) = f.curl_tftp(&url, "1024", &o);
         assert!(ok, "curl {name}: {text}");
         f.same(&o, want);
         // busybox tftp.
@@ -206,17 +194,7 @@ fn tftp_100_mib_rolls_over_block_numbers() {
     std::fs::remove_file(&o).unwrap();
     let o = f.out("big-1468");
     let url = format!("tftp://{SERVER}/big.img");
-    let (ok, text) = f.client(
-        "curl",
-        &[
-            "-sS",
-            "--tftp-blksize",
-            "1468",
-            "-o",
-            &o.display().to_string(),
-            &url,
-        ],
-    );
+    let (ok, text) = f.curl_tftp(&url, "1468", &o);
     assert!(ok, "curl: {text}");
     f.same(&o, &big);
     f.lab.stop();
@@ -232,21 +210,6 @@ fn raw_client(f: &Files) -> UdpSocket {
             Ok(s)
         })
         .unwrap()
-}
-
-fn rrq(name: &str, options: &[(&str, &str)]) -> Vec<u8> {
-    let mut p = vec![0, 1];
-    for s in [name, "octet"] {
-        p.extend_from_slice(s.as_bytes());
-        p.push(0);
-    }
-    for (k, v) in options {
-        p.extend_from_slice(k.as_bytes());
-        p.push(0);
-        p.extend_from_slice(v.as_bytes());
-        p.push(0);
-    }
-    p
 }
 
 #[test]
@@ -882,28 +845,14 @@ fn tftp_uploads_land_in_the_upload_folder() {
     let stored = |name: &str| std::fs::read(uploads.join(name)).unwrap_or_default();
 
     // tftp-hpa, plain RFC 1350, binary and netascii.
-    let (ok, text) = f.client(
-        "tftp",
-        &[
-            "-m",
-            "binary",
-            SERVER,
-            "-c",
-            "put",
-            &blob_path,
-            "logs/blob.bin",
-        ],
-    );
+    let (ok, text) = f.tftp_hpa_put("binary", &blob_path, "logs/blob.bin");
     assert!(ok && !text.contains("Error"), "{text}");
     assert!(
         stored("logs/blob.bin") == blob,
         "tftp-hpa binary upload differs\n{}",
         f.lab.log()
     );
-    let (ok, text) = f.client(
-        "tftp",
-        &["-m", "ascii", SERVER, "-c", "put", &text_path, "boot.log"],
-    );
+    let (ok, text) = f.tftp_hpa_put("ascii", &text_path, "boot.log");
     assert!(ok && !text.contains("Error"), "{text}");
     assert_eq!(stored("boot.log"), log_text, "netascii decoded back");
     // atftp with blksize and tsize; curl (which announces tsize).
@@ -938,10 +887,7 @@ fn tftp_uploads_land_in_the_upload_folder() {
     assert!(ok, "curl: {text}");
     assert!(stored("curl.bin") == blob, "curl upload differs");
     // A second upload of a name replaces the first.
-    let (ok, text) = f.client(
-        "tftp",
-        &["-m", "binary", SERVER, "-c", "put", &text_path, "curl.bin"],
-    );
+    let (ok, text) = f.tftp_hpa_put("binary", &text_path, "curl.bin");
     assert!(ok && !text.contains("Error"), "{text}");
     assert_eq!(stored("curl.bin"), log_text);
 
@@ -951,10 +897,7 @@ fn tftp_uploads_land_in_the_upload_folder() {
     let url = format!("tftp://{SERVER}/big.bin");
     let (ok, _) = f.client("curl", &["-sS", "-T", &big_path, &url]);
     assert!(!ok, "curl's oversized upload was accepted");
-    let (_, text) = f.client(
-        "tftp",
-        &["-m", "binary", SERVER, "-c", "put", &big_path, "big.bin"],
-    );
+    let (_, text) = f.tftp_hpa_put("binary", &big_path, "big.bin");
     assert!(text.contains("limited to 1048576 bytes"), "{text}");
     // Names that climb out, hidden names and another phone's MAC.
     for name in [
@@ -963,10 +906,7 @@ fn tftp_uploads_land_in_the_upload_folder() {
         ".hidden.log",
         "00908faabbcc-app.log",
     ] {
-        let (_, text) = f.client(
-            "tftp",
-            &["-m", "binary", SERVER, "-c", "put", &text_path, name],
-        );
+        let (_, text) = f.tftp_hpa_put("binary", &text_path, name);
         assert!(text.contains("Access violation"), "{name}: {text}");
     }
     assert!(!f.lab.dir.join("escape.log").exists());

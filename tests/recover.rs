@@ -11,22 +11,14 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Lab, hex_of};
-
-/// Deterministic bytes.
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 513) as u8).collect()
-}
+use common::{BIN, Lab, hex_of, pattern, rrq};
 
 /// A lockstep TFTP read that stops acknowledging for 2.5 s after block 200
 /// (the server sends that block again meanwhile; copies are ignored).
 fn fetch_with_a_pause(server: &str, name: &str) -> anyhow::Result<Vec<u8>> {
     let s = UdpSocket::bind("0.0.0.0:0")?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut rrq = vec![0, 1];
-    rrq.extend_from_slice(name.as_bytes());
-    rrq.extend_from_slice(b"\0octet\0");
-    s.send_to(&rrq, server)?;
+    s.send_to(&rrq(name, &[]), server)?;
     let (mut out, mut next, mut buf) = (Vec::new(), 1u16, [0u8; 600]);
     loop {
         let (n, tid) = s.recv_from(&mut buf)?;
@@ -121,7 +113,7 @@ fn a_bricked_phone_gets_its_image_and_comes_back_and_the_interface_is_put_back()
     lab.srv.ip(&["addr", "flush", "dev", "native0"]).unwrap();
     lab.srv.ip(&["link", "set", "native0", "down"]).unwrap();
     let image = lab.dir.join("450HD_3.4.6.img");
-    let bytes = pattern(3 << 20);
+    let bytes = pattern(3 << 20, 1);
     std::fs::write(&image, &bytes).unwrap();
     let spec = format!("450HD={}", image.display());
     let mut child = start(&lab, &["--interface", "native0", "--image", &spec]);
@@ -225,7 +217,7 @@ fn recover_uses_an_address_the_interface_has_and_keeps_it() {
     lab.srv.ip(&["addr", "flush", "dev", "native0"]).unwrap();
     lab.srv.addr("native0", "10.9.0.1/24").unwrap();
     let image = lab.dir.join("420HD.img");
-    std::fs::write(&image, pattern(1000)).unwrap();
+    std::fs::write(&image, pattern(1000, 2)).unwrap();
     let spec = format!("420HD={}", image.display());
     let mut child = start(&lab, &["--interface", "native0", "--image", &spec]);
     wait_for(&lab, "waiting for phones");

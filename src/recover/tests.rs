@@ -143,8 +143,9 @@ fn the_board_follows_a_phone_from_lease_to_image_to_its_return() {
     let d = tmp("board");
     let mut b = Board::new(&images(&d));
     let mac = "00:90:8f:12:34:56";
-    let lines = b.lease(&lease(mac, "192.168.1.2", Some("450HD"), "AUDC-IPPhone"));
-    assert_eq!(lines.len(), 1);
+    let lines = [b
+        .lease(&lease(mac, "192.168.1.2", Some("450HD"), "AUDC-IPPhone"))
+        .expect("news")];
     assert!(
         lines[0].contains("got 192.168.1.2") && lines[0].contains("image 450HD_3.4.6.img"),
         "{lines:?}"
@@ -152,7 +153,7 @@ fn the_board_follows_a_phone_from_lease_to_image_to_its_return() {
     // The same lease again says nothing new.
     assert!(
         b.lease(&lease(mac, "192.168.1.2", Some("450HD"), "AUDC-IPPhone"))
-            .is_empty()
+            .is_none()
     );
     let client = Client {
         ip: "192.168.1.2".parse().expect("ip"),
@@ -161,7 +162,7 @@ fn the_board_follows_a_phone_from_lease_to_image_to_its_return() {
     let mut t = Transfer::begin("tftp", &client, "450HD_3.4.6.img");
     t.outcome = Outcome::AbortedByClient;
     t.sent = 1_500_000;
-    let lines = b.transfer(&t);
+    let lines = [b.transfer(&t)];
     assert!(
         lines[0].contains("aborted by client after 1.5 MB"),
         "{lines:?}"
@@ -169,29 +170,33 @@ fn the_board_follows_a_phone_from_lease_to_image_to_its_return() {
     assert!(b.recovered().is_empty());
     t.outcome = Outcome::Complete;
     t.sent = 3000;
-    let lines = b.transfer(&t);
+    let lines = [b.transfer(&t)];
     assert!(
         lines[0].contains("sent in full") && lines[0].contains("450HD"),
         "{lines:?}"
     );
-    let lines = b.lease(&lease(
-        mac,
-        "192.168.1.2",
-        Some("450HD"),
-        "AUDC-IPPhone/3.4.6",
-    ));
+    let lines = [b
+        .lease(&lease(
+            mac,
+            "192.168.1.2",
+            Some("450HD"),
+            "AUDC-IPPhone/3.4.6",
+        ))
+        .expect("news")];
     assert!(
         lines[0].contains("is back") && lines[0].contains("AUDC-IPPhone/3.4.6"),
         "{lines:?}"
     );
     assert_eq!(b.recovered(), vec![mac.parse::<Mac>().expect("mac")]);
     // A model without an image is told so.
-    let lines = b.lease(&lease(
-        "00:90:8f:00:00:01",
-        "192.168.1.3",
-        Some("445HD"),
-        "x",
-    ));
+    let lines = [b
+        .lease(&lease(
+            "00:90:8f:00:00:01",
+            "192.168.1.3",
+            Some("445HD"),
+            "x",
+        ))
+        .expect("news")];
     assert!(
         lines[0].contains("no image was given for model 445HD"),
         "{lines:?}"

@@ -372,3 +372,32 @@ impl Probe {
         out
     }
 }
+
+/// Deterministic bytes that differ block to block.
+pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// A TFTP read request in octet mode with `options`.
+pub fn rrq(name: &str, options: &[(&str, &str)]) -> Vec<u8> {
+    let mut p = vec![0, 1];
+    for s in [name, "octet"] {
+        p.extend_from_slice(s.as_bytes());
+        p.push(0);
+    }
+    for (k, v) in options {
+        p.extend_from_slice(k.as_bytes());
+        p.push(0);
+        p.extend_from_slice(v.as_bytes());
+        p.push(0);
+    }
+    p
+}

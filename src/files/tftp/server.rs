@@ -5,6 +5,7 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use super::packet::{self, Limits, Mode, Packet, Request};
 use super::window::{Resend, Step, Window, wire_number};
 use super::{pace, upload};
 use crate::config::Files;
-use crate::files::resolve::{Body, Found, Miss, Resolver, read_chunk};
+use crate::files::resolve::{Body, Client, Found, Miss, Resolver, read_chunk};
 use crate::files::transfers::{Counters, InFlight, Live, Outcome, Transfer};
 use crate::net::{ifaces, sockets};
 
@@ -49,6 +50,69 @@ impl Tftp {
             resolver,
             counters,
             config,
+        }
+    }
+}
+
+impl Tftp {
+    /// Negotiates `req`'s options for `size` bytes and notes the result in
+    /// the transfer's event.
+    pub(super) fn negotiate(
+        &self,
+        req: &Request,
+        size: u64,
+        record: &mut Transfer,
+    ) -> packet::Negotiated {
+        let limits = Limits {
+            max_window: self.config.max_window,
+            default_timeout: self.config.tftp_timeout,
+        };
+        let n = packet::negotiate(&req.options, size, limits);
+        record.detail = format!(
+            "mode {} blksize {} window {}",
+            req.mode.as_str(),
+            n.blksize,
+            n.window
+        );
+        n
+    }
+
+    /// Reports a request refused before a transfer began.
+    fn refused(
+        &self,
+        protocol: &'static str,
+        from: SocketAddrV4,
+        req: &Request,
+        outcome: Outcome,
+        detail: String,
+    ) {
+        let client = self.resolver.client(*from.ip());
+        let mut record = Transfer::begin(protocol, &client, &req.filename);
+        record.outcome = outcome;
+        record.detail = detail;
+        self.counters.finish(&record);
+    }
+}
+
+/// Begins a transfer's event and opens its own socket; when the socket
+/// cannot be opened, the event says why and `None` is returned.
+pub(super) fn begin(
+    tftp: &Tftp,
+    protocol: &'static str,
+    interface: &str,
+    req: &Request,
+    from: SocketAddrV4,
+    local: Ipv4Addr,
+) -> Option<(Client, Transfer, UdpSocket)> {
+    let client = tftp.resolver.client(*from.ip());
+    let mut record = Transfer::begin(protocol, &client, &req.filename);
+    record.detail = format!("mode {}", req.mode.as_str());
+    match transfer_socket(interface, local, from) {
+        Ok(sock) => Some((client, record, sock)),
+        Err(e) => {
+            record.detail = format!("cannot open a transfer socket on {local}: {e}");
+            tftp.counters.finish(&record);
+            None
         }
     }
 }
@@ -126,22 +190,24 @@ async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
             continue;
         };
         match packet::parse(&buf[..n]) {
-            Ok(Packet::Read(req)) => start(&tftp, &sock, name, req, false, from, local).await,
-            Ok(Packet::Write(req)) if tftp.config.upload.is_none() => {
-                // Refused here, without taking a transfer slot.
-                let _ = sock
-                    .send_to(
-                        &packet::error(packet::ERR_ACCESS, "writes are not accepted"),
-                        from,
-                    )
-                    .await;
-                let client = tftp.resolver.client(*from.ip());
-                let mut record = Transfer::begin("tftp-upload", &client, &req.filename);
-                record.outcome = Outcome::Refused;
-                record.detail = "no upload folder is configured".into();
-                tftp.counters.finish(&record);
-            }
-            Ok(Packet::Write(req)) => start(&tftp, &sock, name, req, true, from, local).await,
+            Ok(Packet::Read(req)) => start(&tftp, &sock, name, req, Kind::Read, from, local).await,
+            Ok(Packet::Write(req)) => match &tftp.config.upload {
+                Some(folder) => {
+                    let kind = Kind::Upload(folder.clone());
+                    start(&tftp, &sock, name, req, kind, from, local).await
+                }
+                None => {
+                    // Refused here, without taking a transfer slot.
+                    let _ = sock
+                        .send_to(
+                            &packet::error(packet::ERR_ACCESS, "writes are not accepted"),
+                            from,
+                        )
+                        .await;
+                    let why = "no upload folder is configured".to_string();
+                    tftp.refused("tftp-upload", from, &req, Outcome::Refused, why);
+                }
+            },
             Ok(_) => {
                 tracing::debug!(target: "dialtone::files", client = %from, "TFTP packet on port {port} that is not a request; dropped");
             }
@@ -155,14 +221,21 @@ async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
     }
 }
 
-/// Starts a read (or, `write`, an upload) in its own task, or refuses it
-/// when the transfer limit is reached.
+/// What a request asks for.
+enum Kind {
+    Read,
+    /// A write, into this folder.
+    Upload(PathBuf),
+}
+
+/// Starts a transfer in its own task, or refuses it when the transfer
+/// limit is reached.
 async fn start(
     tftp: &Arc<Tftp>,
     sock: &UdpSocket,
     interface: &str,
     req: Request,
-    write: bool,
+    kind: Kind,
     from: SocketAddrV4,
     local: Ipv4Addr,
 ) {
@@ -174,22 +247,24 @@ async fn start(
         let _ = sock
             .send_to(&packet::error(packet::ERR_UNDEFINED, &msg), from)
             .await;
-        let client = tftp.resolver.client(*from.ip());
-        let protocol = if write { "tftp-upload" } else { "tftp" };
-        let mut record = Transfer::begin(protocol, &client, &req.filename);
-        record.outcome = Outcome::Busy;
-        record.detail = msg;
-        tftp.counters.finish(&record);
+        let protocol = match kind {
+            Kind::Read => "tftp",
+            Kind::Upload(_) => "tftp-upload",
+        };
+        tftp.refused(protocol, from, &req, Outcome::Busy, msg);
         return;
     };
     let tftp = Arc::clone(tftp);
     let interface = interface.to_string();
     tokio::spawn(async move {
-        if write {
-            upload::receive(&tftp, &interface, req, from, local).await;
-        } else {
-            let _running = pace::Running::start();
-            transfer(&tftp, &interface, req, from, local).await;
+        match kind {
+            Kind::Read => {
+                let _running = pace::Running::start();
+                transfer(&tftp, &interface, req, from, local).await;
+            }
+            Kind::Upload(folder) => {
+                upload::receive(&tftp, &folder, &interface, req, from, local).await;
+            }
         }
         drop(permit);
     });
@@ -198,7 +273,7 @@ async fn start(
 /// The transfer's own socket: bound to the address the request was sent to
 /// (so replies come from where the client sent) and to the interface,
 /// connected to the client.
-pub(super) fn transfer_socket(
+fn transfer_socket(
     interface: &str,
     local: Ipv4Addr,
     client: SocketAddrV4,
@@ -278,16 +353,8 @@ impl Source {
 
 /// One read request from start to end, with its event.
 async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4, local: Ipv4Addr) {
-    let client = tftp.resolver.client(*from.ip());
-    let mut record = Transfer::begin("tftp", &client, &req.filename);
-    record.detail = format!("mode {}", req.mode.as_str());
-    let sock = match transfer_socket(interface, local, from) {
-        Ok(s) => s,
-        Err(e) => {
-            record.detail = format!("cannot open a transfer socket on {local}: {e}");
-            tftp.counters.finish(&record);
-            return;
-        }
+    let Some((client, mut record, sock)) = begin(tftp, "tftp", interface, &req, from, local) else {
+        return;
     };
     let found = match tftp
         .resolver
@@ -322,22 +389,12 @@ async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4
             return;
         }
     };
-    let limits = Limits {
-        max_window: tftp.config.max_window,
-        default_timeout: tftp.config.tftp_timeout,
-    };
-    let n = packet::negotiate(&req.options, source.size, limits);
+    let n = tftp.negotiate(&req, source.size, &mut record);
     record.total = Some(source.size);
-    record.detail = format!(
-        "mode {} blksize {} window {}",
-        req.mode.as_str(),
-        n.blksize,
-        n.window
-    );
     let oack = (!n.oack.is_empty()).then(|| packet::oack(&n.oack));
     let mut window = Window::new(source.size, n.blksize, n.window, oack.is_some());
     let tracked = tftp.live.track(&record, source.size);
-    let (outcome, acked) = drive(
+    let outcome = drive(
         &sock,
         &mut source,
         &mut window,
@@ -347,14 +404,14 @@ async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4
         &tracked.progress,
     )
     .await;
-    drop(tracked);
     record.outcome = outcome;
-    record.sent = (acked * u64::from(n.blksize)).min(source.size);
+    record.sent = tracked.progress.sent();
+    drop(tracked);
     tftp.counters.finish(&record);
 }
 
-/// Sends the file (after the OACK, if any) and returns how it ended and how
-/// many blocks were acknowledged.
+/// Sends the file (after the OACK, if any) and returns how it ended; the
+/// bytes acknowledged are kept in `progress` as they come.
 async fn drive(
     sock: &UdpSocket,
     source: &mut Source,
@@ -363,7 +420,7 @@ async fn drive(
     n: &packet::Negotiated,
     tftp: &Tftp,
     progress: &InFlight,
-) -> (Outcome, u64) {
+) -> Outcome {
     let (blksize, timeout, retries) = (n.blksize, n.timeout, tftp.config.tftp_retries);
     let mut ack_poll = pace::AckPoll::default();
     let mut out = Vec::with_capacity(usize::from(blksize) + 4);
@@ -371,7 +428,7 @@ async fn drive(
     if let Some(o) = oack
         && sock.send(o).await.is_err()
     {
-        return (Outcome::Failed, 0);
+        return Outcome::Failed;
     }
     let mut step = window.start();
     loop {
@@ -384,7 +441,7 @@ async fn drive(
                         let _ = sock
                             .send(&packet::error(packet::ERR_UNDEFINED, &e.to_string()))
                             .await;
-                        return (Outcome::Failed, window.acked());
+                        return Outcome::Failed;
                     }
                 };
                 packet::data(wire_number(idx), &payload, &mut out);
@@ -392,12 +449,12 @@ async fn drive(
                 if let Err(e) = sock.send(&out).await {
                     // The client's port is gone (ICMP unreachable): it gave up.
                     tracing::debug!(target: "dialtone::files", error = %e, "TFTP send failed");
-                    return (Outcome::AbortedByClient, window.acked());
+                    return Outcome::AbortedByClient;
                 }
             }
         }
         if step == Step::Done {
-            return (Outcome::Complete, window.acked());
+            return Outcome::Complete;
         }
         // Wait for an ACK that moves the transfer, until the deadline.
         let deadline = tokio::time::Instant::now() + timeout;
@@ -409,7 +466,7 @@ async fn drive(
             ack_poll.acked();
             match got {
                 Err(_) => match window.on_timeout(retries) {
-                    None => return (Outcome::Timeout, window.acked()),
+                    None => return Outcome::Timeout,
                     Some(Resend::OptionAck) => {
                         if let Some(o) = oack {
                             let _ = sock.send(o).await;
@@ -420,7 +477,7 @@ async fn drive(
                 },
                 Ok(Err(e)) => {
                     tracing::debug!(target: "dialtone::files", error = %e, "TFTP receive failed");
-                    return (Outcome::AbortedByClient, window.acked());
+                    return Outcome::AbortedByClient;
                 }
                 Ok(Ok(n)) => match packet::parse(&inbuf[..n]) {
                     Ok(Packet::Ack(b)) => match window.on_ack(b) {
@@ -431,7 +488,7 @@ async fn drive(
                             break s;
                         }
                     },
-                    Ok(Packet::Error { .. }) => return (Outcome::AbortedByClient, window.acked()),
+                    Ok(Packet::Error { .. }) => return Outcome::AbortedByClient,
                     _ => continue,
                 },
             }

@@ -14,11 +14,10 @@ use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::UdpSocket;
 
-use super::packet::{self, Limits, Mode, Packet, Request};
+use super::packet::{self, Mode, Packet, Request};
 use super::receive::{Got, NetasciiDecoder, Receive};
-use super::server::{Tftp, transfer_socket};
+use super::server::{Tftp, begin};
 use crate::files::path::{self, mac_in_name};
-use crate::files::resolve::Client;
 use crate::files::transfers::{Outcome, Transfer};
 use crate::units::Mac;
 
@@ -116,23 +115,17 @@ fn open_partial(folder: &Path, parts: &[String]) -> io::Result<(PathBuf, Partial
 /// One write request from start to end, with its event.
 pub async fn receive(
     tftp: &Tftp,
+    folder: &Path,
     interface: &str,
     req: Request,
     from: SocketAddrV4,
     local: Ipv4Addr,
 ) {
-    let client = tftp.resolver.client(*from.ip());
-    let mut record = Transfer::begin("tftp-upload", &client, &req.filename);
-    record.detail = format!("mode {}", req.mode.as_str());
-    let sock = match transfer_socket(interface, local, from) {
-        Ok(s) => s,
-        Err(e) => {
-            record.detail = format!("cannot open a transfer socket on {local}: {e}");
-            tftp.counters.finish(&record);
-            return;
-        }
+    let Some((client, mut record, sock)) = begin(tftp, "tftp-upload", interface, &req, from, local)
+    else {
+        return;
     };
-    match store(tftp, &sock, &req, &client, &mut record).await {
+    match store(tftp, folder, &sock, &req, client.mac, &mut record).await {
         Ok((rx, timeout)) => {
             record.outcome = Outcome::Complete;
             tftp.counters.finish(&record);
@@ -170,22 +163,14 @@ async fn dally(sock: &UdpSocket, mut rx: Receive, timeout: Duration, retries: u3
 /// dally, and the timeout), or how it ended and why.
 async fn store(
     tftp: &Tftp,
+    folder: &Path,
     sock: &UdpSocket,
     req: &Request,
-    client: &Client,
+    sender: Option<Mac>,
     record: &mut Transfer,
 ) -> Result<(Receive, Duration), (Outcome, String)> {
-    let Some(folder) = tftp.config.upload.clone() else {
-        let _ = sock
-            .send(&packet::error(
-                packet::ERR_ACCESS,
-                "writes are not accepted",
-            ))
-            .await;
-        return Err((Outcome::Refused, "no upload folder is configured".into()));
-    };
     let max = tftp.config.upload_max;
-    let parts = match target(&req.filename, &folder.display().to_string(), client.mac) {
+    let parts = match target(&req.filename, &folder.display().to_string(), sender) {
         Ok(p) => p,
         Err(why) => {
             let _ = sock
@@ -202,7 +187,7 @@ async fn store(
         return Err((Outcome::Refused, format!("{n} bytes announced; {why}")));
     }
     let opened = {
-        let folder = folder.clone();
+        let folder = folder.to_path_buf();
         tokio::task::spawn_blocking(move || open_partial(&folder, &parts)).await
     };
     let (target, mut partial, file) = match opened {
@@ -216,17 +201,7 @@ async fn store(
         Err(e) => return Err((Outcome::Failed, e.to_string())),
     };
     record.file = Some(target.display().to_string());
-    let limits = Limits {
-        max_window: tftp.config.max_window,
-        default_timeout: tftp.config.tftp_timeout,
-    };
-    let n = packet::negotiate(&req.options, size.unwrap_or(0), limits);
-    record.detail = format!(
-        "mode {} blksize {} window {}",
-        req.mode.as_str(),
-        n.blksize,
-        n.window
-    );
+    let n = tftp.negotiate(req, size.unwrap_or(0), record);
     let first = if n.oack.is_empty() {
         packet::ack(0)
     } else {
