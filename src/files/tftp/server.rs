@@ -14,6 +14,7 @@ use bytes::Bytes;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use super::packet::{self, Limits, Mode, Packet, Request};
 use super::window::{Resend, Step, Window, wire_number};
@@ -423,6 +424,7 @@ async fn drive(
 ) -> Outcome {
     let (blksize, timeout, retries) = (n.blksize, n.timeout, tftp.config.tftp_retries);
     let mut ack_poll = pace::AckPoll::default();
+    let mut timer = pace::LazyTimer::new(timeout);
     let mut out = Vec::with_capacity(usize::from(blksize) + 4);
     let mut inbuf = vec![0u8; 1024];
     if let Some(o) = oack
@@ -457,11 +459,11 @@ async fn drive(
             return Outcome::Complete;
         }
         // Wait for an ACK that moves the transfer, until the deadline.
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         step = loop {
             let got = match ack_poll.wait(sock, &mut inbuf) {
                 Some(r) => Ok(r),
-                None => tokio::time::timeout_at(deadline, sock.recv(&mut inbuf)).await,
+                None => timer.recv(sock, &mut inbuf, deadline).await,
             };
             ack_poll.acked();
             match got {

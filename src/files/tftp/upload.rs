@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::UdpSocket;
 
+use super::pace;
 use super::packet::{self, Mode, Packet, Request};
 use super::receive::{Got, NetasciiDecoder, Receive};
 use super::server::{Tftp, begin};
@@ -217,8 +218,10 @@ async fn store(
     if sock.send(&first).await.is_err() {
         return Err((Outcome::AbortedByClient, String::new()));
     }
+    let mut timer = pace::LazyTimer::new(n.timeout);
     loop {
-        let got = tokio::time::timeout(n.timeout, sock.recv(&mut inbuf)).await;
+        let deadline = tokio::time::Instant::now() + n.timeout;
+        let got = timer.recv(sock, &mut inbuf, deadline).await;
         let len = match got {
             Err(_) => match rx.on_timeout(retries) {
                 None => return Err((Outcome::Timeout, String::new())),
