@@ -1,23 +1,30 @@
 //! `dialtone demo`: the main job on built-in defaults, safe on any machine.
 //!
-//! Builds a throwaway lab of network namespaces (an appliance with a native and
-//! a voice VLAN interface, and a phone side), starts `dialtone serve` inside
-//! with a built-in lab configuration, boots a few phones with the real `udhcpc`
-//! client (different vendor and user classes, one in recovery mode), prints what
-//! each received, and removes the lab, also on Ctrl-C or failure.
+//! Builds a throwaway lab of network namespaces (an appliance with a native
+//! and a voice VLAN interface, a phone side, and two call servers behind the
+//! appliance), starts `dialtone serve` inside with the families
+//! configuration (every built-in profile, an inventory, a files tree), boots
+//! one emulated phone of each family (`lab::phone`: DHCP, DNS, time, files in
+//! the family's order; a bricked AudioCodes recovered over TFTP), stops one
+//! call server to show the switchover failover, prints a table, and removes
+//! the lab, also on Ctrl-C or failure.
 
-use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use hickory_server::proto::rr::RecordType;
 
-use crate::lab::{Netns, unique, veth};
+use crate::lab::phone::{self, Boot, Spec};
+use crate::lab::{CallServer, Netns, clients, unique, veth};
 
-/// The lab configuration: the example file's scopes and classes, on the lab's
-/// interface names.
+/// The lab configuration the DHCP and DNS tests share: the example file's
+/// scopes and spelled-out classes, on the lab's interface names.
 pub const LAB_CONFIG: &str = r#"
 [server]
 state_dir = "@STATE@"
@@ -65,7 +72,7 @@ options.vendor_specific = { 1 = "MS-UC-Client", 2 = "https", 3 = "sfb.lab.voip",
 options.sip_servers = ["sfb.lab.voip"]
 "#;
 
-/// The demo's voice zone: the CIC pair of PHONES.md section 4, checked over
+/// The lab's voice zone: the CIC pair of PHONES.md section 4, checked over
 /// TCP every second so a failover shows quickly, and the time service.
 pub const LAB_DNS: &str = r#"
 [dns]
@@ -95,19 +102,192 @@ health = { check = "tcp", interval = "1s" }
 serve = true
 "#;
 
-struct Phone {
-    label: &'static str,
-    vlan: &'static str,
-    mac: &'static str,
-    /// udhcpc arguments saying who the phone is (`-V` vendor class, `-x`
-    /// user class).
-    identity: Vec<String>,
-    /// The options it asks for in option 55 (udhcpc `-O`).
-    requests: &'static [u8],
+
+/// The demo's configuration: every family by its built-in profile, the
+/// inventory's phones, the voice zone with its switchover pair, time, and
+/// files over TFTP and HTTP. `@STATE@` and `@TREE@` are filled in.
+pub const FAMILIES_CONFIG: &str = r#"
+[server]
+state_dir = "@STATE@"
+interfaces = ["native0", "voice0"]
+
+[dhcp]
+lease_time = "1h"
+
+[dhcp.images]
+"450HD" = "450HD_3.4.6.img"
+
+[[dhcp.subnet]]                      # native VLAN: where a bricked phone lands
+cidr = "192.168.1.0/24"
+pool = ["192.168.1.100-192.168.1.199"]
+router = "192.168.1.1"
+dns = ["self"]
+domain = "lab.voip"
+options.vlan_id = 100
+
+[[dhcp.subnet]]                      # voice VLAN
+cidr = "10.250.0.0/24"
+pool = ["10.250.0.100-10.250.0.250"]
+router = "10.250.0.1"
+dns = ["self"]
+domain = "lab.voip"
+options.time_offset = "-05:00"
+
+[[dhcp.class]]
+name = "audiocodes"
+profile = "audiocodes"
+
+[[dhcp.class]]
+name = "skype-for-business"
+profile = "audiocodes-sfb"
+options.vendor_specific = { 3 = "sfb.lab.voip" }
+options.sip_servers = ["sfb.lab.voip"]
+
+[[dhcp.class]]
+name = "polycom"
+profile = "polycom"
+
+[[dhcp.class]]
+name = "sip-station"
+profile = "interaction-sip-station"
+
+[[dhcp.class]]
+name = "softphone"
+profile = "softphone"
+
+[[dhcp.class]]
+name = "spectralink"
+profile = "generic-sip"
+match.mac = "00907a*"
+
+[[dhcp.class]]
+name = "bricked"
+profile = "recovery"
+
+[dns]
+zone = "lab.voip"
+ttl = "60s"
+
+[[dns.host]]
+name = "vm40ic1"
+ip = "10.250.1.151"
+[[dns.host]]
+name = "vm40ic2"
+ip = "10.250.1.152"
+[[dns.host]]
+name = "sfb"
+ip = "10.250.1.160"
+
+[[dns.switchover]]
+name = "cic"
+members = ["vm40ic1", "vm40ic2"]
+mode = "equal"
+provision_name = "provision"
+services = [
+  { srv = "_sip._udp", port = 8060 },
+  { srv = "_sip._tcp", port = 8060 },
+  { srv = "_sips._tcp", port = 8061 },
+  { srv = "_sipinternaltls._tcp", port = 5061 },
+]
+health = { check = "tcp", interval = "1s" }
+
+[time]
+serve = true
+
+[files]
+root = "@TREE@"
+tftp = true
+http = ["0.0.0.0:8088"]
+
+[[phone]]
+name = "Agent450HD"
+mac = "00:90:8f:00:01:00"
+manufacturer = "AudioCodes"
+model = "450HD"
+extension = "7501"
+sip_password = "demo-7501"
+label = "Agent 1"
+register = "cic"
+
+[[phone]]
+name = "AgentSfB"
+mac = "00:90:8f:00:02:00"
+manufacturer = "AudioCodes"
+model = "450HD"
+extension = "7502"
+sip_password = "demo-7502"
+label = "Agent 2"
+register = "cic"
+
+[[phone]]
+name = "Lobby"
+mac = "00:04:f2:00:03:00"
+manufacturer = "Polycom"
+model = "VVX411"
+extension = "7503"
+sip_password = "demo-7503"
+label = "Lobby"
+register = "cic"
+"#;
+
+/// Fills `root` with what the lab's phones fetch that dialtone does not
+/// generate: firmware, the SIP Station's files, the Polycom application
+/// and the soft phone's configuration.
+pub fn families_tree(root: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(root)?;
+    let image = |len: usize, seed: u8| -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    };
+    std::fs::write(root.join("450HD_3.4.6.img"), image(3 << 20, 7))?;
+    std::fs::write(root.join("sip100.img"), image(1 << 20, 11))?;
+    std::fs::write(root.join("sip.ld"), image(512 << 10, 13))?;
+    std::fs::write(root.join("config_files"), "[MACADDRESS].cfg\n")?;
+    std::fs::write(
+        root.join("0026FD000400.cfg"),
+        "# Interaction SIP Station 00:26:fd:00:04:00\nsip_server=lab.voip\nline1=7504\n",
+    )?;
+    std::fs::write(
+        root.join("PattyJ.lab.voip.i3sipcfg"),
+        "<i3sipcfg><station>PattyJ</station><server>lab.voip</server></i3sipcfg>\n",
+    )?;
+    Ok(())
 }
 
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
+/// The lab: the appliance's namespace with `native0` 192.168.1.1/24,
+/// `voice0` 10.250.0.1/24 and `calls0` 10.250.1.1/24; the phones' namespace
+/// with `native` and `voice`; the call servers' namespace with 10.250.1.151
+/// and .152 on `calls`.
+pub struct Lab {
+    pub app: Netns,
+    pub phones: Netns,
+    pub calls: Netns,
+}
+
+impl Lab {
+    pub fn new(prefix: &str) -> anyhow::Result<Lab> {
+        let app = Netns::create(&format!("{prefix}-appliance"))?;
+        let phones = Netns::create(&format!("{prefix}-phones"))?;
+        let calls = Netns::create(&format!("{prefix}-calls"))?;
+        veth(&app, "native0", &phones, "native")?;
+        veth(&app, "voice0", &phones, "voice")?;
+        veth(&app, "calls0", &calls, "calls")?;
+        app.addr("native0", "192.168.1.1/24")?;
+        app.addr("voice0", "10.250.0.1/24")?;
+        app.addr("calls0", "10.250.1.1/24")?;
+        calls.addr("calls", "10.250.1.151/24")?;
+        calls.addr("calls", "10.250.1.152/24")?;
+        Ok(Lab { app, phones, calls })
+    }
+
+    /// The two call servers' stand-ins, answering on the health check's port.
+    pub fn call_servers(&self) -> anyhow::Result<(CallServer, CallServer)> {
+        Ok((
+            CallServer::start(&self.calls, Ipv4Addr::new(10, 250, 1, 151), 8060, None)?,
+            CallServer::start(&self.calls, Ipv4Addr::new(10, 250, 1, 152), 8060, None)?,
+        ))
+    }
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -136,31 +316,29 @@ pub fn run() -> anyhow::Result<()> {
         }
         Ok(())
     };
-    for tool in ["ip", "udhcpc"] {
-        if which(tool).is_none() {
-            bail!("`{tool}` is needed for the demo (apt-get install iproute2 udhcpc)");
-        }
+    if which("ip").is_none() {
+        bail!("`ip` is needed for the demo (apt-get install iproute2)");
     }
     let prefix = unique("demo");
-    println!("building the lab: namespaces {prefix}-appliance and {prefix}-phones");
-    let app = Netns::create(&format!("{prefix}-appliance"))?;
-    let phones = Netns::create(&format!("{prefix}-phones"))?;
-    veth(&app, "native0", &phones, "native")?;
-    veth(&app, "voice0", &phones, "voice")?;
-    app.addr("native0", "192.168.1.1/24")?;
-    app.addr("voice0", "10.250.0.1/24")?;
+    println!("building the lab: namespaces {prefix}-appliance, {prefix}-phones and {prefix}-calls");
+    let lab = Lab::new(&prefix)?;
     let dir = std::env::temp_dir().join(&prefix);
     std::fs::create_dir_all(&dir)?;
     let _dir_guard = DirGuard(dir.clone());
+    let tree = dir.join("tree");
+    families_tree(&tree)?;
     let cfg_path = dir.join("dialtone.toml");
     std::fs::write(
         &cfg_path,
-        format!("{LAB_CONFIG}{LAB_DNS}")
-            .replace("@STATE@", &dir.join("state").display().to_string()),
+        FAMILIES_CONFIG
+            .replace("@STATE@", &dir.join("state").display().to_string())
+            .replace("@TREE@", &tree.display().to_string()),
     )?;
+    let (ic1, _ic2) = lab.call_servers()?;
     let log_path = dir.join("dialtone.log");
     let exe = std::env::current_exe().context("cannot find the dialtone binary")?;
-    let _server = app
+    let _server = lab
+        .app
         .command(&exe.display().to_string())
         .args(["--log-format", "json", "serve", "--config"])
         .arg(&cfg_path)
@@ -172,9 +350,10 @@ pub fn run() -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     let started = || {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        ["serving DHCP", "serving DNS", "serving SNTP"]
+        ["serving DHCP", "serving DNS", "serving SNTP", "serving TFTP"]
             .iter()
             .all(|s| log.matches(s).count() >= 2)
+            && log.contains("serving HTTP")
     };
     while !started() {
         check("start-up")?;
@@ -187,153 +366,164 @@ pub fn run() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     println!(
-        "dialtone is serving native0 (192.168.1.1/24) and voice0 (10.250.0.1/24, the voice VLAN)\n"
+        "dialtone is serving native0 (192.168.1.1/24) and voice0 (10.250.0.1/24, the voice VLAN):\n\
+         DHCP, DNS (lab.voip, call servers vm40ic1/vm40ic2), SNTP, TFTP and HTTP :8088\n"
     );
 
-    let lab_phones = [
-        Phone {
-            label: "Interaction SIP Station (SIP100)",
-            vlan: "voice",
-            mac: "00:26:fd:00:01:00",
-            identity: vec!["-V".into(), "SIP100".into()],
-            requests: &[66, 67, 160, 42, 2],
-        },
-        Phone {
-            label: "Polycom VVX",
-            vlan: "voice",
-            mac: "00:04:f2:00:02:00",
-            identity: vec!["-V".into(), "Polycom-VVX".into()],
-            requests: &[160, 42, 2],
-        },
-        Phone {
-            label: "AudioCodes 450HD, bricked (recovery)",
-            vlan: "native",
-            mac: "00:90:8f:00:03:00",
-            identity: vec!["-x".into(), format!("0x4d:{}", hex("450HD"))],
-            requests: &[66, 67, 132],
-        },
-        Phone {
-            label: "AudioCodes 450HD, Skype for Business",
-            vlan: "voice",
-            mac: "00:90:8f:00:04:00",
-            identity: vec!["-V".into(), "MS-UC-Client".into()],
-            requests: &[43, 120],
-        },
-    ];
-    let script = dir.join("phone.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\n[ \"$1\" = bound ] && env > \"$DT_OUT\"\nexit 0\n",
-    )?;
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-
-    let mut rows = Vec::new();
-    for (i, ph) in lab_phones.iter().enumerate() {
-        check("the phone boots")?;
-        phones.ip(&["link", "set", ph.vlan, "address", ph.mac])?;
-        let out_file = dir.join(format!("phone{i}.env"));
-        let mut args: Vec<String> = ["-i", ph.vlan, "-n", "-q", "-f", "-t", "4", "-T", "1", "-s"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.push(script.display().to_string());
-        args.extend(ph.identity.iter().cloned());
-        for code in ph.requests {
-            args.extend(["-O".to_string(), code.to_string()]);
-        }
-        let _ = phones
-            .command("udhcpc")
-            .args(&args)
-            .env("DT_OUT", &out_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let env: HashMap<String, String> = std::fs::read_to_string(&out_file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        rows.push((ph, env));
+    let mut rows: Vec<(String, Boot)> = Vec::new();
+    let specs = phone::lab_phones();
+    for spec in &specs {
+        check("the phones' boot")?;
+        let boot = phone::boot(&lab.phones, spec.vlan, spec);
+        print!("{}", details(spec, &boot));
+        rows.push((spec.profile.to_string(), boot));
     }
 
-    println!(
-        "{:<38} {:<7} {:<17} {:<15} RECEIVED",
-        "PHONE", "VLAN", "MAC", "ADDRESS"
-    );
-    let mut failures = 0;
-    for (ph, env) in &rows {
-        let ip = env.get("ip").cloned().unwrap_or_else(|| {
-            failures += 1;
-            "(no lease)".into()
-        });
-        let mut got = Vec::new();
-        let text = |k: &str| {
-            env.get(k)
-                .map(|v| String::from_utf8_lossy(&unhex(v)).to_string())
-        };
-        if let Some(v) = env.get("tftp") {
-            got.push(format!("66={v}"));
+    // The switchover pair: a call server stops, the appliance notices, and a
+    // phone booting now registers with its partner.
+    check("the failover")?;
+    println!("call server vm40ic1 (10.250.1.151) stops answering...");
+    drop(ic1);
+    lab.phones.addr("voice", "10.250.0.9/24")?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        check("the failover")?;
+        let a = lab.phones.run_in(|| {
+            clients::ask(
+                Ipv4Addr::new(10, 250, 0, 1),
+                Ipv4Addr::new(10, 250, 0, 9),
+                "provision.lab.voip",
+                RecordType::A,
+            )
+        })?;
+        if a == ["10.250.1.152"] {
+            break;
         }
-        if let Some(v) = env.get("bootfile") {
-            got.push(format!("67={v}"));
+        if Instant::now() > deadline {
+            bail!("the switchover pair did not fail over within 15 s");
         }
-        if let Some(v) = text("opt160") {
-            got.push(format!("160={v}"));
-        }
-        if let Some(v) = env.get("ntpsrv") {
-            got.push(format!("42={v}"));
-        }
-        if let Some(v) = env.get("timezone") {
-            got.push(format!(
-                "2={}",
-                v.parse::<u32>().map(|n| n as i32).unwrap_or(0)
-            ));
-        }
-        // busybox shows option 132 as the 16-bit number of its first two bytes.
-        if let Some(v) = env.get("vlanid") {
-            let b = v.parse::<u16>().unwrap_or(0).to_be_bytes();
-            got.push(format!("132 starts {:?}", String::from_utf8_lossy(&b)));
-        }
-        if let Some(v) = env.get("opt43") {
-            got.push(format!("43=<{} bytes of sub-options>", v.len() / 2));
-        }
-        if let Some(v) = env.get("sipsrv") {
-            got.push(format!("120={v}"));
-        } else if let Some(v) = env.get("opt120") {
-            got.push(format!("120=hex:{v}"));
-        }
-        println!(
-            "{:<38} {:<7} {:<17} {:<15} {}",
-            ph.label,
-            ph.vlan,
-            ph.mac,
-            ip,
-            got.join("  ")
-        );
+        std::thread::sleep(Duration::from_millis(250));
     }
-    println!(
-        "\nlease database: {}",
-        dir.join("state/leases.sqlite").display()
-    );
-    check("DNS")?;
-    println!();
-    lab_dns::show(&app, &phones, &check)?;
+    let _ = lab.phones.ip(&["addr", "del", "10.250.0.9/24", "dev", "voice"]);
+    println!("the appliance noticed; provision.lab.voip now answers 10.250.1.152 only\n");
+    if let Some(spec) = specs.iter().find(|s| s.family == phone::Family::GenericSip) {
+        let boot = phone::boot(&lab.phones, spec.vlan, spec);
+        print!("{}", details(spec, &boot));
+        rows.push((format!("{} after failover", spec.profile), boot));
+    }
+
+    println!("{}", table(&rows));
     println!("removing the lab");
-    if failures > 0 {
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|(_, b)| b.result.is_err())
+        .map(|(f, _)| f.as_str())
+        .collect();
+    if !failed.is_empty() {
         bail!(
-            "{failures} phone(s) got no lease; server log:\n{}",
+            "{} phone(s) did not boot: {}; server log:\n{}",
+            failed.len(),
+            failed.join(", "),
             std::fs::read_to_string(&log_path).unwrap_or_default()
         );
     }
     Ok(())
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
+/// Options shown in the table: everything but the lease's bookkeeping.
+fn shown(code: u8) -> bool {
+    !matches!(code, 1 | 3 | 6 | 15 | 51 | 53 | 54 | 58 | 59)
+}
+
+fn files_text(boot: &Boot) -> String {
+    let list: Vec<String> = boot
+        .files
+        .iter()
+        .map(|f| match &f.got {
+            Ok(n) if f.via == "http range" => format!("{} (first {n} bytes)", f.name),
+            Ok(n) => format!("{} ({n} bytes, {})", f.name, f.via),
+            Err(e) if f.optional => format!("{} ({e}, optional)", f.name),
+            Err(e) => format!("{} (FAILED: {e})", f.name),
+        })
+        .collect();
+    if list.is_empty() {
+        "-".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// One phone's boot, step by step.
+pub fn details(spec: &Spec, boot: &Boot) -> String {
+    let mut o = String::new();
+    let address = boot
+        .address
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "no address".into());
+    let _ = writeln!(
+        o,
+        "{} ({}, {} VLAN, {}) -> {address}",
+        spec.label, spec.profile, spec.vlan, spec.mac
+    );
+    let options: Vec<String> = boot
+        .options
+        .iter()
+        .filter(|(c, _)| shown(*c))
+        .map(|(c, b)| format!("{c}={}", crate::explain::decode(*c, b)))
+        .collect();
+    let _ = writeln!(o, "  options  {}", options.join("  "));
+    for (q, a) in &boot.dns {
+        let _ = writeln!(o, "  dns      {q} -> {}", a.join(", "));
+    }
+    if let Some((stratum, offset)) = boot.time {
+        let _ = writeln!(o, "  time     SNTP stratum {stratum}, offset {offset:+.3} s");
+    }
+    let _ = writeln!(o, "  files    {}", files_text(boot));
+    match &boot.result {
+        Ok(r) => {
+            let _ = writeln!(o, "  result   ok: {r}\n");
+        }
+        Err(e) => {
+            let _ = writeln!(o, "  result   FAILED: {e}\n");
+        }
+    }
+    o
+}
+
+/// The summary: family, address, options received, files fetched, result.
+pub fn table(rows: &[(String, Boot)]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<28} {:<15} {:<24} {:<40} RESULT",
+        "FAMILY", "ADDRESS", "OPTIONS RECEIVED", "FILES FETCHED"
+    );
+    for (family, b) in rows {
+        let address = b.address.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+        let codes: Vec<String> = b
+            .options
+            .iter()
+            .filter(|(c, _)| shown(*c))
+            .map(|(c, _)| c.to_string())
+            .collect();
+        let fetched = b.files.iter().filter(|f| f.got.is_ok()).count();
+        let missing = b.files.iter().filter(|f| f.got.is_err()).count();
+        let files = match (fetched, missing) {
+            (0, 0) => "none (DHCP, DNS and time only)".to_string(),
+            (n, 0) => format!("{n} fetched"),
+            (n, m) => format!("{n} fetched, {m} missing"),
+        };
+        let result = match &b.result {
+            Ok(r) => format!("ok: {r}"),
+            Err(e) => format!("FAILED: {e}"),
+        };
+        let _ = writeln!(
+            o,
+            "{family:<28} {address:<15} {:<24} {files:<40} {result}",
+            codes.join(" ")
+        );
+    }
+    o
 }
 
 fn which(tool: &str) -> Option<std::path::PathBuf> {
@@ -349,125 +539,5 @@ struct DirGuard(std::path::PathBuf);
 impl Drop for DirGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The second half of the demo: a phone resolves its provisioning host and
-/// call servers, a call server stops, and the answers follow.
-mod lab_dns {
-    use std::net::{Ipv4Addr, UdpSocket};
-    use std::time::{Duration, Instant, SystemTime};
-
-    use anyhow::{Context, bail};
-    use hickory_server::proto::op::{Message, MessageType, OpCode, Query};
-    use hickory_server::proto::rr::{Name, RData, RecordType};
-
-    use crate::lab::{CallServer, Netns};
-
-    const APPLIANCE: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
-
-    /// Asks the appliance one question from the phones' side, as a phone would.
-    fn ask(ns: &Netns, name: &str, qtype: RecordType) -> anyhow::Result<Vec<String>> {
-        let name = Name::from_ascii(name)?;
-        ns.run_in(move || {
-            let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
-            m.metadata.recursion_desired = true;
-            m.add_query(Query::query(name, qtype));
-            let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-            sock.set_read_timeout(Some(Duration::from_secs(2)))?;
-            sock.send_to(&m.to_vec()?, (APPLIANCE, 53))?;
-            let mut buf = [0u8; 1500];
-            let n = sock
-                .recv(&mut buf)
-                .context("no DNS answer from the appliance")?;
-            let r = Message::from_vec(&buf[..n])?;
-            let mut out: Vec<String> = r
-                .answers
-                .iter()
-                .map(|rec| match &rec.data {
-                    RData::A(a) => a.0.to_string(),
-                    RData::SRV(s) => format!("{} {} {} {}", s.priority, s.weight, s.port, s.target),
-                    other => other.to_string(),
-                })
-                .collect();
-            out.sort();
-            Ok(out)
-        })
-    }
-
-    /// The appliance's clock as SNTP reports it, minus ours.
-    fn sntp_offset(ns: &Netns) -> anyhow::Result<(u8, f64)> {
-        ns.run_in(|| {
-            let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-            sock.set_read_timeout(Some(Duration::from_secs(2)))?;
-            let mut req = [0u8; 48];
-            req[0] = (4 << 3) | 3;
-            let sent = SystemTime::now();
-            req[40..48].copy_from_slice(&crate::time::sntp::ntp_timestamp(sent).to_be_bytes());
-            sock.send_to(&req, (APPLIANCE, 123))?;
-            let mut buf = [0u8; 68];
-            let n = sock
-                .recv(&mut buf)
-                .context("no SNTP answer from the appliance")?;
-            if n < 48 || buf[0] & 7 != 4 {
-                bail!("not an SNTP server reply");
-            }
-            let mut ts = [0u8; 8];
-            ts.copy_from_slice(&buf[40..48]);
-            let theirs = crate::time::sntp::unix_time(u64::from_be_bytes(ts), sent);
-            let ours = SystemTime::now();
-            let offset = match theirs.duration_since(ours) {
-                Ok(d) => d.as_secs_f64(),
-                Err(e) => -e.duration().as_secs_f64(),
-            };
-            Ok((buf[1], offset))
-        })
-    }
-
-    pub fn show(
-        app: &Netns,
-        phones: &Netns,
-        check: &dyn Fn(&str) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        // The phones' side of the voice VLAN, and the two call servers behind it.
-        phones.addr("voice", "10.250.0.9/24")?;
-        phones.addr("voice", "10.250.1.151/24")?;
-        phones.addr("voice", "10.250.1.152/24")?;
-        app.ip(&["route", "add", "10.250.1.0/24", "dev", "voice0"])?;
-        let ic1 = CallServer::start(phones, Ipv4Addr::new(10, 250, 1, 151), 8060, None)?;
-        let _ic2 = CallServer::start(phones, Ipv4Addr::new(10, 250, 1, 152), 8060, None)?;
-
-        println!("a phone on the voice VLAN asks the appliance (10.250.0.1):");
-        let show = |name: &str, t: RecordType| -> anyhow::Result<Vec<String>> {
-            let a = ask(phones, name, t)?;
-            println!("  {:<26} {:<4} -> {}", name, t.to_string(), a.join(", "));
-            Ok(a)
-        };
-        show("provision.lab.voip", RecordType::A)?;
-        show("ProvisioningServer", RecordType::A)?;
-        show("_sip._tcp.lab.voip", RecordType::SRV)?;
-        let (stratum, offset) = sntp_offset(phones)?;
-        println!(
-            "  {:<26} {:<4} -> stratum {stratum}, offset {offset:+.3} s",
-            "10.250.0.1:123", "SNTP"
-        );
-
-        println!("\ncall server vm40ic1 (10.250.1.151) stops answering...");
-        drop(ic1);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            check("the failover")?;
-            if ask(phones, "provision.lab.voip", RecordType::A)? == ["10.250.1.152"] {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("the switchover pair did not fail over within 15 s");
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        println!("the appliance noticed; phones are steered to its partner:");
-        show("provision.lab.voip", RecordType::A)?;
-        show("_sip._tcp.lab.voip", RecordType::SRV)?;
-        Ok(())
     }
 }

@@ -255,3 +255,6 @@ impl Drop for CallServer {
         }
     }
 }
+
+pub mod clients;
+pub mod phone;

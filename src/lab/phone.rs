@@ -1,0 +1,598 @@
+//! Emulated phones, one per family, booting as PHONES.md describes against a
+//! running dialtone: DHCP with the family's identity and option 55, then DNS,
+//! time, and the files in the family's order over the protocol it uses, on
+//! real sockets inside the phones' namespace. `dialtone demo` and the
+//! namespace tests drive them; what a phone does next is decided from what
+//! it received (the options, the files), never from the configuration.
+
+use std::net::Ipv4Addr;
+
+use hickory_server::proto::rr::RecordType;
+
+use super::Netns;
+use super::clients::{self, Identity};
+use crate::dhcp::client::ParsedReply;
+use crate::dhcp::options as opt;
+use crate::units::Mac;
+
+/// How a family boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// AudioCodes 400HD: firmware (header, then whole), `<MAC>.cfg`,
+    /// `<MODEL>.cfg` over HTTP.
+    AudioCodes,
+    /// AudioCodes in Skype for Business mode: the same files, and the SfB
+    /// pool's SRV from option 43/120.
+    AudioCodesSfb,
+    /// Polycom: `<part>.bootrom.ld`, `<mac>.cfg`, its application, its
+    /// CONFIG_FILES over HTTP.
+    Polycom,
+    /// Interaction SIP Station: firmware, `config_files`, `<MAC>.cfg`.
+    Iss,
+    /// SIP Soft Phone: DHCPINFORM for option 160, then its `.i3sipcfg`.
+    Softphone,
+    /// A bricked AudioCodes: 66/67 at once, the whole image over TFTP, then
+    /// an ordinary DHCP request when it comes back.
+    Recovery,
+    /// A third-party SIP phone: DHCP, DNS and time only.
+    GenericSip,
+}
+
+/// One emulated phone.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub family: Family,
+    /// The profile name shown in the table.
+    pub profile: &'static str,
+    pub label: &'static str,
+    /// Which of the lab's links it is on: "native" or "voice".
+    pub vlan: &'static str,
+    pub mac: Mac,
+    pub vendor_class: Option<&'static str>,
+    /// The model, sent in option 77 (RFC 3004 form).
+    pub user_class: Option<&'static str>,
+    pub requests: &'static [u8],
+    /// A soft phone's own address (it asks with DHCPINFORM) and computer name.
+    pub computer: Option<(Ipv4Addr, u8, &'static str)>,
+    /// A Polycom phone's part number (its boot files are named by it).
+    pub part: Option<&'static str>,
+}
+
+impl Spec {
+    fn identity(&self, requests: &[u8]) -> Identity {
+        let mut options = Vec::new();
+        if let Some(v) = self.vendor_class {
+            options.push((opt::VENDOR_CLASS, v.as_bytes().to_vec()));
+        }
+        if let Some(u) = self.user_class {
+            let mut b = vec![u.len() as u8];
+            b.extend_from_slice(u.as_bytes());
+            options.push((opt::USER_CLASS, b));
+        }
+        Identity {
+            mac: self.mac,
+            options,
+            requests: requests.to_vec(),
+        }
+    }
+
+    /// The model the phone would put in its file names.
+    fn model(&self) -> Option<&'static str> {
+        self.user_class.or(self.vendor_class)
+    }
+}
+
+/// A file the phone asked for.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub name: String,
+    /// "http", "http range" or "tftp".
+    pub via: &'static str,
+    /// Bytes received, or why not.
+    pub got: Result<usize, String>,
+    /// The phone carries on without it (PHONES.md: optional files).
+    pub optional: bool,
+}
+
+/// What one boot did.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    pub address: Option<Ipv4Addr>,
+    /// The options of the answer, decoded, in wire order.
+    pub options: Vec<(u8, Vec<u8>)>,
+    /// DNS questions asked and their answers.
+    pub dns: Vec<(String, Vec<String>)>,
+    /// SNTP: stratum and offset in seconds.
+    pub time: Option<(u8, f64)>,
+    pub files: Vec<Fetched>,
+    /// How the boot ended: what the phone would do next, or what stopped it.
+    pub result: Result<String, String>,
+}
+
+impl Boot {
+    fn new() -> Boot {
+        Boot {
+            address: None,
+            options: Vec::new(),
+            dns: Vec::new(),
+            time: None,
+            files: Vec::new(),
+            result: Err("did not start".into()),
+        }
+    }
+}
+
+/// The lab's phones, one per family. Their MACs carry their makers' OUIs.
+pub fn lab_phones() -> Vec<Spec> {
+    let mac = |s: &str| s.parse::<Mac>().unwrap_or(Mac([0; 6]));
+    vec![
+        Spec {
+            family: Family::AudioCodes,
+            profile: "audiocodes",
+            label: "AudioCodes 450HD",
+            vlan: "voice",
+            mac: mac("00:90:8f:00:01:00"),
+            vendor_class: Some("450HD"),
+            user_class: Some("450HD"),
+            requests: &[1, 3, 6, 15, 42, 2, 66, 67, 160],
+            computer: None,
+            part: None,
+        },
+        Spec {
+            family: Family::AudioCodesSfb,
+            profile: "audiocodes-sfb",
+            label: "AudioCodes 450HD, Skype for Business",
+            vlan: "voice",
+            mac: mac("00:90:8f:00:02:00"),
+            vendor_class: Some("MS-UC-Client"),
+            user_class: Some("450HD"),
+            requests: &[1, 3, 6, 15, 42, 2, 43, 66, 67, 120, 160],
+            computer: None,
+            part: None,
+        },
+        Spec {
+            family: Family::Polycom,
+            profile: "polycom",
+            label: "Polycom VVX 411",
+            vlan: "voice",
+            mac: mac("00:04:f2:00:03:00"),
+            vendor_class: Some("Polycom-VVX411"),
+            user_class: None,
+            requests: &[1, 3, 6, 15, 42, 2, 66, 160],
+            computer: None,
+            part: Some("3111-48450-001"),
+        },
+        Spec {
+            family: Family::Iss,
+            profile: "interaction-sip-station",
+            label: "Interaction SIP Station (SIP100)",
+            vlan: "voice",
+            mac: mac("00:26:fd:00:04:00"),
+            vendor_class: Some("SIP100"),
+            user_class: None,
+            requests: &[1, 3, 6, 15, 42, 2, 66, 67, 160],
+            computer: None,
+            part: None,
+        },
+        Spec {
+            family: Family::Softphone,
+            profile: "softphone",
+            label: "SIP Soft Phone (PattyJ.lab.voip)",
+            vlan: "voice",
+            mac: mac("02:00:00:00:05:00"),
+            vendor_class: Some("MSFT 5.0"),
+            user_class: None,
+            requests: &[1, 3, 6, 15, 160],
+            computer: Some((Ipv4Addr::new(10, 250, 0, 60), 24, "PattyJ.lab.voip")),
+            part: None,
+        },
+        Spec {
+            family: Family::Recovery,
+            profile: "recovery",
+            label: "AudioCodes 450HD, bricked",
+            vlan: "native",
+            mac: mac("00:90:8f:00:06:00"),
+            vendor_class: None,
+            user_class: Some("450HD"),
+            requests: &[1, 3, 66, 67],
+            computer: None,
+            part: None,
+        },
+        Spec {
+            family: Family::GenericSip,
+            profile: "generic-sip",
+            label: "Spectralink Versity",
+            vlan: "voice",
+            mac: mac("00:90:7a:00:07:00"),
+            vendor_class: Some("Spectralink"),
+            user_class: None,
+            requests: &[1, 3, 6, 15, 42, 2, 66, 160],
+            computer: None,
+            part: None,
+        },
+    ]
+}
+
+/// The text of option `code` in `reply`.
+fn text(reply: &ParsedReply, code: u8) -> Option<String> {
+    reply
+        .get(code)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+fn first_addr(reply: &ParsedReply, code: u8) -> Option<Ipv4Addr> {
+    reply
+        .get(code)
+        .and_then(|b| b.get(..4))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(Ipv4Addr::from)
+}
+
+/// A provisioning URL split into scheme, host, port and path (ending in `/`).
+pub fn split_url(url: &str) -> Option<(&str, &str, u16, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let default = match scheme {
+        "http" => 80,
+        "https" => 443,
+        "tftp" => 69,
+        _ => return None,
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (hostport, default),
+    };
+    let mut path = path.to_string();
+    if !path.ends_with('/') {
+        path.push('/');
+    }
+    Some((scheme, host, port, path))
+}
+
+/// The attribute `name="..."` in a Polycom XML file.
+pub fn attribute<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=\"");
+    let at = xml.find(&key)? + key.len();
+    let end = xml[at..].find('"')?;
+    Some(&xml[at..at + end])
+}
+
+/// `key=value` from an AudioCodes configuration.
+pub fn setting<'a>(cfg: &'a str, key: &str) -> Option<&'a str> {
+    cfg.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim())
+}
+
+/// Everything a boot needs from the phones' side, on one thread in the
+/// namespace.
+struct Phone<'a> {
+    spec: &'a Spec,
+    interface: String,
+    ip: Ipv4Addr,
+    dns: Option<Ipv4Addr>,
+    boot: Boot,
+}
+
+impl Phone<'_> {
+    fn ask(&mut self, name: &str, qtype: RecordType) -> Vec<String> {
+        let Some(server) = self.dns else {
+            return Vec::new();
+        };
+        let answers = clients::ask(server, self.ip, name, qtype)
+            .unwrap_or_else(|e| vec![format!("no answer: {e}")]);
+        self.boot.dns.push((format!("{name} {qtype}"), answers.clone()));
+        answers
+    }
+
+    /// An address for `host`: itself, or its first A record.
+    fn resolve(&mut self, host: &str) -> Option<Ipv4Addr> {
+        if let Ok(ip) = host.parse() {
+            return Some(ip);
+        }
+        self.ask(host, RecordType::A)
+            .first()
+            .and_then(|a| a.parse().ok())
+    }
+
+    /// The call server the phone registers with: the SRV target for a SIP
+    /// domain (port 0), else the host itself.
+    fn registrar(&mut self, host: &str, port: u16, srv: &str) -> Result<String, String> {
+        if port != 0 {
+            return Ok(format!("{host}:{port}"));
+        }
+        let answers = self.ask(&format!("{srv}.{host}"), RecordType::SRV);
+        // "priority weight port target", sorted: the best priority first.
+        answers
+            .iter()
+            .filter_map(|a| {
+                let f: Vec<&str> = a.split_whitespace().collect();
+                let prio: u16 = f.first()?.parse().ok()?;
+                Some((prio, format!("{}:{}", f.get(3)?.trim_end_matches('.'), f.get(2)?)))
+            })
+            .min()
+            .map(|(_, t)| t)
+            .ok_or_else(|| format!("no SRV record for {srv}.{host}"))
+    }
+
+    fn http(&mut self, base: &(Ipv4Addr, u16, String), name: &str, optional: bool) -> Option<Vec<u8>> {
+        self.http_part(base, name, optional, None)
+    }
+
+    fn http_part(
+        &mut self,
+        base: &(Ipv4Addr, u16, String),
+        name: &str,
+        optional: bool,
+        range: Option<u64>,
+    ) -> Option<Vec<u8>> {
+        let path = format!("{}{name}", base.2);
+        let (body, got) = match clients::http_get(base.0, base.1, self.ip, &path, range) {
+            Ok(r) if r.status == 200 || r.status == 206 => {
+                let n = r.body.len();
+                (Some(r.body), Ok(n))
+            }
+            Ok(r) => (None, Err(format!("HTTP {}", r.status))),
+            Err(e) => (None, Err(e.to_string())),
+        };
+        self.boot.files.push(Fetched {
+            name: name.to_string(),
+            via: if range.is_some() { "http range" } else { "http" },
+            got,
+            optional,
+        });
+        body
+    }
+
+    /// The provisioning server of option 160, as address, port and path.
+    fn provisioning(&mut self, reply: &ParsedReply) -> Result<(Ipv4Addr, u16, String), String> {
+        let url = text(reply, opt::PROVISIONING_URL).ok_or("no option 160")?;
+        let (_, host, port, path) =
+            split_url(&url).ok_or_else(|| format!("option 160 `{url}` is not a URL"))?;
+        let host = host.to_string();
+        let ip = self
+            .resolve(&host)
+            .ok_or_else(|| format!("cannot resolve {host}"))?;
+        Ok((ip, port, path))
+    }
+
+    fn time(&mut self, reply: &ParsedReply) {
+        if let Some(ntp) = first_addr(reply, opt::NTP_SERVERS).or(first_addr(reply, opt::TIME_SERVERS)) {
+            self.boot.time = clients::sntp(ntp, self.ip).ok();
+        }
+    }
+
+    /// Firmware as AudioCodes and ISS phones read it: the header to compare
+    /// versions, then (a fresh phone has none) the whole image.
+    fn firmware(&mut self, base: &(Ipv4Addr, u16, String), image: &str) -> Result<(), String> {
+        self.http_part(base, image, false, Some(1024))
+            .ok_or_else(|| format!("no firmware {image}"))?;
+        self.http(base, image, false)
+            .ok_or_else(|| format!("no firmware {image}"))?;
+        Ok(())
+    }
+
+    fn audiocodes(&mut self, reply: &ParsedReply) -> Result<String, String> {
+        let base = self.provisioning(reply)?;
+        let model = self.spec.model().unwrap_or("400HD");
+        let image = text(reply, opt::BOOTFILE).unwrap_or_else(|| format!("{model}.img"));
+        self.firmware(&base, &image)?;
+        let mac = self.spec.mac.bare().to_ascii_uppercase();
+        let cfg = self
+            .http(&base, &format!("{mac}.cfg"), false)
+            .ok_or_else(|| format!("no {mac}.cfg"))?;
+        self.http(&base, &format!("{model}.cfg"), true);
+        let cfg = String::from_utf8_lossy(&cfg).into_owned();
+        let line = setting(&cfg, "voip/line/0/id").unwrap_or("-").to_string();
+        let host = setting(&cfg, "voip/signalling/sip/proxy_address")
+            .ok_or("its configuration names no proxy")?
+            .to_string();
+        let port = setting(&cfg, "voip/signalling/sip/proxy_port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(5060);
+        let target = if self.spec.family == Family::AudioCodesSfb {
+            // The Skype for Business pool named in options 43 and 120.
+            self.registrar(&host, 0, "_sipinternaltls._tcp")?
+        } else {
+            self.registrar(&host, port, "_sip._udp")?
+        };
+        Ok(format!("registers line {line} at {target}"))
+    }
+
+    fn polycom(&mut self, reply: &ParsedReply) -> Result<String, String> {
+        let base = self.provisioning(reply)?;
+        let part = self.spec.part.unwrap_or("0000-00000-000");
+        self.http(&base, &format!("{part}.bootrom.ld"), true);
+        let mac = self.spec.mac.bare();
+        let master = self
+            .http(&base, &format!("{mac}.cfg"), false)
+            .ok_or_else(|| format!("no {mac}.cfg"))?;
+        let master = String::from_utf8_lossy(&master).into_owned();
+        if let Some(app) = attribute(&master, "APP_FILE_PATH").filter(|a| !a.is_empty()) {
+            let app = app.replace("[PHONE_PART_NUMBER]", part);
+            self.http(&base, &app, false)
+                .ok_or_else(|| format!("no application {app}"))?;
+        }
+        let mut registration = None;
+        for name in attribute(&master, "CONFIG_FILES")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            let name = name.replace("[MACADDRESS]", &mac);
+            let body = self
+                .http(&base, &name, false)
+                .ok_or_else(|| format!("no {name}"))?;
+            let body = String::from_utf8_lossy(&body).into_owned();
+            if attribute(&body, "reg.1.address").is_some() {
+                registration = Some(body);
+            }
+        }
+        let reg = registration.ok_or("no CONFIG_FILES entry holds a registration")?;
+        let line = attribute(&reg, "reg.1.address").unwrap_or("-").to_string();
+        let host = attribute(&reg, "reg.1.server.1.address")
+            .ok_or("its registration names no server")?
+            .to_string();
+        let port = attribute(&reg, "reg.1.server.1.port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(5060);
+        let target = self.registrar(&host, port, "_sip._udp")?;
+        Ok(format!("registers line {line} at {target}"))
+    }
+
+    fn iss(&mut self, reply: &ParsedReply) -> Result<String, String> {
+        let base = self.provisioning(reply)?;
+        let image = text(reply, opt::BOOTFILE).ok_or("no option 67")?;
+        self.firmware(&base, &image)?;
+        self.http(&base, "config_files", false)
+            .ok_or("no config_files")?;
+        let mac = self.spec.mac.bare().to_ascii_uppercase();
+        let cfg = self
+            .http(&base, &format!("{mac}.cfg"), false)
+            .ok_or_else(|| format!("no {mac}.cfg"))?;
+        let cfg = String::from_utf8_lossy(&cfg).into_owned();
+        let domain = text(reply, opt::DOMAIN_NAME).unwrap_or_default();
+        let host = setting(&cfg, "sip_server").unwrap_or(&domain).to_string();
+        let target = self.registrar(&host, 0, "_sip._udp")?;
+        Ok(format!("registers at {target}"))
+    }
+
+    fn softphone(&mut self, reply: &ParsedReply) -> Result<String, String> {
+        let base = self.provisioning(reply)?;
+        let (_, _, computer) = self.spec.computer.ok_or("no computer name")?;
+        let name = format!("{computer}.i3sipcfg");
+        let cfg = self
+            .http(&base, &name, false)
+            .ok_or_else(|| format!("no {name}"))?;
+        Ok(format!("configured ({} bytes)", cfg.len()))
+    }
+
+    fn generic(&mut self, reply: &ParsedReply) -> Result<String, String> {
+        let domain = text(reply, opt::DOMAIN_NAME).ok_or("no option 15")?;
+        let target = self.registrar(&domain, 0, "_sip._udp")?;
+        Ok(format!("registers at {target}"))
+    }
+}
+
+/// Boots `spec` on `interface` in `ns` (the phones' namespace) and reports
+/// what happened; the phone's address is removed again at the end.
+pub fn boot(ns: &Netns, interface: &str, spec: &Spec) -> Boot {
+    let mut boot = Boot::new();
+    if let Err(e) = ns.ip(&["link", "set", interface, "address", &spec.mac.to_string()]) {
+        boot.result = Err(format!("cannot set the MAC: {e}"));
+        return boot;
+    }
+    let reply = match dhcp(ns, interface, spec) {
+        Ok(r) => r,
+        Err(e) => {
+            boot.result = Err(format!("DHCP: {e}"));
+            return boot;
+        }
+    };
+    let (ip, prefix) = match spec.computer {
+        Some((ip, prefix, _)) => (ip, prefix),
+        None => {
+            let prefix = reply
+                .get(opt::SUBNET_MASK)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(|m| u32::from_be_bytes(m).count_ones() as u8)
+                .unwrap_or(24);
+            (reply.yiaddr, prefix)
+        }
+    };
+    boot.address = Some(ip);
+    boot.options = reply.options.clone();
+    let cidr = format!("{ip}/{prefix}");
+    if spec.computer.is_none()
+        && let Err(e) = ns.ip(&["addr", "add", &cidr, "dev", interface])
+    {
+        boot.result = Err(format!("cannot take the address {cidr}: {e}"));
+        return boot;
+    }
+    let spec_owned = spec.clone();
+    let iface = interface.to_string();
+    let ran = ns.run_in(move || {
+        let spec = &spec_owned;
+        let mut phone = Phone {
+            spec,
+            interface: iface,
+            ip,
+            dns: first_addr(&reply, opt::DNS_SERVERS),
+            boot: Boot::new(),
+        };
+        phone.time(&reply);
+        let result = match spec.family {
+            Family::AudioCodes | Family::AudioCodesSfb => phone.audiocodes(&reply),
+            Family::Polycom => phone.polycom(&reply),
+            Family::Iss => phone.iss(&reply),
+            Family::Softphone => phone.softphone(&reply),
+            Family::Recovery => recovered(&mut phone, &reply),
+            Family::GenericSip => phone.generic(&reply),
+        };
+        phone.boot.result = result;
+        Ok(phone.boot)
+    });
+    match ran {
+        Ok(b) => {
+            boot.dns = b.dns;
+            boot.time = b.time;
+            boot.files = b.files;
+            boot.result = b.result;
+        }
+        Err(e) => boot.result = Err(e.to_string()),
+    }
+    if spec.computer.is_none() {
+        let _ = ns.ip(&["addr", "del", &cidr, "dev", interface]);
+    }
+    boot
+}
+
+fn dhcp(ns: &Netns, interface: &str, spec: &Spec) -> anyhow::Result<ParsedReply> {
+    let who = spec.identity(spec.requests);
+    let iface = interface.to_string();
+    match spec.computer {
+        Some((ip, prefix, _)) => {
+            // A PC has its address before it asks (DHCPINFORM).
+            let cidr = format!("{ip}/{prefix}");
+            let _ = ns.ip(&["addr", "add", &cidr, "dev", interface]);
+            ns.run_in(move || {
+                clients::inform(&iface, ip, Ipv4Addr::BROADCAST, &who)
+            })
+        }
+        None => ns.run_in(move || clients::lease(&iface, &who)),
+    }
+}
+
+/// A bricked phone: the image from option 67 over TFTP from option 66,
+/// whole; then it reboots and asks again as an ordinary phone would.
+fn recovered(phone: &mut Phone, reply: &ParsedReply) -> Result<String, String> {
+    let server = text(reply, opt::TFTP_SERVER).ok_or("no option 66")?;
+    let server: Ipv4Addr = server
+        .parse()
+        .map_err(|_| format!("option 66 `{server}` is not an address"))?;
+    let image = text(reply, opt::BOOTFILE).ok_or("no option 67")?;
+    let got = clients::tftp_get(server, phone.ip, &image);
+    let size = got.as_ref().map(Vec::len).map_err(|e| e.to_string());
+    phone.boot.files.push(Fetched {
+        name: image.clone(),
+        via: "tftp",
+        got: size.clone(),
+        optional: false,
+    });
+    let size = size?;
+    // Flashed: it comes back with its model in option 60 and asks for the
+    // options of a working phone; on the native VLAN, 132 sends it on.
+    let mut again = phone.spec.clone();
+    again.vendor_class = phone.spec.user_class;
+    let who = again.identity(&[1, 3, 6, 15, 42, 2, 132, 160]);
+    let back = clients::lease(&phone.interface, &who).map_err(|e| format!("after the image: {e}"))?;
+    let vlan = text(&back, opt::VLAN_ID)
+        .map(|v| format!("; option 132 moves it to VLAN {v}"))
+        .unwrap_or_default();
+    Ok(format!("flashed {size} bytes, back at {}{vlan}", back.yiaddr))
+}
