@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,7 +101,6 @@ health = { check = "tcp", interval = "1s" }
 [time]
 serve = true
 "#;
-
 
 /// The demo's configuration: every family by its built-in profile, the
 /// inventory's phones, the voice zone with its switchover pair, time, and
@@ -281,6 +280,60 @@ impl Lab {
         Ok(Lab { app, phones, calls })
     }
 
+    /// Starts `exe serve` in the appliance's namespace with the families
+    /// configuration and tree under `dir`, and waits until every service
+    /// listens; `check` may stop the wait (the demo's Ctrl-C).
+    pub fn serve(
+        &self,
+        exe: &Path,
+        dir: &Path,
+        check: &dyn Fn(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(dir)?;
+        let tree = dir.join("tree");
+        families_tree(&tree)?;
+        let config = dir.join("dialtone.toml");
+        std::fs::write(
+            &config,
+            FAMILIES_CONFIG
+                .replace("@STATE@", &dir.join("state").display().to_string())
+                .replace("@TREE@", &tree.display().to_string()),
+        )?;
+        let log = dir.join("dialtone.log");
+        let child = self
+            .app
+            .command(&exe.display().to_string())
+            .args(["--log-format", "json", "serve", "--config"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("cannot start dialtone in the lab")?;
+        let server = Server { child, log };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let started = || {
+            let log = server.log();
+            [
+                "serving DHCP",
+                "serving DNS",
+                "serving SNTP",
+                "serving TFTP",
+            ]
+            .iter()
+            .all(|s| log.matches(s).count() >= 2)
+                && log.contains("serving HTTP")
+        };
+        while !started() {
+            check("start-up")?;
+            if Instant::now() > deadline {
+                bail!("dialtone did not start in the lab:\n{}", server.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(server)
+    }
+
     /// The two call servers' stand-ins, answering on the health check's port.
     pub fn call_servers(&self) -> anyhow::Result<(CallServer, CallServer)> {
         Ok((
@@ -323,48 +376,10 @@ pub fn run() -> anyhow::Result<()> {
     println!("building the lab: namespaces {prefix}-appliance, {prefix}-phones and {prefix}-calls");
     let lab = Lab::new(&prefix)?;
     let dir = std::env::temp_dir().join(&prefix);
-    std::fs::create_dir_all(&dir)?;
     let _dir_guard = DirGuard(dir.clone());
-    let tree = dir.join("tree");
-    families_tree(&tree)?;
-    let cfg_path = dir.join("dialtone.toml");
-    std::fs::write(
-        &cfg_path,
-        FAMILIES_CONFIG
-            .replace("@STATE@", &dir.join("state").display().to_string())
-            .replace("@TREE@", &tree.display().to_string()),
-    )?;
     let (ic1, _ic2) = lab.call_servers()?;
-    let log_path = dir.join("dialtone.log");
     let exe = std::env::current_exe().context("cannot find the dialtone binary")?;
-    let _server = lab
-        .app
-        .command(&exe.display().to_string())
-        .args(["--log-format", "json", "serve", "--config"])
-        .arg(&cfg_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path)?)
-        .spawn()
-        .context("cannot start dialtone in the lab")?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let started = || {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        ["serving DHCP", "serving DNS", "serving SNTP", "serving TFTP"]
-            .iter()
-            .all(|s| log.matches(s).count() >= 2)
-            && log.contains("serving HTTP")
-    };
-    while !started() {
-        check("start-up")?;
-        if Instant::now() > deadline {
-            bail!(
-                "dialtone did not start in the lab:\n{}",
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = lab.serve(&exe, &dir, &check)?;
     println!(
         "dialtone is serving native0 (192.168.1.1/24) and voice0 (10.250.0.1/24, the voice VLAN):\n\
          DHCP, DNS (lab.voip, call servers vm40ic1/vm40ic2), SNTP, TFTP and HTTP :8088\n"
@@ -404,7 +419,9 @@ pub fn run() -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    let _ = lab.phones.ip(&["addr", "del", "10.250.0.9/24", "dev", "voice"]);
+    let _ = lab
+        .phones
+        .ip(&["addr", "del", "10.250.0.9/24", "dev", "voice"]);
     println!("the appliance noticed; provision.lab.voip now answers 10.250.1.152 only\n");
     if let Some(spec) = specs.iter().find(|s| s.family == phone::Family::GenericSip) {
         let boot = phone::boot(&lab.phones, spec.vlan, spec);
@@ -424,7 +441,7 @@ pub fn run() -> anyhow::Result<()> {
             "{} phone(s) did not boot: {}; server log:\n{}",
             failed.len(),
             failed.join(", "),
-            std::fs::read_to_string(&log_path).unwrap_or_default()
+            server.log()
         );
     }
     Ok(())
@@ -476,7 +493,10 @@ pub fn details(spec: &Spec, boot: &Boot) -> String {
         let _ = writeln!(o, "  dns      {q} -> {}", a.join(", "));
     }
     if let Some((stratum, offset)) = boot.time {
-        let _ = writeln!(o, "  time     SNTP stratum {stratum}, offset {offset:+.3} s");
+        let _ = writeln!(
+            o,
+            "  time     SNTP stratum {stratum}, offset {offset:+.3} s"
+        );
     }
     let _ = writeln!(o, "  files    {}", files_text(boot));
     match &boot.result {
@@ -499,7 +519,10 @@ pub fn table(rows: &[(String, Boot)]) -> String {
         "FAMILY", "ADDRESS", "OPTIONS RECEIVED", "FILES FETCHED"
     );
     for (family, b) in rows {
-        let address = b.address.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+        let address = b
+            .address
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into());
         let codes: Vec<String> = b
             .options
             .iter()
@@ -524,6 +547,26 @@ pub fn table(rows: &[(String, Boot)]) -> String {
         );
     }
     o
+}
+
+/// `dialtone serve` running in the lab; stopped when dropped.
+pub struct Server {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Its log so far (JSON lines).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn which(tool: &str) -> Option<std::path::PathBuf> {

@@ -285,7 +285,9 @@ impl Phone<'_> {
         };
         let answers = clients::ask(server, self.ip, name, qtype)
             .unwrap_or_else(|e| vec![format!("no answer: {e}")]);
-        self.boot.dns.push((format!("{name} {qtype}"), answers.clone()));
+        self.boot
+            .dns
+            .push((format!("{name} {qtype}"), answers.clone()));
         answers
     }
 
@@ -312,14 +314,22 @@ impl Phone<'_> {
             .filter_map(|a| {
                 let f: Vec<&str> = a.split_whitespace().collect();
                 let prio: u16 = f.first()?.parse().ok()?;
-                Some((prio, format!("{}:{}", f.get(3)?.trim_end_matches('.'), f.get(2)?)))
+                Some((
+                    prio,
+                    format!("{}:{}", f.get(3)?.trim_end_matches('.'), f.get(2)?),
+                ))
             })
             .min()
             .map(|(_, t)| t)
             .ok_or_else(|| format!("no SRV record for {srv}.{host}"))
     }
 
-    fn http(&mut self, base: &(Ipv4Addr, u16, String), name: &str, optional: bool) -> Option<Vec<u8>> {
+    fn http(
+        &mut self,
+        base: &(Ipv4Addr, u16, String),
+        name: &str,
+        optional: bool,
+    ) -> Option<Vec<u8>> {
         self.http_part(base, name, optional, None)
     }
 
@@ -341,7 +351,11 @@ impl Phone<'_> {
         };
         self.boot.files.push(Fetched {
             name: name.to_string(),
-            via: if range.is_some() { "http range" } else { "http" },
+            via: if range.is_some() {
+                "http range"
+            } else {
+                "http"
+            },
             got,
             optional,
         });
@@ -361,7 +375,9 @@ impl Phone<'_> {
     }
 
     fn time(&mut self, reply: &ParsedReply) {
-        if let Some(ntp) = first_addr(reply, opt::NTP_SERVERS).or(first_addr(reply, opt::TIME_SERVERS)) {
+        if let Some(ntp) =
+            first_addr(reply, opt::NTP_SERVERS).or(first_addr(reply, opt::TIME_SERVERS))
+        {
             self.boot.time = clients::sntp(ntp, self.ip).ok();
         }
     }
@@ -560,9 +576,7 @@ fn dhcp(ns: &Netns, interface: &str, spec: &Spec) -> anyhow::Result<ParsedReply>
             // A PC has its address before it asks (DHCPINFORM).
             let cidr = format!("{ip}/{prefix}");
             let _ = ns.ip(&["addr", "add", &cidr, "dev", interface]);
-            ns.run_in(move || {
-                clients::inform(&iface, ip, Ipv4Addr::BROADCAST, &who)
-            })
+            ns.run_in(move || clients::inform(&iface, ip, Ipv4Addr::BROADCAST, &who))
         }
         None => ns.run_in(move || clients::lease(&iface, &who)),
     }
@@ -590,9 +604,13 @@ fn recovered(phone: &mut Phone, reply: &ParsedReply) -> Result<String, String> {
     let mut again = phone.spec.clone();
     again.vendor_class = phone.spec.user_class;
     let who = again.identity(&[1, 3, 6, 15, 42, 2, 132, 160]);
-    let back = clients::lease(&phone.interface, &who).map_err(|e| format!("after the image: {e}"))?;
+    let back =
+        clients::lease(&phone.interface, &who).map_err(|e| format!("after the image: {e}"))?;
     let vlan = text(&back, opt::VLAN_ID)
         .map(|v| format!("; option 132 moves it to VLAN {v}"))
         .unwrap_or_default();
-    Ok(format!("flashed {size} bytes, back at {}{vlan}", back.yiaddr))
+    Ok(format!(
+        "flashed {size} bytes, back at {}{vlan}",
+        back.yiaddr
+    ))
 }
