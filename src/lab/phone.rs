@@ -614,3 +614,74 @@ fn recovered(phone: &mut Phone, reply: &ParsedReply) -> Result<String, String> {
         back.yiaddr
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provisioning_urls_split_with_default_ports() {
+        assert_eq!(
+            split_url("http://10.250.0.1:8088/"),
+            Some(("http", "10.250.0.1", 8088, "/".to_string()))
+        );
+        assert_eq!(
+            split_url("http://provision.lab.voip/phones"),
+            Some(("http", "provision.lab.voip", 80, "/phones/".to_string()))
+        );
+        assert_eq!(
+            split_url("tftp://10.0.0.1"),
+            Some(("tftp", "10.0.0.1", 69, "/".to_string()))
+        );
+        assert_eq!(split_url("ftp://x/"), None);
+        assert_eq!(split_url("http://x:port/"), None);
+        assert_eq!(split_url("no scheme"), None);
+    }
+
+    #[test]
+    fn polycom_attributes_and_audiocodes_settings_are_read() {
+        let xml = r#"<APPLICATION APP_FILE_PATH="sip.ld" CONFIG_FILES="a.cfg, b.cfg"/>"#;
+        assert_eq!(attribute(xml, "APP_FILE_PATH"), Some("sip.ld"));
+        assert_eq!(attribute(xml, "CONFIG_FILES"), Some("a.cfg, b.cfg"));
+        assert_eq!(attribute(xml, "MISC_FILES"), None);
+        let cfg = "# comment\nvoip/line/0/id=7501\nvoip/signalling/sip/proxy_address = lab.voip\n";
+        assert_eq!(setting(cfg, "voip/line/0/id"), Some("7501"));
+        assert_eq!(
+            setting(cfg, "voip/signalling/sip/proxy_address"),
+            Some("lab.voip")
+        );
+        assert_eq!(setting(cfg, "voip/line/0"), None);
+    }
+
+    #[test]
+    fn every_family_has_one_lab_phone_with_its_makers_oui() {
+        let phones = lab_phones();
+        for family in [
+            Family::AudioCodes,
+            Family::AudioCodesSfb,
+            Family::Polycom,
+            Family::Iss,
+            Family::Softphone,
+            Family::Recovery,
+            Family::GenericSip,
+        ] {
+            assert_eq!(phones.iter().filter(|p| p.family == family).count(), 1);
+        }
+        for p in &phones {
+            let oui = &p.mac.bare()[..6];
+            let want = match p.family {
+                Family::AudioCodes | Family::AudioCodesSfb | Family::Recovery => "00908f",
+                Family::Polycom => "0004f2",
+                Family::Iss => "0026fd",
+                Family::GenericSip => "00907a",
+                Family::Softphone => "020000",
+            };
+            assert_eq!(oui, want, "{}", p.label);
+        }
+        // A model in option 77 goes in RFC 3004's length-prefixed form.
+        let bricked = phones.iter().find(|p| p.family == Family::Recovery);
+        let who = bricked.map(|p| p.identity(p.requests));
+        let options = who.map(|w| w.options).unwrap_or_default();
+        assert_eq!(options, [(77, b"\x05450HD".to_vec())]);
+    }
+}
