@@ -14,7 +14,7 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use dialtone::files::tftp::packet::ack;
+use dialtone::files::tftp::packet::{ack, oack_value, rrq};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 
 /// A transfer silent this long sends its last message again.
@@ -41,36 +41,22 @@ struct Flow {
 }
 
 fn request(file: &str, blksize: u16, window: u16) -> Vec<u8> {
-    let mut p = vec![0, 1];
-    let mut field = |s: &str| {
-        p.extend_from_slice(s.as_bytes());
-        p.push(0);
-    };
-    field(file);
-    field("octet");
-    if blksize != 512 {
-        field("blksize");
-        field(&blksize.to_string());
+    let (blksize, window) = (blksize.to_string(), window.to_string());
+    let mut options = Vec::new();
+    if blksize != "512" {
+        options.push(("blksize", blksize.as_str()));
     }
-    if window > 1 {
-        field("windowsize");
-        field(&window.to_string());
+    if window != "1" {
+        options.push(("windowsize", window.as_str()));
     }
-    p
+    rrq(file, &options)
 }
 
 /// The windowsize an OACK grants (1 when it names none).
-fn granted_window(options: &[u8]) -> u16 {
-    let mut fields = options.split(|&b| b == 0);
-    while let (Some(k), Some(v)) = (fields.next(), fields.next()) {
-        if k.eq_ignore_ascii_case(b"windowsize") {
-            return std::str::from_utf8(v)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1);
-        }
-    }
-    1
+fn granted_window(oack: &[u8]) -> u16 {
+    oack_value(oack, "windowsize")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
 }
 
 impl Flow {
@@ -101,7 +87,7 @@ impl Flow {
             // OACK: the window granted (a server without RFC 7440 leaves
             // it out, and sends lockstep).
             6 => {
-                self.window = granted_window(&p[2..]);
+                self.window = granted_window(p);
                 self.send(ack(0), from);
             }
             3 if num == self.next => {

@@ -72,8 +72,10 @@ options.vendor_specific = { 1 = "MS-UC-Client", 2 = "https", 3 = "sfb.lab.voip",
 options.sip_servers = ["sfb.lab.voip"]
 "#;
 
-/// The lab's voice zone: the CIC pair of PHONES.md section 4, checked over
-/// TCP every second so a failover shows quickly, and the time service.
+/// The lab's voice zone: the CIC pair of PHONES.md section 4 (with the
+/// Skype for Business lookup `_sipinternaltls._tcp`), checked over TCP every
+/// second so a failover shows quickly, the SfB pool's name, and the time
+/// service.
 pub const LAB_DNS: &str = r#"
 [dns]
 zone = "lab.voip"
@@ -85,6 +87,9 @@ ip = "10.250.1.151"
 [[dns.host]]
 name = "vm40ic2"
 ip = "10.250.1.152"
+[[dns.host]]
+name = "sfb"
+ip = "10.250.1.160"
 
 [[dns.switchover]]
 name = "cic"
@@ -95,6 +100,7 @@ services = [
   { srv = "_sip._udp", port = 8060 },
   { srv = "_sip._tcp", port = 8060 },
   { srv = "_sips._tcp", port = 8061 },
+  { srv = "_sipinternaltls._tcp", port = 5061 },
 ]
 health = { check = "tcp", interval = "1s" }
 
@@ -102,9 +108,9 @@ health = { check = "tcp", interval = "1s" }
 serve = true
 "#;
 
-/// The demo's configuration: every family by its built-in profile, the
-/// inventory's phones, the voice zone with its switchover pair, time, and
-/// files over TFTP and HTTP. `@STATE@` and `@TREE@` are filled in.
+/// The demo's configuration without its zone: every family by its built-in
+/// profile, files over TFTP and HTTP, and the inventory's phones.
+/// `families_config` adds `LAB_DNS` and fills in `@STATE@` and `@TREE@`.
 pub const FAMILIES_CONFIG: &str = r#"
 [server]
 state_dir = "@STATE@"
@@ -163,36 +169,6 @@ match.mac = "00907a*"
 name = "bricked"
 profile = "recovery"
 
-[dns]
-zone = "lab.voip"
-ttl = "60s"
-
-[[dns.host]]
-name = "vm40ic1"
-ip = "10.250.1.151"
-[[dns.host]]
-name = "vm40ic2"
-ip = "10.250.1.152"
-[[dns.host]]
-name = "sfb"
-ip = "10.250.1.160"
-
-[[dns.switchover]]
-name = "cic"
-members = ["vm40ic1", "vm40ic2"]
-mode = "equal"
-provision_name = "provision"
-services = [
-  { srv = "_sip._udp", port = 8060 },
-  { srv = "_sip._tcp", port = 8060 },
-  { srv = "_sips._tcp", port = 8061 },
-  { srv = "_sipinternaltls._tcp", port = 5061 },
-]
-health = { check = "tcp", interval = "1s" }
-
-[time]
-serve = true
-
 [files]
 root = "@TREE@"
 tftp = true
@@ -228,6 +204,13 @@ sip_password = "demo-7503"
 label = "Lobby"
 register = "cic"
 "#;
+
+/// The demo's whole configuration, with its state folder and files tree.
+pub fn families_config(state: &Path, tree: &Path) -> String {
+    format!("{FAMILIES_CONFIG}{LAB_DNS}")
+        .replace("@STATE@", &state.display().to_string())
+        .replace("@TREE@", &tree.display().to_string())
+}
 
 /// Fills `root` with what the lab's phones fetch that dialtone does not
 /// generate: firmware, the SIP Station's files, the Polycom application
@@ -293,12 +276,7 @@ impl Lab {
         let tree = dir.join("tree");
         families_tree(&tree)?;
         let config = dir.join("dialtone.toml");
-        std::fs::write(
-            &config,
-            FAMILIES_CONFIG
-                .replace("@STATE@", &dir.join("state").display().to_string())
-                .replace("@TREE@", &tree.display().to_string()),
-        )?;
+        std::fs::write(&config, families_config(&dir.join("state"), &tree))?;
         let log = dir.join("dialtone.log");
         let child = self
             .app

@@ -7,7 +7,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Lab, base_config, pattern, rrq};
+use common::{Lab, base_config, pattern};
+use dialtone::files::tftp::packet::rrq;
 
 const SERVER: &str = "192.168.1.1";
 const CLIENT: &str = "192.168.1.50/24";

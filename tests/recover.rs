@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Lab, hex_of, pattern, rrq};
+use common::{BIN, Lab, hex_of, pattern};
+use dialtone::files::tftp::packet::rrq;
 
 /// A lockstep TFTP read that stops acknowledging for 2.5 s after block 200
 /// (the server sends that block again meanwhile; copies are ignored).

@@ -251,11 +251,7 @@ pub fn tftp_get(server: Ipv4Addr, from: Ipv4Addr, name: &str) -> anyhow::Result<
     use crate::files::tftp::packet::{self, Packet};
     let sock = UdpSocket::bind((from, 0))?;
     sock.set_read_timeout(Some(Duration::from_secs(1)))?;
-    let mut rrq = vec![0, 1];
-    for part in [name, "octet", "blksize", "1468"] {
-        rrq.extend_from_slice(part.as_bytes());
-        rrq.push(0);
-    }
+    let rrq = packet::rrq(name, &[("blksize", "1468")]);
     let mut blksize = 512;
     let mut out = Vec::new();
     let mut expect: u16 = 1;
@@ -285,15 +281,9 @@ pub fn tftp_get(server: Ipv4Addr, from: Ipv4Addr, name: &str) -> anyhow::Result<
         to = src;
         match packet::parse(&buf[..n]) {
             Ok(Packet::OptionAck) => {
-                // key NUL value NUL ..., after the opcode.
-                let fields: Vec<&[u8]> = buf[2..n].split(|&b| b == 0).collect();
-                for kv in fields.chunks(2) {
-                    if let [k, v] = kv
-                        && k.eq_ignore_ascii_case(b"blksize")
-                    {
-                        blksize = String::from_utf8_lossy(v).parse().unwrap_or(512);
-                    }
-                }
+                blksize = packet::oack_value(&buf[..n], "blksize")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(512);
                 last_sent = packet::ack(0);
             }
             Ok(Packet::Data { block, data }) => {

@@ -532,6 +532,7 @@ pub fn boot(ns: &Netns, interface: &str, spec: &Spec) -> Boot {
     }
     let spec_owned = spec.clone();
     let iface = interface.to_string();
+    let so_far = boot.clone();
     let ran = ns.run_in(move || {
         let spec = &spec_owned;
         let mut phone = Phone {
@@ -539,10 +540,10 @@ pub fn boot(ns: &Netns, interface: &str, spec: &Spec) -> Boot {
             interface: iface,
             ip,
             dns: first_addr(&reply, opt::DNS_SERVERS),
-            boot: Boot::new(),
+            boot: so_far,
         };
         phone.time(&reply);
-        let result = match spec.family {
+        phone.boot.result = match spec.family {
             Family::AudioCodes | Family::AudioCodesSfb => phone.audiocodes(&reply),
             Family::Polycom => phone.polycom(&reply),
             Family::Iss => phone.iss(&reply),
@@ -550,16 +551,10 @@ pub fn boot(ns: &Netns, interface: &str, spec: &Spec) -> Boot {
             Family::Recovery => recovered(&mut phone, &reply),
             Family::GenericSip => phone.generic(&reply),
         };
-        phone.boot.result = result;
         Ok(phone.boot)
     });
     match ran {
-        Ok(b) => {
-            boot.dns = b.dns;
-            boot.time = b.time;
-            boot.files = b.files;
-            boot.result = b.result;
-        }
+        Ok(b) => boot = b,
         Err(e) => boot.result = Err(e.to_string()),
     }
     if spec.computer.is_none() {

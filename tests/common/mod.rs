@@ -385,19 +385,3 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
         })
         .collect()
 }
-
-/// A TFTP read request in octet mode with `options`.
-pub fn rrq(name: &str, options: &[(&str, &str)]) -> Vec<u8> {
-    let mut p = vec![0, 1];
-    for s in [name, "octet"] {
-        p.extend_from_slice(s.as_bytes());
-        p.push(0);
-    }
-    for (k, v) in options {
-        p.extend_from_slice(k.as_bytes());
-        p.push(0);
-        p.extend_from_slice(v.as_bytes());
-        p.push(0);
-    }
-    p
-}

@@ -171,6 +171,32 @@ pub fn ack(block: u16) -> Vec<u8> {
     out
 }
 
+/// A client's read request in octet mode with `options` (the emulated
+/// phones, the load tool and the tests).
+pub fn rrq(name: &str, options: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = RRQ.to_be_bytes().to_vec();
+    for s in [name, "octet"]
+        .into_iter()
+        .chain(options.iter().flat_map(|(k, v)| [*k, *v]))
+    {
+        out.extend_from_slice(s.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// The value an OACK (`packet`, opcode included) gives `key`, as a client
+/// reads it.
+pub fn oack_value<'a>(packet: &'a [u8], key: &str) -> Option<&'a str> {
+    let mut fields = packet.get(2..)?.split(|&b| b == 0);
+    while let (Some(k), Some(v)) = (fields.next(), fields.next()) {
+        if k.eq_ignore_ascii_case(key.as_bytes()) {
+            return std::str::from_utf8(v).ok();
+        }
+    }
+    None
+}
+
 pub fn oack(options: &[(&'static str, String)]) -> Vec<u8> {
     let mut out = OACK.to_be_bytes().to_vec();
     for (k, v) in options {

@@ -124,3 +124,25 @@ fn negotiation_grants_limits_and_ignores_nonsense() {
 fn netascii_conversion() {
     assert_eq!(to_netascii(b"a\nb\rc\r\n"), b"a\r\nb\r\0c\r\0\r\n");
 }
+
+#[test]
+fn client_requests_and_option_acks_round_trip() {
+    let req = rrq("Image.IMG", &[("blksize", "1468"), ("windowsize", "8")]);
+    let Ok(Packet::Read(r)) = parse(&req) else {
+        panic!("not a read request: {req:?}");
+    };
+    assert_eq!(r.filename, "Image.IMG");
+    assert_eq!(r.mode, Mode::Octet);
+    assert_eq!(
+        r.options,
+        [
+            ("blksize".to_string(), "1468".to_string()),
+            ("windowsize".to_string(), "8".to_string())
+        ]
+    );
+    let o = oack(&[("blksize", "1468".into()), ("tsize", "99".into())]);
+    assert_eq!(oack_value(&o, "BLKSIZE"), Some("1468"));
+    assert_eq!(oack_value(&o, "tsize"), Some("99"));
+    assert_eq!(oack_value(&o, "windowsize"), None);
+    assert_eq!(oack_value(b"\x00", "blksize"), None);
+}
