@@ -189,13 +189,13 @@ impl InFlight {
 }
 
 /// A transfer listed in `Live` until dropped.
-pub struct Tracked<'a> {
-    live: &'a Live,
+pub struct Tracked {
+    live: Arc<Live>,
     id: u64,
     pub progress: Arc<InFlight>,
 }
 
-impl Drop for Tracked<'_> {
+impl Drop for Tracked {
     fn drop(&mut self) {
         if let Ok(mut r) = self.live.running.lock() {
             r.remove(&self.id);
@@ -205,7 +205,7 @@ impl Drop for Tracked<'_> {
 
 impl Live {
     /// Lists `t` (its file found, `total` bytes to send) while the result lives.
-    pub fn track(&self, t: &Transfer, total: u64) -> Tracked<'_> {
+    pub fn track(self: &Arc<Live>, t: &Transfer, total: u64) -> Tracked {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let progress = Arc::new(InFlight {
             client: t.client,
@@ -219,7 +219,7 @@ impl Live {
             r.insert(id, Arc::clone(&progress));
         }
         Tracked {
-            live: self,
+            live: Arc::clone(self),
             id,
             progress,
         }

@@ -202,7 +202,7 @@ fn the_board_follows_a_phone_from_lease_to_image_to_its_return() {
         "{lines:?}"
     );
     // Progress of a transfer in flight.
-    let live = Live::default();
+    let live = std::sync::Arc::new(Live::default());
     let mut t = Transfer::begin("tftp", &client, "450HD_3.4.6.img");
     t.file = Some("450HD_3.4.6.img".into());
     let tracked = live.track(&t, 3_000_000);

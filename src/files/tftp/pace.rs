@@ -19,7 +19,6 @@
 //!   block's wait (each of which takes the runtime's timer lock).
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -76,20 +75,18 @@ impl AckPoll {
         self.sent_at = Some(Instant::now());
     }
 
-    /// A datagram received while polling, or `None` to wait by sleeping.
-    pub fn wait(&mut self, sock: &UdpSocket, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    /// What `attempt` brings while polling, or `None` to wait by sleeping.
+    /// `attempt` tries the socket directly: tokio's readiness is what its
+    /// reactor last saw, which polling never refreshes.
+    pub fn wait<T>(&mut self, mut attempt: impl FnMut() -> Option<T>) -> Option<T> {
         let lone = RUNNING.load(Ordering::Relaxed) <= 1;
         if !lone || self.rtt_ns > ACK_POLL.as_nanos() as u64 {
             return None;
         }
         let start = Instant::now();
         loop {
-            // Straight to the socket: tokio's `try_recv` trusts the
-            // readiness its reactor last saw, which polling never refreshes.
-            use nix::sys::socket::{MsgFlags, recv};
-            match recv(sock.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
-                Err(nix::errno::Errno::EAGAIN) => {}
-                r => return Some(r.map_err(io::Error::from)),
+            if let Some(got) = attempt() {
+                return Some(got);
             }
             if start.elapsed() > ACK_POLL {
                 return None;
@@ -162,6 +159,19 @@ impl LazyTimer {
 mod tests {
     use super::*;
 
+    /// One receive straight from the socket, as the mux polls.
+    fn attempt<'a>(
+        sock: &'a UdpSocket,
+        buf: &'a mut [u8],
+    ) -> impl FnMut() -> Option<io::Result<usize>> + 'a {
+        use nix::sys::socket::{MsgFlags, recv};
+        use std::os::fd::AsRawFd;
+        move || match recv(sock.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+            Err(nix::errno::Errno::EAGAIN) => None,
+            r => Some(r.map_err(io::Error::from)),
+        }
+    }
+
     #[tokio::test]
     async fn polls_only_for_a_fast_lone_client() {
         let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -171,19 +181,19 @@ mod tests {
         let mut poll = AckPoll::default();
         // Nothing comes: polling gives up after ACK_POLL.
         let t = Instant::now();
-        assert!(poll.wait(&server, &mut buf).is_none());
+        assert!(poll.wait(attempt(&server, &mut buf)).is_none());
         assert!(t.elapsed() >= ACK_POLL);
         // An ACK waiting in the socket is taken without the reactor.
         poll.sent();
         client.send(b"\x00\x04\x00\x01").await.unwrap();
         std::thread::sleep(Duration::from_millis(5));
-        assert!(matches!(poll.wait(&server, &mut buf), Some(Ok(4))));
+        assert!(matches!(poll.wait(attempt(&server, &mut buf)), Some(Ok(4))));
         // That round trip (5 ms) is too slow to poll for: sleep instead.
         poll.acked();
         assert!(poll.rtt_ns > ACK_POLL.as_nanos() as u64);
         client.send(b"\x00\x04\x00\x02").await.unwrap();
         std::thread::sleep(Duration::from_millis(5));
-        assert!(poll.wait(&server, &mut buf).is_none());
+        assert!(poll.wait(attempt(&server, &mut buf)).is_none());
         // The datagram is still there for the sleeping wait.
         assert_eq!(server.recv(&mut buf).await.unwrap(), 4);
     }

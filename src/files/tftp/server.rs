@@ -1,7 +1,11 @@
-//! TFTP on the served interfaces: port 69 bound to each interface, and one
-//! task per transfer on its own socket, bound to the address the request was
-//! sent to and connected to the client, driven by `Window`.
+//! TFTP on the served interfaces: port 69 bound to each interface. Reads
+//! go out through one socket per local address, shared by every read sent
+//! there and driven by one task (mux.rs); an upload has a socket of its
+//! own, bound to the address the request was sent to and connected to the
+//! client (upload.rs).
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
@@ -13,21 +17,17 @@ use anyhow::Context;
 use bytes::Bytes;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::packet::{self, Limits, Mode, Packet, Request};
-use super::window::{Resend, Step, Window, wire_number};
+use super::packet::{self, Limits, Packet, Request};
+use super::mux::{Mux, Read, Source};
+use super::window::Window;
 use super::{pace, upload};
 use crate::config::Files;
-use crate::files::resolve::{Body, Client, Found, Miss, Resolver, read_chunk};
-use crate::files::transfers::{Counters, InFlight, Live, Outcome, Transfer};
+use crate::files::resolve::{Client, Miss, Resolver};
+use crate::files::transfers::{Counters, Live, Outcome, Transfer};
 use crate::net::{ifaces, sockets};
 
-/// Netascii files are converted in memory; bigger ones are refused.
-const NETASCII_MAX: u64 = 16 << 20;
-/// File reads for octet transfers, in chunks of this size.
-const READ_CHUNK: usize = 1 << 20;
 
 pub struct Tftp {
     pub resolver: Arc<Resolver>,
@@ -171,6 +171,9 @@ async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
     .with_context(|| format!("cannot listen for TFTP on {name} UDP port {port}"))?;
     tracing::info!(target: "dialtone::files", interface = %name, port, root = %tftp.config.root.display(), "serving TFTP");
     let mut addrs = ifaces::Addrs::new(name);
+    // The reads' shared sockets, one per local address, opened at the
+    // first read sent to it.
+    let mut muxes = HashMap::new();
     let mut buf = vec![0u8; 2048];
     loop {
         let (n, from, to) = match recv_with_destination(&sock, &mut buf).await {
@@ -191,11 +194,13 @@ async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
             continue;
         };
         match packet::parse(&buf[..n]) {
-            Ok(Packet::Read(req)) => start(&tftp, &sock, name, req, Kind::Read, from, local).await,
+            Ok(Packet::Read(req)) => {
+                start(&tftp, &sock, &mut muxes, name, req, Kind::Read, from, local).await
+            }
             Ok(Packet::Write(req)) => match &tftp.config.upload {
                 Some(folder) => {
                     let kind = Kind::Upload(folder.clone());
-                    start(&tftp, &sock, name, req, kind, from, local).await
+                    start(&tftp, &sock, &mut muxes, name, req, kind, from, local).await
                 }
                 None => {
                     // Refused here, without taking a transfer slot.
@@ -229,11 +234,18 @@ enum Kind {
     Upload(PathBuf),
 }
 
-/// Starts a transfer in its own task, or refuses it when the transfer
-/// limit is reached.
+/// A transfer's slot under the limit and its place in the count of
+/// running transfers, both held until it ends.
+pub(super) type Hold = (OwnedSemaphorePermit, pace::Running);
+
+/// Starts a transfer (a read through the mux of its local address, an
+/// upload in its own task), or refuses it when the transfer limit is
+/// reached.
+#[allow(clippy::too_many_arguments)]
 async fn start(
     tftp: &Arc<Tftp>,
     sock: &UdpSocket,
+    muxes: &mut HashMap<Ipv4Addr, Arc<Mux>>,
     interface: &str,
     req: Request,
     kind: Kind,
@@ -256,19 +268,30 @@ async fn start(
         return;
     };
     let tftp = Arc::clone(tftp);
-    let interface = interface.to_string();
-    tokio::spawn(async move {
-        match kind {
-            Kind::Read => {
-                let _running = pace::Running::start();
-                transfer(&tftp, &interface, req, from, local).await;
-            }
-            Kind::Upload(folder) => {
-                upload::receive(&tftp, &folder, &interface, req, from, local).await;
-            }
+    match kind {
+        Kind::Read => {
+            let mux = match muxes.entry(local) {
+                Entry::Occupied(e) => Arc::clone(e.get()),
+                Entry::Vacant(e) => match Mux::open(Arc::clone(&tftp), interface, local) {
+                    Ok(m) => Arc::clone(e.insert(Arc::new(m))),
+                    Err(err) => {
+                        let why = format!("cannot open a transfer socket on {local}: {err}");
+                        tftp.refused("tftp", from, &req, Outcome::Failed, why);
+                        return;
+                    }
+                },
+            };
+            let hold = (permit, pace::Running::start());
+            tokio::spawn(transfer(tftp, mux, req, from, hold));
         }
-        drop(permit);
-    });
+        Kind::Upload(folder) => {
+            let interface = interface.to_string();
+            tokio::spawn(async move {
+                upload::receive(&tftp, &folder, &interface, req, from, local).await;
+                drop(permit);
+            });
+        }
+    }
 }
 
 /// The transfer's own socket: bound to the address the request was sent to
@@ -288,75 +311,12 @@ fn transfer_socket(
     UdpSocket::from_std(s.into())
 }
 
-/// The bytes of a transfer: a file read ahead in large chunks off the
-/// runtime, or (generated files, netascii) bytes in memory.
-struct Source {
-    file: Option<Arc<std::fs::File>>,
-    size: u64,
-    /// Bytes `chunk_at..` of the transfer (all of them when in memory).
-    chunk: Bytes,
-    chunk_at: u64,
-}
-
-impl Source {
-    async fn new(found: Found, mode: Mode) -> io::Result<Source> {
-        let bytes = match (found.body, mode) {
-            (Body::File(f), Mode::Octet) => {
-                return Ok(Source {
-                    file: Some(Arc::new(f)),
-                    size: found.size,
-                    chunk: Bytes::new(),
-                    chunk_at: 0,
-                });
-            }
-            (Body::Bytes(b), _) => b,
-            (Body::File(_), Mode::Netascii) if found.size > NETASCII_MAX => {
-                return Err(io::Error::other(format!(
-                    "netascii transfers are limited to {} MiB; ask in octet mode",
-                    NETASCII_MAX >> 20
-                )));
-            }
-            (Body::File(f), Mode::Netascii) => {
-                Bytes::from(read_chunk(Arc::new(f), 0, found.size as usize).await?)
-            }
-        };
-        let chunk = match mode {
-            Mode::Octet => bytes,
-            Mode::Netascii => Bytes::from(packet::to_netascii(&bytes)),
-        };
-        Ok(Source {
-            file: None,
-            size: chunk.len() as u64,
-            chunk,
-            chunk_at: 0,
-        })
-    }
-
-    /// Bytes `at..at+len` (shorter at the end of the file).
-    async fn read(&mut self, at: u64, len: usize) -> io::Result<Bytes> {
-        let end = (at + len as u64).min(self.size);
-        if at >= end {
-            return Ok(Bytes::new());
-        }
-        let cached = self.chunk_at <= at && end <= self.chunk_at + self.chunk.len() as u64;
-        if let (false, Some(f)) = (cached, &self.file) {
-            self.chunk = Bytes::from(read_chunk(Arc::clone(f), at, READ_CHUNK.max(len)).await?);
-            self.chunk_at = at;
-        }
-        let from = (at - self.chunk_at) as usize;
-        let to = ((end - self.chunk_at) as usize).min(self.chunk.len());
-        if from > to {
-            return Err(io::Error::other("the file shrank during the transfer"));
-        }
-        Ok(self.chunk.slice(from..to))
-    }
-}
-
-/// One read request from start to end, with its event.
-async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4, local: Ipv4Addr) {
-    let Some((client, mut record, sock)) = begin(tftp, "tftp", interface, &req, from, local) else {
-        return;
-    };
+/// One read request: the file found and the options negotiated, then
+/// handed to the mux that sends it.
+async fn transfer(tftp: Arc<Tftp>, mux: Arc<Mux>, req: Request, from: SocketAddrV4, hold: Hold) {
+    let client = tftp.resolver.client(*from.ip());
+    let mut record = Transfer::begin("tftp", &client, &req.filename);
+    record.detail = format!("mode {}", req.mode.as_str());
     let found = match tftp
         .resolver
         .resolve_async(&req.filename, client, false)
@@ -372,19 +332,18 @@ async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4
                     packet::error(packet::ERR_ACCESS, "Access violation")
                 }
             };
-            let _ = sock.send(&error).await;
+            let _ = mux.socket().send_to(&error, from).await;
             record.missed(&miss);
             tftp.counters.finish(&record);
             return;
         }
     };
     record.file = Some(found.path.clone());
-    let mut source = match Source::new(found, req.mode).await {
+    let source = match Source::new(found, req.mode).await {
         Ok(s) => s,
         Err(e) => {
-            let _ = sock
-                .send(&packet::error(packet::ERR_UNDEFINED, &e.to_string()))
-                .await;
+            let error = packet::error(packet::ERR_UNDEFINED, &e.to_string());
+            let _ = mux.socket().send_to(&error, from).await;
             record.detail = e.to_string();
             tftp.counters.finish(&record);
             return;
@@ -392,108 +351,18 @@ async fn transfer(tftp: &Tftp, interface: &str, req: Request, from: SocketAddrV4
     };
     let n = tftp.negotiate(&req, source.size, &mut record);
     record.total = Some(source.size);
-    let oack = (!n.oack.is_empty()).then(|| packet::oack(&n.oack));
-    let mut window = Window::new(source.size, n.blksize, n.window, oack.is_some());
+    let oack = (!n.oack.is_empty()).then(|| Bytes::from(packet::oack(&n.oack)));
+    let window = Window::new(source.size, n.blksize, n.window, oack.is_some());
     let tracked = tftp.live.track(&record, source.size);
-    let outcome = drive(
-        &sock,
-        &mut source,
-        &mut window,
-        oack.as_deref(),
-        &n,
-        tftp,
-        &tracked.progress,
-    )
-    .await;
-    record.outcome = outcome;
-    record.sent = tracked.progress.sent();
-    drop(tracked);
-    tftp.counters.finish(&record);
-}
-
-/// Sends the file (after the OACK, if any) and returns how it ended; the
-/// bytes acknowledged are kept in `progress` as they come.
-async fn drive(
-    sock: &UdpSocket,
-    source: &mut Source,
-    window: &mut Window,
-    oack: Option<&[u8]>,
-    n: &packet::Negotiated,
-    tftp: &Tftp,
-    progress: &InFlight,
-) -> Outcome {
-    let (blksize, timeout, retries) = (n.blksize, n.timeout, tftp.config.tftp_retries);
-    let mut ack_poll = pace::AckPoll::default();
-    let mut timer = pace::LazyTimer::new(timeout);
-    let mut out = Vec::with_capacity(usize::from(blksize) + 4);
-    let mut inbuf = vec![0u8; 1024];
-    if let Some(o) = oack
-        && sock.send(o).await.is_err()
-    {
-        return Outcome::Failed;
-    }
-    let mut step = window.start();
-    loop {
-        if let Step::Send(range) = &step {
-            for idx in range.clone() {
-                let at = (idx - 1) * u64::from(blksize);
-                let payload = match source.read(at, usize::from(blksize)).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = sock
-                            .send(&packet::error(packet::ERR_UNDEFINED, &e.to_string()))
-                            .await;
-                        return Outcome::Failed;
-                    }
-                };
-                packet::data(wire_number(idx), &payload, &mut out);
-                ack_poll.sent();
-                if let Err(e) = sock.send(&out).await {
-                    // The client's port is gone (ICMP unreachable): it gave up.
-                    tracing::debug!(target: "dialtone::files", error = %e, "TFTP send failed");
-                    return Outcome::AbortedByClient;
-                }
-            }
-        }
-        if step == Step::Done {
-            return Outcome::Complete;
-        }
-        // Wait for an ACK that moves the transfer, until the deadline.
-        let deadline = Instant::now() + timeout;
-        step = loop {
-            let got = match ack_poll.wait(sock, &mut inbuf) {
-                Some(r) => Ok(r),
-                None => timer.recv(sock, &mut inbuf, deadline).await,
-            };
-            ack_poll.acked();
-            match got {
-                Err(_) => match window.on_timeout(retries) {
-                    None => return Outcome::Timeout,
-                    Some(Resend::OptionAck) => {
-                        if let Some(o) = oack {
-                            let _ = sock.send(o).await;
-                        }
-                        break Step::Ignore;
-                    }
-                    Some(Resend::Blocks(r)) => break Step::Send(r),
-                },
-                Ok(Err(e)) => {
-                    tracing::debug!(target: "dialtone::files", error = %e, "TFTP receive failed");
-                    return Outcome::AbortedByClient;
-                }
-                Ok(Ok(n)) => match packet::parse(&inbuf[..n]) {
-                    Ok(Packet::Ack(b)) => match window.on_ack(b) {
-                        Step::Ignore => continue,
-                        s => {
-                            progress
-                                .set_sent((window.acked() * u64::from(blksize)).min(source.size));
-                            break s;
-                        }
-                    },
-                    Ok(Packet::Error { .. }) => return Outcome::AbortedByClient,
-                    _ => continue,
-                },
-            }
-        };
-    }
+    mux.start(Read {
+        client: from,
+        source,
+        window,
+        oack,
+        blksize: n.blksize,
+        timeout: n.timeout,
+        record,
+        tracked,
+        _hold: hold,
+    });
 }

@@ -1,0 +1,736 @@
+//! One socket for many reads. Every read answered from one local address
+//! goes out through one transfer socket (its port is the server's TID for
+//! each of them), driven by one task that tells the transfers apart by the
+//! client's address and port. The task takes every ACK waiting with one
+//! `recvmmsg` and sends every block due with one `sendmmsg`.
+//!
+//! Why: a lockstep transfer is one block and one ACK per round trip, and on
+//! a fast link the server's cost per block is system calls and task
+//! wake-ups, not bytes. With a socket and a task per transfer, 100 lockstep
+//! clients cost dialtone a task wake-up and three system calls per block;
+//! here, a batch of ACKs from many clients costs one wake-up and two calls.
+//! (docs/benchmarks.md, "The lockstep row", has the measurements.)
+//!
+//! Each transfer's state is its `Window` (which blocks to send, no I/O) and
+//! its `Source` (the file, read ahead in large chunks off the runtime);
+//! this module moves datagrams between them and the socket, keeps each
+//! transfer's deadline, and reports each transfer once when it ends.
+//! Uploads keep a socket of their own (upload.rs).
+
+use std::collections::HashMap;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::ops::RangeInclusive;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
+
+use super::packet::{self, Mode, Packet};
+use super::server::Tftp;
+use super::window::{Resend, Step, Window, wire_number};
+use super::pace;
+use crate::files::resolve::{Body, Found, read_chunk};
+use crate::files::transfers::{Outcome, Tracked, Transfer};
+
+/// Datagrams taken per receive call, and at most sent per send call.
+const BATCH: usize = 64;
+/// Room for one datagram from a client: an ACK, or an ERROR and its text.
+const DATAGRAM: usize = 1024;
+/// File reads for octet transfers, in chunks of this size.
+const READ_CHUNK: usize = 1 << 20;
+/// Netascii files are converted in memory; bigger ones are refused.
+const NETASCII_MAX: u64 = 16 << 20;
+
+/// The transfer socket of one local address and the task behind it.
+pub(super) struct Mux {
+    tftp: Arc<Tftp>,
+    sock: Arc<UdpSocket>,
+    add: mpsc::UnboundedSender<Read>,
+}
+
+impl Mux {
+    /// Opens the shared socket on `local` (bound to `interface`) and starts
+    /// its task.
+    pub fn open(tftp: Arc<Tftp>, interface: &str, local: Ipv4Addr) -> io::Result<Mux> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        s.bind_device(Some(interface.as_bytes()))?;
+        s.set_nonblocking(true)?;
+        // Room for a burst of ACKs from every client at once.
+        let _ = s.set_recv_buffer_size(4 << 20);
+        let _ = s.set_send_buffer_size(4 << 20);
+        s.bind(&SocketAddr::from((local, 0)).into())?;
+        let sock = Arc::new(UdpSocket::from_std(s.into())?);
+        let (add, reads) = mpsc::unbounded_channel();
+        let task = Task::new(Arc::clone(&tftp), Arc::clone(&sock));
+        tokio::spawn(task.run(reads));
+        Ok(Mux { tftp, sock, add })
+    }
+
+    /// The shared socket, for answers sent before a transfer begins (an
+    /// ERROR for a missing file).
+    pub fn socket(&self) -> &UdpSocket {
+        &self.sock
+    }
+
+    /// Hands a read over to the task.
+    pub fn start(&self, read: Read) {
+        if let Err(mpsc::error::SendError(read)) = self.add.send(read) {
+            // The task is gone only when the server is stopping.
+            let mut record = read.record;
+            record.detail = "the server is stopping".into();
+            self.tftp.counters.finish(&record);
+        }
+    }
+}
+
+/// A read ready to start: the file found, the options negotiated.
+pub(super) struct Read {
+    pub client: SocketAddrV4,
+    pub source: Source,
+    pub window: Window,
+    pub oack: Option<Bytes>,
+    pub blksize: u16,
+    pub timeout: Duration,
+    pub record: Transfer,
+    pub tracked: Tracked,
+    /// The transfer's slot under the limit, and its place in the count of
+    /// running transfers; both held until it ends.
+    pub _hold: super::server::Hold,
+}
+
+/// The bytes of a read: a file read ahead in large chunks off the runtime,
+/// or (generated files, netascii) bytes in memory.
+pub(super) struct Source {
+    file: Option<Arc<std::fs::File>>,
+    pub size: u64,
+    /// Bytes `chunk_at..` of the transfer (all of them when in memory).
+    chunk: Bytes,
+    chunk_at: u64,
+}
+
+/// Where a block's bytes are.
+#[derive(Debug, PartialEq)]
+enum Slice {
+    Ready(Bytes),
+    /// Read the chunk starting here first.
+    Load(u64),
+    /// A chunk read from here came back short: the file shrank.
+    Shrank,
+}
+
+impl Source {
+    pub async fn new(found: Found, mode: Mode) -> io::Result<Source> {
+        let bytes = match (found.body, mode) {
+            (Body::File(f), Mode::Octet) => {
+                return Ok(Source {
+                    file: Some(Arc::new(f)),
+                    size: found.size,
+                    chunk: Bytes::new(),
+                    chunk_at: 0,
+                });
+            }
+            (Body::Bytes(b), _) => b,
+            (Body::File(_), Mode::Netascii) if found.size > NETASCII_MAX => {
+                return Err(io::Error::other(format!(
+                    "netascii transfers are limited to {} MiB; ask in octet mode",
+                    NETASCII_MAX >> 20
+                )));
+            }
+            (Body::File(f), Mode::Netascii) => {
+                Bytes::from(read_chunk(Arc::new(f), 0, found.size as usize).await?)
+            }
+        };
+        Ok(Source::in_memory(match mode {
+            Mode::Octet => bytes,
+            Mode::Netascii => Bytes::from(packet::to_netascii(&bytes)),
+        }))
+    }
+
+    fn in_memory(bytes: Bytes) -> Source {
+        Source {
+            file: None,
+            size: bytes.len() as u64,
+            chunk: bytes,
+            chunk_at: 0,
+        }
+    }
+
+    /// Bytes `at..at+len` (shorter at the end of the file).
+    fn slice(&self, at: u64, len: usize) -> Slice {
+        let end = (at + len as u64).min(self.size);
+        if at >= end {
+            return Slice::Ready(Bytes::new());
+        }
+        let chunk_end = self.chunk_at + self.chunk.len() as u64;
+        if self.chunk_at <= at && end <= chunk_end {
+            let from = (at - self.chunk_at) as usize;
+            return Slice::Ready(self.chunk.slice(from..(end - self.chunk_at) as usize));
+        }
+        if self.file.is_some() && self.chunk_at == at && !self.chunk.is_empty() {
+            return Slice::Shrank;
+        }
+        if self.file.is_none() {
+            // In memory, every byte is there: a range past them cannot be.
+            return Slice::Shrank;
+        }
+        Slice::Load(at)
+    }
+
+    /// Reads the chunk at `at` off the runtime and posts it to `done`,
+    /// reusing the current chunk's memory when nothing else holds it.
+    fn load(&mut self, at: u64, want: usize, done: mpsc::UnboundedSender<Loaded>, key: Key) {
+        let Some(file) = self.file.clone() else {
+            return;
+        };
+        let old = std::mem::take(&mut self.chunk);
+        let mut buf = old.try_into_mut().unwrap_or_else(|_| BytesMut::new());
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            buf.resize(want, 0);
+            let mut got = 0;
+            let result = loop {
+                if got == want {
+                    break Ok(());
+                }
+                match file.read_at(&mut buf[got..], at + got as u64) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            buf.truncate(got);
+            let _ = done.send(Loaded {
+                key,
+                at,
+                result: result.map(|()| buf.freeze()),
+            });
+        });
+    }
+}
+
+/// A transfer's key: its client, and a serial number that tells a new
+/// transfer from an old one from the same port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    client: SocketAddrV4,
+    serial: u64,
+}
+
+/// A chunk read finished.
+struct Loaded {
+    key: Key,
+    at: u64,
+    result: io::Result<Bytes>,
+}
+
+/// One datagram to send.
+struct Out {
+    to: SocketAddrV4,
+    /// The DATA header (empty for an OACK or ERROR, whose bytes are all in
+    /// `body`).
+    head: [u8; 4],
+    head_len: usize,
+    body: Bytes,
+}
+
+impl Out {
+    fn whole(to: SocketAddrV4, body: Bytes) -> Out {
+        Out {
+            to,
+            head: [0; 4],
+            head_len: 0,
+            body,
+        }
+    }
+}
+
+/// A read in progress.
+struct Flow {
+    serial: u64,
+    read: Read,
+    deadline: Instant,
+    /// Blocks to send once the chunk being read arrives.
+    waiting: Option<RangeInclusive<u64>>,
+    loading: bool,
+}
+
+/// What ended the task's wait.
+enum Wake {
+    Read(Option<Read>),
+    Loaded(Loaded),
+    Socket(io::Result<()>),
+    Timer,
+}
+
+/// How a transfer ended, and why (for its event).
+type End = (Outcome, Option<String>);
+
+struct Task {
+    tftp: Arc<Tftp>,
+    sock: Arc<UdpSocket>,
+    flows: HashMap<SocketAddrV4, Flow>,
+    serial: u64,
+    out: Vec<Out>,
+    loaded_tx: mpsc::UnboundedSender<Loaded>,
+    loaded_rx: mpsc::UnboundedReceiver<Loaded>,
+    /// No flow's deadline is before this.
+    next_check: Instant,
+    timer: Pin<Box<Sleep>>,
+    ack_poll: pace::AckPoll,
+    inbox: Vec<u8>,
+    got: Vec<(usize, SocketAddrV4)>,
+}
+
+impl Task {
+    fn new(tftp: Arc<Tftp>, sock: Arc<UdpSocket>) -> Task {
+        let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
+        let far = Instant::now() + Duration::from_secs(3600);
+        Task {
+            tftp,
+            sock,
+            flows: HashMap::new(),
+            serial: 0,
+            out: Vec::new(),
+            loaded_tx,
+            loaded_rx,
+            next_check: far,
+            timer: Box::pin(tokio::time::sleep_until(far)),
+            ack_poll: pace::AckPoll::default(),
+            inbox: vec![0; BATCH * DATAGRAM],
+            got: Vec::with_capacity(BATCH),
+        }
+    }
+
+    async fn run(mut self, mut reads: mpsc::UnboundedReceiver<Read>) {
+        let mut open = true;
+        loop {
+            let mut busy = false;
+            while let Ok(read) = reads.try_recv() {
+                self.add(read);
+                busy = true;
+            }
+            while let Ok(l) = self.loaded_rx.try_recv() {
+                self.loaded(l);
+                busy = true;
+            }
+            match self
+                .sock
+                .try_io(Interest::READABLE, || recv_batch(&self.sock, &mut self.inbox, &mut self.got))
+            {
+                Ok(_) => {
+                    self.ack_poll.acked();
+                    self.datagrams();
+                    busy = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    tracing::debug!(target: "dialtone::files", error = %e, "TFTP receive failed");
+                }
+            }
+            let now = Instant::now();
+            if now >= self.next_check {
+                self.expire(now);
+            }
+            self.flush().await;
+            if !open && self.flows.is_empty() {
+                return;
+            }
+            if busy {
+                // Let the runtime's other tasks run now and then.
+                tokio::task::coop::consume_budget().await;
+                continue;
+            }
+            // A lone client answering within microseconds is polled for,
+            // instead of sleeping between its ACKs.
+            if self.flows.len() == 1 {
+                let (sock, inbox, got) = (&self.sock, &mut self.inbox, &mut self.got);
+                let polled = self.ack_poll.wait(|| match recv_batch(sock, inbox, got) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                    r => Some(r),
+                });
+                if let Some(r) = polled {
+                    self.ack_poll.acked();
+                    if r.is_ok() {
+                        self.datagrams();
+                    }
+                    continue;
+                }
+            }
+            if self.timer.deadline() != self.next_check {
+                self.timer.as_mut().reset(self.next_check);
+            }
+            let wake = tokio::select! {
+                read = reads.recv(), if open => Wake::Read(read),
+                Some(l) = self.loaded_rx.recv() => Wake::Loaded(l),
+                r = self.sock.readable() => Wake::Socket(r),
+                () = self.timer.as_mut() => Wake::Timer,
+            };
+            match wake {
+                Wake::Read(Some(read)) => self.add(read),
+                Wake::Read(None) => open = false,
+                Wake::Loaded(l) => self.loaded(l),
+                Wake::Socket(Err(e)) => {
+                    tracing::warn!(target: "dialtone::files", error = %e, "TFTP transfer socket failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Wake::Socket(Ok(())) | Wake::Timer => {}
+            }
+        }
+    }
+
+    /// Starts a read; a repeated request from a client whose transfer has
+    /// not moved yet is the same request sent again, and is dropped.
+    fn add(&mut self, read: Read) {
+        let client = read.client;
+        if let Some(old) = self.flows.get(&client) {
+            if old.read.window.acked() == 0 && old.read.record.requested == read.record.requested {
+                tracing::debug!(target: "dialtone::files", %client, file = %read.record.requested, "repeated TFTP request; the transfer already answering it goes on");
+                return;
+            }
+            let detail = "the client sent a new request from the same port".to_string();
+            self.finish(client, (Outcome::AbortedByClient, Some(detail)));
+        }
+        self.serial += 1;
+        let mut flow = Flow {
+            serial: self.serial,
+            read,
+            deadline: Instant::now(),
+            waiting: None,
+            loading: false,
+        };
+        let end = match flow.read.oack.clone() {
+            Some(oack) => {
+                self.out.push(Out::whole(client, oack));
+                None
+            }
+            None => match flow.read.window.start() {
+                Step::Send(r) => self.send(&mut flow, r),
+                _ => None,
+            },
+        };
+        flow.deadline = Instant::now() + flow.read.timeout;
+        self.next_check = self.next_check.min(flow.deadline);
+        self.flows.insert(client, flow);
+        if let Some(end) = end {
+            self.finish(client, end);
+        }
+    }
+
+    /// Queues blocks `range` of `flow`, or as many as are read so far and
+    /// starts reading the rest.
+    fn send(&mut self, flow: &mut Flow, range: RangeInclusive<u64>) -> Option<End> {
+        let blksize = flow.read.blksize;
+        let (first, last) = (*range.start(), *range.end());
+        for idx in first..=last {
+            let at = (idx - 1) * u64::from(blksize);
+            match flow.read.source.slice(at, usize::from(blksize)) {
+                Slice::Ready(body) => {
+                    let n = wire_number(idx).to_be_bytes();
+                    self.out.push(Out {
+                        to: flow.read.client,
+                        head: [0, 3, n[0], n[1]],
+                        head_len: 4,
+                        body,
+                    });
+                }
+                Slice::Load(from) => {
+                    flow.waiting = Some(idx..=last);
+                    if !flow.loading {
+                        flow.loading = true;
+                        let key = Key {
+                            client: flow.read.client,
+                            serial: flow.serial,
+                        };
+                        let want = READ_CHUNK.max(usize::from(blksize));
+                        let done = self.loaded_tx.clone();
+                        flow.read.source.load(from, want, done, key);
+                    }
+                    break;
+                }
+                Slice::Shrank => {
+                    let why = "the file shrank during the transfer";
+                    let error = packet::error(packet::ERR_UNDEFINED, why);
+                    self.out.push(Out::whole(flow.read.client, Bytes::from(error)));
+                    return Some((Outcome::Failed, Some(why.into())));
+                }
+            }
+        }
+        flow.deadline = Instant::now() + flow.read.timeout;
+        self.ack_poll.sent();
+        None
+    }
+
+    /// A chunk read finished.
+    fn loaded(&mut self, l: Loaded) {
+        let Some(mut flow) = self.flows.remove(&l.key.client) else {
+            return;
+        };
+        if flow.serial != l.key.serial {
+            self.flows.insert(l.key.client, flow);
+            return;
+        }
+        flow.loading = false;
+        let end = match l.result {
+            Ok(chunk) => {
+                flow.read.source.chunk = chunk;
+                flow.read.source.chunk_at = l.at;
+                match flow.waiting.take() {
+                    Some(r) => self.send(&mut flow, r),
+                    None => None,
+                }
+            }
+            Err(e) => {
+                let error = packet::error(packet::ERR_UNDEFINED, &e.to_string());
+                self.out.push(Out::whole(l.key.client, Bytes::from(error)));
+                Some((Outcome::Failed, Some(e.to_string())))
+            }
+        };
+        self.next_check = self.next_check.min(flow.deadline);
+        self.flows.insert(l.key.client, flow);
+        if let Some(end) = end {
+            self.finish(l.key.client, end);
+        }
+    }
+
+    /// The datagrams `recv_batch` took.
+    fn datagrams(&mut self) {
+        let got = std::mem::take(&mut self.got);
+        for (i, &(len, from)) in got.iter().enumerate() {
+            let at = i * DATAGRAM;
+            let end = match packet::parse(&self.inbox[at..at + len]) {
+                Ok(Packet::Ack(block)) => self.ack(from, block),
+                Ok(Packet::Error { .. }) if self.flows.contains_key(&from) => {
+                    Some((Outcome::AbortedByClient, None))
+                }
+                _ => {
+                    if !self.flows.contains_key(&from) {
+                        tracing::debug!(target: "dialtone::files", client = %from, "TFTP datagram for no transfer in progress; dropped");
+                    }
+                    None
+                }
+            };
+            if let Some(end) = end {
+                self.finish(from, end);
+            }
+        }
+        self.got = got;
+        self.got.clear();
+    }
+
+    fn ack(&mut self, from: SocketAddrV4, block: u16) -> Option<End> {
+        let mut flow = self.flows.remove(&from)?;
+        let step = flow.read.window.on_ack(block);
+        if step != Step::Ignore {
+            let acked = flow.read.window.acked() * u64::from(flow.read.blksize);
+            let progress = &flow.read.tracked.progress;
+            progress.set_sent(acked.min(flow.read.source.size));
+        }
+        let end = match step {
+            Step::Ignore => None,
+            Step::Done => Some((Outcome::Complete, None)),
+            Step::Send(r) => self.send(&mut flow, r),
+        };
+        self.flows.insert(from, flow);
+        end
+    }
+
+    /// Resends for every transfer whose deadline has passed, or ends it
+    /// when its retries are spent.
+    fn expire(&mut self, now: Instant) {
+        let retries = self.tftp.config.tftp_retries;
+        let due: Vec<SocketAddrV4> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for client in due {
+            let Some(mut flow) = self.flows.remove(&client) else {
+                continue;
+            };
+            let end = match flow.read.window.on_timeout(retries) {
+                None => Some((Outcome::Timeout, None)),
+                Some(Resend::OptionAck) => {
+                    if let Some(o) = flow.read.oack.clone() {
+                        self.out.push(Out::whole(client, o));
+                    }
+                    flow.deadline = now + flow.read.timeout;
+                    None
+                }
+                Some(Resend::Blocks(r)) => self.send(&mut flow, r),
+            };
+            self.flows.insert(client, flow);
+            if let Some(end) = end {
+                self.finish(client, end);
+            }
+        }
+        self.next_check = self
+            .flows
+            .values()
+            .map(|f| f.deadline)
+            .min()
+            .unwrap_or(now + Duration::from_secs(3600));
+    }
+
+    /// Ends `client`'s transfer and reports it.
+    fn finish(&mut self, client: SocketAddrV4, (outcome, detail): End) {
+        let Some(flow) = self.flows.remove(&client) else {
+            return;
+        };
+        let Read {
+            mut record,
+            tracked,
+            ..
+        } = flow.read;
+        record.outcome = outcome;
+        if let Some(d) = detail {
+            record.detail = format!("{}; {d}", record.detail);
+        }
+        record.sent = tracked.progress.sent();
+        drop(tracked);
+        self.tftp.counters.finish(&record);
+    }
+
+    /// Sends everything queued; waits while the socket's buffer is full.
+    async fn flush(&mut self) {
+        while !self.out.is_empty() {
+            let n = self.out.len().min(BATCH);
+            let sent = self
+                .sock
+                .try_io(Interest::WRITABLE, || send_batch(&self.sock, &self.out[..n]));
+            match sent {
+                Ok(k) => {
+                    self.out.drain(..k.max(1));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = self.sock.writable().await {
+                        tracing::warn!(target: "dialtone::files", error = %e, "TFTP transfer socket failed");
+                        self.out.clear();
+                    }
+                }
+                Err(e) => {
+                    // The first datagram could not go (no route to its
+                    // client, say): it counts as lost, and its transfer
+                    // resends or times out.
+                    tracing::debug!(target: "dialtone::files", client = %self.out[0].to, error = %e, "TFTP send failed");
+                    self.out.remove(0);
+                }
+            }
+        }
+    }
+}
+
+/// Takes the datagrams waiting (up to `BATCH`) into `inbox`, one per
+/// `DATAGRAM` bytes, their lengths and senders into `got`.
+fn recv_batch(
+    sock: &UdpSocket,
+    inbox: &mut [u8],
+    got: &mut Vec<(usize, SocketAddrV4)>,
+) -> io::Result<usize> {
+    got.clear();
+    let mut headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
+    let mut slices: Vec<[IoSliceMut; 1]> = inbox
+        .chunks_mut(DATAGRAM)
+        .map(|c| [IoSliceMut::new(c)])
+        .collect();
+    let received = recvmmsg(
+        sock.as_raw_fd(),
+        &mut headers,
+        slices.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )
+    .map_err(io::Error::from)?;
+    for m in received {
+        if let Some(a) = m.address {
+            got.push((m.bytes.min(DATAGRAM), SocketAddrV4::new(a.ip(), a.port())));
+        }
+    }
+    Ok(got.len())
+}
+
+/// Sends `out` with one call; returns how many went.
+fn send_batch(sock: &UdpSocket, out: &[Out]) -> io::Result<usize> {
+    let mut headers = MultiHeaders::<SockaddrIn>::preallocate(out.len(), None);
+    let slices: Vec<[IoSlice; 2]> = out
+        .iter()
+        .map(|o| [IoSlice::new(&o.head[..o.head_len]), IoSlice::new(&o.body)])
+        .collect();
+    let addrs: Vec<Option<SockaddrIn>> = out.iter().map(|o| Some(SockaddrIn::from(o.to))).collect();
+    let sent = sendmmsg(
+        sock.as_raw_fd(),
+        &mut headers,
+        &slices,
+        addrs,
+        [],
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(io::Error::from)?;
+    Ok(sent.count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source reading `bytes` from a file, and the file's path.
+    fn file_source(bytes: &[u8], tag: &str) -> (Source, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("dialtone-mux-{tag}-{}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        let s = Source {
+            file: Some(Arc::new(f)),
+            size: bytes.len() as u64,
+            chunk: Bytes::new(),
+            chunk_at: 0,
+        };
+        (s, path)
+    }
+
+    #[test]
+    fn in_memory_sources_slice_without_loading() {
+        let s = Source::in_memory(Bytes::from_static(b"0123456789"));
+        assert_eq!(s.slice(0, 4), Slice::Ready(Bytes::from_static(b"0123")));
+        assert_eq!(s.slice(8, 4), Slice::Ready(Bytes::from_static(b"89")));
+        // The empty last block of a size that is a multiple of blksize.
+        assert_eq!(s.slice(10, 4), Slice::Ready(Bytes::new()));
+    }
+
+    #[tokio::test]
+    async fn file_sources_load_chunks_and_notice_a_shrunk_file() {
+        let (mut s, path) = file_source(b"abcdefghij", "chunks");
+        assert_eq!(s.slice(4, 4), Slice::Load(4));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let key = Key {
+            client: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1),
+            serial: 1,
+        };
+        s.load(4, 6, tx.clone(), key);
+        let l = rx.recv().await.unwrap();
+        assert_eq!((l.key, l.at), (key, 4));
+        s.chunk = l.result.unwrap();
+        s.chunk_at = l.at;
+        assert_eq!(s.slice(4, 4), Slice::Ready(Bytes::from_static(b"efgh")));
+        assert_eq!(s.slice(8, 4), Slice::Ready(Bytes::from_static(b"ij")));
+        assert_eq!(s.slice(0, 4), Slice::Load(0));
+        // A file that was 12 bytes when the transfer began and is 10 now:
+        // the chunk read from 8 brings 2 bytes where 4 were due.
+        s.size = 12;
+        s.load(8, 6, tx, key);
+        let l = rx.recv().await.unwrap();
+        s.chunk = l.result.unwrap();
+        s.chunk_at = l.at;
+        assert_eq!(s.slice(8, 4), Slice::Shrank);
+        std::fs::remove_file(path).unwrap();
+    }
+}
