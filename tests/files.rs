@@ -292,6 +292,89 @@ fn tftp_protocol_edges() {
     f.lab.stop();
 }
 
+/// Reads share one transfer port per server address: each client's
+/// transfer is told apart by its own address and port.
+#[test]
+fn tftp_reads_share_a_transfer_port_and_stay_apart() {
+    let mut f = Files::new("tftpmux", "");
+    let (a_img, b_img) = (pattern(5000, 1), pattern(5000, 2));
+    f.put("a.img", &a_img);
+    f.put("b.img", &b_img);
+    f.start();
+    let server: SocketAddr = format!("{SERVER}:69").parse().unwrap();
+    let mut buf = [0u8; 2048];
+
+    // Two clients at once, one port answering both, each its own file.
+    let a = raw_client(&f);
+    let b = raw_client(&f);
+    a.send_to(&rrq("a.img", &[]), server).unwrap();
+    b.send_to(&rrq("b.img", &[]), server).unwrap();
+    let (n, tid_a) = a.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..4], &buf[4..n]), (&[0, 3, 0, 1][..], &a_img[..512]));
+    let (n, tid_b) = b.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..4], &buf[4..n]), (&[0, 3, 0, 1][..], &b_img[..512]));
+    assert_eq!(tid_a, tid_b, "one transfer port per server address");
+    assert_ne!(tid_a.port(), 69);
+
+    // An ACK from a port with no transfer is dropped and moves nothing.
+    let stranger = raw_client(&f);
+    stranger.send_to(&[0, 4, 0, 1], tid_a).unwrap();
+    assert!(
+        stranger.recv_from(&mut buf).is_err(),
+        "the stranger got an answer"
+    );
+    a.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(
+        a.recv_from(&mut buf).is_err(),
+        "another port's ACK moved a's transfer"
+    );
+
+    // Each ACK moves its own client's transfer only.
+    b.send_to(&[0, 4, 0, 1], tid_b).unwrap();
+    let (n, _) = b.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        (&buf[..4], &buf[4..n]),
+        (&[0, 3, 0, 2][..], &b_img[512..1024])
+    );
+    a.send_to(&[0, 4, 0, 1], tid_a).unwrap();
+    let (n, _) = a.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        (&buf[..4], &buf[4..n]),
+        (&[0, 3, 0, 2][..], &a_img[512..1024])
+    );
+
+    // A request sent twice (its first answer not yet acknowledged) is one
+    // transfer: block 1 comes once, then once more only at the timeout.
+    let c = raw_client(&f);
+    c.send_to(&rrq("a.img", &[]), server).unwrap();
+    c.send_to(&rrq("a.img", &[]), server).unwrap();
+    c.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..4], &[0, 3, 0, 1]);
+    c.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(
+        c.recv_from(&mut buf).is_err(),
+        "a repeated request started a second transfer"
+    );
+
+    // A client that goes away: the block resent after the timeout meets a
+    // closed port, and the transfer ends as aborted, not after its retries.
+    drop(c);
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    let mut log = f.lab.log();
+    while !log.contains("the client's port is closed") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        log = f.lab.log();
+    }
+    let line = log
+        .lines()
+        .find(|l| l.contains("the client's port is closed"))
+        .unwrap_or_else(|| panic!("no abort logged: {log}"));
+    assert!(line.contains("\"outcome\":\"aborted by client\""), "{line}");
+    f.lab.stop();
+}
+
 #[test]
 fn fifty_transfers_at_once() {
     let mut f = Files::new("tftpmany", "");

@@ -33,10 +33,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
+use super::pace;
 use super::packet::{self, Mode, Packet};
 use super::server::Tftp;
 use super::window::{Resend, Step, Window, wire_number};
-use super::pace;
 use crate::files::resolve::{Body, Found, read_chunk};
 use crate::files::transfers::{Outcome, Tracked, Transfer};
 
@@ -68,6 +68,10 @@ impl Mux {
         let _ = s.set_recv_buffer_size(4 << 20);
         let _ = s.set_send_buffer_size(4 << 20);
         s.bind(&SocketAddr::from((local, 0)).into())?;
+        // ICMP errors (a client's port closed) queued for `closed_ports`:
+        // an unconnected socket hears of them only this way.
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Ipv4RecvErr, &true)
+            .map_err(io::Error::from)?;
         let sock = Arc::new(UdpSocket::from_std(s.into())?);
         let (add, reads) = mpsc::unbounded_channel();
         let task = Task::new(Arc::clone(&tftp), Arc::clone(&sock));
@@ -268,7 +272,7 @@ struct Flow {
 enum Wake {
     Read(Option<Read>),
     Loaded(Loaded),
-    Socket(io::Result<()>),
+    Socket(io::Result<tokio::io::Ready>),
     Timer,
 }
 
@@ -278,7 +282,8 @@ type End = (Outcome, Option<String>);
 struct Task {
     tftp: Arc<Tftp>,
     sock: Arc<UdpSocket>,
-    flows: HashMap<SocketAddrV4, Flow>,
+    /// Boxed: a flow is taken out and put back at each ACK.
+    flows: HashMap<SocketAddrV4, Box<Flow>>,
     serial: u64,
     out: Vec<Out>,
     loaded_tx: mpsc::UnboundedSender<Loaded>,
@@ -323,10 +328,9 @@ impl Task {
                 self.loaded(l);
                 busy = true;
             }
-            match self
-                .sock
-                .try_io(Interest::READABLE, || recv_batch(&self.sock, &mut self.inbox, &mut self.got))
-            {
+            match self.sock.try_io(Interest::READABLE, || {
+                recv_batch(&self.sock, &mut self.inbox, &mut self.got)
+            }) {
                 Ok(_) => {
                     self.ack_poll.acked();
                     self.datagrams();
@@ -334,7 +338,10 @@ impl Task {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => {
+                    // An ICMP error is reported once by the next receive;
+                    // the queue says which client it was for.
                     tracing::debug!(target: "dialtone::files", error = %e, "TFTP receive failed");
+                    self.closed_ports();
                 }
             }
             let now = Instant::now();
@@ -372,18 +379,26 @@ impl Task {
             let wake = tokio::select! {
                 read = reads.recv(), if open => Wake::Read(read),
                 Some(l) = self.loaded_rx.recv() => Wake::Loaded(l),
-                r = self.sock.readable() => Wake::Socket(r),
+                r = self.sock.ready(Interest::READABLE | Interest::ERROR) => Wake::Socket(r),
                 () = self.timer.as_mut() => Wake::Timer,
             };
             match wake {
                 Wake::Read(Some(read)) => self.add(read),
                 Wake::Read(None) => open = false,
                 Wake::Loaded(l) => self.loaded(l),
+                Wake::Socket(Ok(ready)) if ready.is_error() => {
+                    self.closed_ports();
+                    // Cleared only now: an error queued meanwhile wakes
+                    // again, or is reported by the next receive.
+                    let _ = self.sock.try_io(Interest::ERROR, || {
+                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                    });
+                }
                 Wake::Socket(Err(e)) => {
                     tracing::warn!(target: "dialtone::files", error = %e, "TFTP transfer socket failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Wake::Socket(Ok(())) | Wake::Timer => {}
+                Wake::Socket(Ok(_)) | Wake::Timer => {}
             }
         }
     }
@@ -401,13 +416,13 @@ impl Task {
             self.finish(client, (Outcome::AbortedByClient, Some(detail)));
         }
         self.serial += 1;
-        let mut flow = Flow {
+        let mut flow = Box::new(Flow {
             serial: self.serial,
             read,
             deadline: Instant::now(),
             waiting: None,
             loading: false,
-        };
+        });
         let end = match flow.read.oack.clone() {
             Some(oack) => {
                 self.out.push(Out::whole(client, oack));
@@ -460,7 +475,8 @@ impl Task {
                 Slice::Shrank => {
                     let why = "the file shrank during the transfer";
                     let error = packet::error(packet::ERR_UNDEFINED, why);
-                    self.out.push(Out::whole(flow.read.client, Bytes::from(error)));
+                    self.out
+                        .push(Out::whole(flow.read.client, Bytes::from(error)));
                     return Some((Outcome::Failed, Some(why.into())));
                 }
             }
@@ -601,13 +617,24 @@ impl Task {
         self.tftp.counters.finish(&record);
     }
 
+    /// Ends the transfers whose client's port is closed (ICMP port
+    /// unreachable in the socket's error queue): the client has gone.
+    fn closed_ports(&mut self) {
+        while let Some(client) = next_closed_port(&self.sock) {
+            if self.flows.contains_key(&client) {
+                let why = "the client's port is closed".to_string();
+                self.finish(client, (Outcome::AbortedByClient, Some(why)));
+            }
+        }
+    }
+
     /// Sends everything queued; waits while the socket's buffer is full.
     async fn flush(&mut self) {
         while !self.out.is_empty() {
             let n = self.out.len().min(BATCH);
-            let sent = self
-                .sock
-                .try_io(Interest::WRITABLE, || send_batch(&self.sock, &self.out[..n]));
+            let sent = self.sock.try_io(Interest::WRITABLE, || {
+                send_batch(&self.sock, &self.out[..n])
+            });
             match sent {
                 Ok(k) => {
                     self.out.drain(..k.max(1));
@@ -657,6 +684,29 @@ fn recv_batch(
         }
     }
     Ok(got.len())
+}
+
+/// The client of the next "port unreachable" in the socket's error queue;
+/// `None` once the queue is empty. Other errors in the queue are passed
+/// over: the transfer resends, or times out.
+fn next_closed_port(sock: &UdpSocket) -> Option<SocketAddrV4> {
+    use nix::sys::socket::{ControlMessageOwned, recvmsg};
+    loop {
+        let mut buf = [0u8; 64];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in);
+        let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
+        let msg = recvmsg::<SockaddrIn>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), flags).ok()?;
+        // The address of an error-queue message is where the datagram
+        // that met the error was going.
+        let to = msg.address.map(|a| SocketAddrV4::new(a.ip(), a.port()));
+        let refused = msg.cmsgs().ok().into_iter().flatten().any(|c| {
+            matches!(c, ControlMessageOwned::Ipv4RecvErr(e, _) if e.ee_errno == libc::ECONNREFUSED as u32)
+        });
+        if let (true, Some(to)) = (refused, to) {
+            return Some(to);
+        }
+    }
 }
 
 /// Sends `out` with one call; returns how many went.

@@ -19,15 +19,14 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::packet::{self, Limits, Packet, Request};
 use super::mux::{Mux, Read, Source};
+use super::packet::{self, Limits, Packet, Request};
 use super::window::Window;
 use super::{pace, upload};
 use crate::config::Files;
 use crate::files::resolve::{Client, Miss, Resolver};
 use crate::files::transfers::{Counters, Live, Outcome, Transfer};
 use crate::net::{ifaces, sockets};
-
 
 pub struct Tftp {
     pub resolver: Arc<Resolver>,
