@@ -270,7 +270,7 @@ struct Flow {
 
 /// What ended the task's wait.
 enum Wake {
-    Read(Option<Read>),
+    Read(Option<Box<Read>>),
     Loaded(Loaded),
     Socket(io::Result<tokio::io::Ready>),
     Timer,
@@ -377,13 +377,13 @@ impl Task {
                 self.timer.as_mut().reset(self.next_check);
             }
             let wake = tokio::select! {
-                read = reads.recv(), if open => Wake::Read(read),
+                read = reads.recv(), if open => Wake::Read(read.map(Box::new)),
                 Some(l) = self.loaded_rx.recv() => Wake::Loaded(l),
                 r = self.sock.ready(Interest::READABLE | Interest::ERROR) => Wake::Socket(r),
                 () = self.timer.as_mut() => Wake::Timer,
             };
             match wake {
-                Wake::Read(Some(read)) => self.add(read),
+                Wake::Read(Some(read)) => self.add(*read),
                 Wake::Read(None) => open = false,
                 Wake::Loaded(l) => self.loaded(l),
                 Wake::Socket(Ok(ready)) if ready.is_error() => {
