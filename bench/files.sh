@@ -15,7 +15,8 @@
 # Every transfer is compared byte for byte with the original.
 #
 # Run as root:  bash bench/files.sh            (about 2 minutes)
-# Environment:  RUNS (default 3; the best of the runs is kept per row)
+# Environment:  RUNS (default 3 rounds, the servers taking turns in each;
+#               the best of the rounds is kept per row)
 #
 # tftpd-hpa is unpacked from its Debian package into the work directory
 # (never installed as a service, so nothing listens on this machine's
@@ -106,16 +107,18 @@ servers=(dialtone dnsmasq)
 rows=("blksize 512" "blksize 1468" "blksize 1468, window 16" "100 clients x 16 MiB" "100 clients, window 16"
     "tftpload 100 x 16 MiB" "tftpload 100, window 16")
 
-for server in "${servers[@]}"; do
-    echo "== $server"
-    "start_$server"
-    for _ in $(seq 1 50); do
-        fetch image16.img "$WORK/out/probe" && break
-        sleep 0.1
-    done
-    for row in "${rows[@]}"; do
-        best=
-        for _ in $(seq 1 "$RUNS"); do
+# Rounds: in each, every server in turn runs every row once, so a slow
+# spell of the machine (this VM's speed drifts by up to 2x for minutes)
+# falls on every server alike; the best of the rounds is kept per row.
+for round in $(seq 1 "$RUNS"); do
+    for server in "${servers[@]}"; do
+        echo "== round $round: $server"
+        "start_$server"
+        for _ in $(seq 1 50); do
+            fetch image16.img "$WORK/out/probe" && break
+            sleep 0.1
+        done
+        for row in "${rows[@]}"; do
             rm -f "$WORK"/out/*
             t0=$(now)
             c0=$(load_core)
@@ -146,15 +149,15 @@ for server in "${servers[@]}"; do
             esac
             t=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
             busy=$(busy_since "$c0")
+            best=${T["$server|$row"]:-}
             if [ -z "$best" ] || awk -v t="$t" -v b="$best" 'BEGIN { exit !(t < b) }'; then
-                best=$t
+                T["$server|$row"]=$t
                 B["$server|$row"]=$busy
             fi
+            printf "  %-26s %8s s   (clients' core %s busy)\n" "$row" "$t" "$busy"
         done
-        T["$server|$row"]=${best:-fail}
-        printf "  %-26s %8s s   (clients' core %s busy)\n" "$row" "${best:-fail}" "${B[$server|$row]:--}"
+        stop_server
     done
-    stop_server
 done
 
 echo "== HTTP (64 MiB, curl)"
@@ -224,9 +227,9 @@ for s in "${servers[@]:1}"; do printf ' %12s' "vs $s"; done
 echo
 for row in "${rows[@]}"; do
     printf '  %-26s' "$row"
-    for s in "${servers[@]}"; do printf ' %10s' "${T[$s|$row]}"; done
+    for s in "${servers[@]}"; do printf ' %10s' "${T[$s|$row]:-fail}"; done
     for s in "${servers[@]:1}"; do
-        awk -v a="${T[dialtone|$row]}" -v b="${T[$s|$row]}" \
+        awk -v a="${T[dialtone|$row]:-0}" -v b="${T[$s|$row]:-0}" \
             'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf " %11.2fx", b / a; else printf " %12s", "-" }'
     done
     echo
