@@ -37,21 +37,30 @@ pub enum Body {
 /// Reads up to `want` bytes of `file` from `at` (fewer only at its end),
 /// off the runtime's threads.
 pub async fn read_chunk(file: Arc<File>, at: u64, want: usize) -> io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
     tokio::task::spawn_blocking(move || {
         let mut v = vec![0u8; want];
-        let mut got = 0;
-        while got < want {
-            match file.read_at(&mut v[got..], at + got as u64)? {
-                0 => break,
-                n => got += n,
-            }
-        }
+        let got = fill_at(&file, &mut v, at)?;
         v.truncate(got);
         Ok(v)
     })
     .await
     .map_err(io::Error::other)?
+}
+
+/// Fills `buf` from `file` at `at`, fewer bytes only at the file's end;
+/// returns how many. Blocking.
+pub fn fill_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], at + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// A file ready to send.

@@ -37,7 +37,7 @@ use super::pace;
 use super::packet::{self, Mode, Packet};
 use super::server::Tftp;
 use super::window::{Resend, Step, Window, wire_number};
-use crate::files::resolve::{Body, Found, read_chunk};
+use crate::files::resolve::{Body, Found, fill_at, read_chunk};
 use crate::files::transfers::{Outcome, Tracked, Transfer};
 
 /// Datagrams taken per receive call, and at most sent per send call.
@@ -198,25 +198,13 @@ impl Source {
         let old = std::mem::take(&mut self.chunk);
         let mut buf = old.try_into_mut().unwrap_or_else(|_| BytesMut::new());
         tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt;
             buf.resize(want, 0);
-            let mut got = 0;
-            let result = loop {
-                if got == want {
-                    break Ok(());
-                }
-                match file.read_at(&mut buf[got..], at + got as u64) {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break Err(e),
-                }
-            };
-            buf.truncate(got);
+            let result = fill_at(&file, &mut buf, at);
+            buf.truncate(*result.as_ref().unwrap_or(&0));
             let _ = done.send(Loaded {
                 key,
                 at,
-                result: result.map(|()| buf.freeze()),
+                result: result.map(|_| buf.freeze()),
             });
         });
     }
