@@ -179,14 +179,12 @@ impl Source {
             let from = (at - self.chunk_at) as usize;
             return Slice::Ready(self.chunk.slice(from..(end - self.chunk_at) as usize));
         }
-        if self.file.is_some() && self.chunk_at == at && !self.chunk.is_empty() {
-            return Slice::Shrank;
-        }
-        if self.file.is_none() {
+        match &self.file {
             // In memory, every byte is there: a range past them cannot be.
-            return Slice::Shrank;
+            None => Slice::Shrank,
+            Some(_) if self.chunk_at == at && !self.chunk.is_empty() => Slice::Shrank,
+            Some(_) => Slice::Load(at),
         }
-        Slice::Load(at)
     }
 
     /// Reads the chunk at `at` off the runtime and posts it to `done`,
@@ -251,9 +249,9 @@ struct Flow {
     serial: u64,
     read: Read,
     deadline: Instant,
-    /// Blocks to send once the chunk being read arrives.
+    /// Blocks to send once the chunk being read arrives; `Some` exactly
+    /// while a chunk read is under way.
     waiting: Option<RangeInclusive<u64>>,
-    loading: bool,
 }
 
 /// What ended the task's wait.
@@ -267,19 +265,70 @@ enum Wake {
 /// How a transfer ended, and why (for its event).
 type End = (Outcome, Option<String>);
 
+/// What the task sends, and what sending needs: the queue of datagrams,
+/// the way back for chunk reads, the lone client's round trip.
+struct Outbox {
+    out: Vec<Out>,
+    loaded_tx: mpsc::UnboundedSender<Loaded>,
+    ack_poll: pace::AckPoll,
+}
+
+impl Outbox {
+    /// Queues blocks `range` of `flow`, or as many as are read so far and
+    /// starts reading the rest.
+    fn send(&mut self, flow: &mut Flow, range: RangeInclusive<u64>) -> Option<End> {
+        let blksize = flow.read.blksize;
+        let (first, last) = (*range.start(), *range.end());
+        for idx in first..=last {
+            let at = (idx - 1) * u64::from(blksize);
+            match flow.read.source.slice(at, usize::from(blksize)) {
+                Slice::Ready(body) => {
+                    let n = wire_number(idx).to_be_bytes();
+                    self.out.push(Out {
+                        to: flow.read.client,
+                        head: [0, 3, n[0], n[1]],
+                        head_len: 4,
+                        body,
+                    });
+                }
+                Slice::Load(from) => {
+                    let under_way = flow.waiting.replace(idx..=last).is_some();
+                    if !under_way {
+                        let key = Key {
+                            client: flow.read.client,
+                            serial: flow.serial,
+                        };
+                        let want = READ_CHUNK.max(usize::from(blksize));
+                        let done = self.loaded_tx.clone();
+                        flow.read.source.load(from, want, done, key);
+                    }
+                    break;
+                }
+                Slice::Shrank => {
+                    let why = "the file shrank during the transfer";
+                    let error = packet::error(packet::ERR_UNDEFINED, why);
+                    self.out
+                        .push(Out::whole(flow.read.client, Bytes::from(error)));
+                    return Some((Outcome::Failed, Some(why.into())));
+                }
+            }
+        }
+        flow.deadline = Instant::now() + flow.read.timeout;
+        self.ack_poll.sent();
+        None
+    }
+}
+
 struct Task {
     tftp: Arc<Tftp>,
     sock: Arc<UdpSocket>,
-    /// Boxed: a flow is taken out and put back at each ACK.
-    flows: HashMap<SocketAddrV4, Box<Flow>>,
+    flows: HashMap<SocketAddrV4, Flow>,
     serial: u64,
-    out: Vec<Out>,
-    loaded_tx: mpsc::UnboundedSender<Loaded>,
+    outbox: Outbox,
     loaded_rx: mpsc::UnboundedReceiver<Loaded>,
     /// No flow's deadline is before this.
     next_check: Instant,
     timer: Pin<Box<Sleep>>,
-    ack_poll: pace::AckPoll,
     inbox: Vec<u8>,
     got: Vec<(usize, SocketAddrV4)>,
 }
@@ -293,12 +342,14 @@ impl Task {
             sock,
             flows: HashMap::new(),
             serial: 0,
-            out: Vec::new(),
-            loaded_tx,
+            outbox: Outbox {
+                out: Vec::new(),
+                loaded_tx,
+                ack_poll: pace::AckPoll::default(),
+            },
             loaded_rx,
             next_check: far,
             timer: Box::pin(tokio::time::sleep_until(far)),
-            ack_poll: pace::AckPoll::default(),
             inbox: vec![0; BATCH * DATAGRAM],
             got: Vec::with_capacity(BATCH),
         }
@@ -320,7 +371,7 @@ impl Task {
                 recv_batch(&self.sock, &mut self.inbox, &mut self.got)
             }) {
                 Ok(_) => {
-                    self.ack_poll.acked();
+                    self.outbox.ack_poll.acked();
                     self.datagrams();
                     busy = true;
                 }
@@ -349,12 +400,15 @@ impl Task {
             // instead of sleeping between its ACKs.
             if self.flows.len() == 1 {
                 let (sock, inbox, got) = (&self.sock, &mut self.inbox, &mut self.got);
-                let polled = self.ack_poll.wait(|| match recv_batch(sock, inbox, got) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-                    r => Some(r),
-                });
+                let polled = self
+                    .outbox
+                    .ack_poll
+                    .wait(|| match recv_one(sock, inbox, got) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                        r => Some(r),
+                    });
                 if let Some(r) = polled {
-                    self.ack_poll.acked();
+                    self.outbox.ack_poll.acked();
                     if r.is_ok() {
                         self.datagrams();
                     }
@@ -404,24 +458,22 @@ impl Task {
             self.finish(client, (Outcome::AbortedByClient, Some(detail)));
         }
         self.serial += 1;
-        let mut flow = Box::new(Flow {
+        let mut flow = Flow {
             serial: self.serial,
+            deadline: Instant::now() + read.timeout,
             read,
-            deadline: Instant::now(),
             waiting: None,
-            loading: false,
-        });
+        };
         let end = match flow.read.oack.clone() {
             Some(oack) => {
-                self.out.push(Out::whole(client, oack));
+                self.outbox.out.push(Out::whole(client, oack));
                 None
             }
             None => match flow.read.window.start() {
-                Step::Send(r) => self.send(&mut flow, r),
+                Step::Send(r) => self.outbox.send(&mut flow, r),
                 _ => None,
             },
         };
-        flow.deadline = Instant::now() + flow.read.timeout;
         self.next_check = self.next_check.min(flow.deadline);
         self.flows.insert(client, flow);
         if let Some(end) = end {
@@ -429,78 +481,30 @@ impl Task {
         }
     }
 
-    /// Queues blocks `range` of `flow`, or as many as are read so far and
-    /// starts reading the rest.
-    fn send(&mut self, flow: &mut Flow, range: RangeInclusive<u64>) -> Option<End> {
-        let blksize = flow.read.blksize;
-        let (first, last) = (*range.start(), *range.end());
-        for idx in first..=last {
-            let at = (idx - 1) * u64::from(blksize);
-            match flow.read.source.slice(at, usize::from(blksize)) {
-                Slice::Ready(body) => {
-                    let n = wire_number(idx).to_be_bytes();
-                    self.out.push(Out {
-                        to: flow.read.client,
-                        head: [0, 3, n[0], n[1]],
-                        head_len: 4,
-                        body,
-                    });
-                }
-                Slice::Load(from) => {
-                    flow.waiting = Some(idx..=last);
-                    if !flow.loading {
-                        flow.loading = true;
-                        let key = Key {
-                            client: flow.read.client,
-                            serial: flow.serial,
-                        };
-                        let want = READ_CHUNK.max(usize::from(blksize));
-                        let done = self.loaded_tx.clone();
-                        flow.read.source.load(from, want, done, key);
-                    }
-                    break;
-                }
-                Slice::Shrank => {
-                    let why = "the file shrank during the transfer";
-                    let error = packet::error(packet::ERR_UNDEFINED, why);
-                    self.out
-                        .push(Out::whole(flow.read.client, Bytes::from(error)));
-                    return Some((Outcome::Failed, Some(why.into())));
-                }
-            }
-        }
-        flow.deadline = Instant::now() + flow.read.timeout;
-        self.ack_poll.sent();
-        None
-    }
-
     /// A chunk read finished.
     fn loaded(&mut self, l: Loaded) {
-        let Some(mut flow) = self.flows.remove(&l.key.client) else {
+        let Some(flow) = self.flows.get_mut(&l.key.client) else {
             return;
         };
         if flow.serial != l.key.serial {
-            self.flows.insert(l.key.client, flow);
             return;
         }
-        flow.loading = false;
+        let waiting = flow.waiting.take();
         let end = match l.result {
             Ok(chunk) => {
                 flow.read.source.chunk = chunk;
                 flow.read.source.chunk_at = l.at;
-                match flow.waiting.take() {
-                    Some(r) => self.send(&mut flow, r),
-                    None => None,
-                }
+                waiting.and_then(|r| self.outbox.send(flow, r))
             }
             Err(e) => {
                 let error = packet::error(packet::ERR_UNDEFINED, &e.to_string());
-                self.out.push(Out::whole(l.key.client, Bytes::from(error)));
+                self.outbox
+                    .out
+                    .push(Out::whole(l.key.client, Bytes::from(error)));
                 Some((Outcome::Failed, Some(e.to_string())))
             }
         };
         self.next_check = self.next_check.min(flow.deadline);
-        self.flows.insert(l.key.client, flow);
         if let Some(end) = end {
             self.finish(l.key.client, end);
         }
@@ -532,51 +536,41 @@ impl Task {
     }
 
     fn ack(&mut self, from: SocketAddrV4, block: u16) -> Option<End> {
-        let mut flow = self.flows.remove(&from)?;
+        let flow = self.flows.get_mut(&from)?;
         let step = flow.read.window.on_ack(block);
         if step != Step::Ignore {
             let acked = flow.read.window.acked() * u64::from(flow.read.blksize);
             let progress = &flow.read.tracked.progress;
             progress.set_sent(acked.min(flow.read.source.size));
         }
-        let end = match step {
+        match step {
             Step::Ignore => None,
             Step::Done => Some((Outcome::Complete, None)),
-            Step::Send(r) => self.send(&mut flow, r),
-        };
-        self.flows.insert(from, flow);
-        end
+            Step::Send(r) => self.outbox.send(flow, r),
+        }
     }
 
     /// Resends for every transfer whose deadline has passed, or ends it
     /// when its retries are spent.
     fn expire(&mut self, now: Instant) {
         let retries = self.tftp.config.tftp_retries;
-        let due: Vec<SocketAddrV4> = self
-            .flows
-            .iter()
-            .filter(|(_, f)| f.deadline <= now)
-            .map(|(c, _)| *c)
-            .collect();
-        for client in due {
-            let Some(mut flow) = self.flows.remove(&client) else {
-                continue;
-            };
+        let mut ended = Vec::new();
+        for (&client, flow) in self.flows.iter_mut().filter(|(_, f)| f.deadline <= now) {
             let end = match flow.read.window.on_timeout(retries) {
                 None => Some((Outcome::Timeout, None)),
                 Some(Resend::OptionAck) => {
                     if let Some(o) = flow.read.oack.clone() {
-                        self.out.push(Out::whole(client, o));
+                        self.outbox.out.push(Out::whole(client, o));
                     }
                     flow.deadline = now + flow.read.timeout;
                     None
                 }
-                Some(Resend::Blocks(r)) => self.send(&mut flow, r),
+                Some(Resend::Blocks(r)) => self.outbox.send(flow, r),
             };
-            self.flows.insert(client, flow);
-            if let Some(end) = end {
-                self.finish(client, end);
-            }
+            ended.extend(end.map(|e| (client, e)));
+        }
+        for (client, end) in ended {
+            self.finish(client, end);
         }
         self.next_check = self
             .flows
@@ -618,27 +612,27 @@ impl Task {
 
     /// Sends everything queued; waits while the socket's buffer is full.
     async fn flush(&mut self) {
-        while !self.out.is_empty() {
-            let n = self.out.len().min(BATCH);
+        while !self.outbox.out.is_empty() {
+            let n = self.outbox.out.len().min(BATCH);
             let sent = self.sock.try_io(Interest::WRITABLE, || {
-                send_batch(&self.sock, &self.out[..n])
+                send_batch(&self.sock, &self.outbox.out[..n])
             });
             match sent {
                 Ok(k) => {
-                    self.out.drain(..k.max(1));
+                    self.outbox.out.drain(..k.max(1));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Err(e) = self.sock.writable().await {
                         tracing::warn!(target: "dialtone::files", error = %e, "TFTP transfer socket failed");
-                        self.out.clear();
+                        self.outbox.out.clear();
                     }
                 }
                 Err(e) => {
                     // The first datagram could not go (no route to its
                     // client, say): it counts as lost, and its transfer
                     // resends or times out.
-                    tracing::debug!(target: "dialtone::files", client = %self.out[0].to, error = %e, "TFTP send failed");
-                    self.out.remove(0);
+                    tracing::debug!(target: "dialtone::files", client = %self.outbox.out[0].to, error = %e, "TFTP send failed");
+                    self.outbox.out.remove(0);
                 }
             }
         }
@@ -647,6 +641,9 @@ impl Task {
 
 /// Takes the datagrams waiting (up to `BATCH`) into `inbox`, one per
 /// `DATAGRAM` bytes, their lengths and senders into `got`.
+/// The message headers are built for each call: they hold raw pointers,
+/// so they cannot live in the task across its awaits (a spawned task must
+/// be `Send`); one allocation per batch, against a system call per batch.
 fn recv_batch(
     sock: &UdpSocket,
     inbox: &mut [u8],
@@ -695,6 +692,23 @@ fn next_closed_port(sock: &UdpSocket) -> Option<SocketAddrV4> {
             return Some(to);
         }
     }
+}
+
+/// Takes one waiting datagram, as `recv_batch` would; for the lone
+/// client's poll, which tries many times and mostly finds nothing.
+fn recv_one(
+    sock: &UdpSocket,
+    inbox: &mut [u8],
+    got: &mut Vec<(usize, SocketAddrV4)>,
+) -> io::Result<usize> {
+    use nix::sys::socket::recvfrom;
+    got.clear();
+    let (n, from) = recvfrom::<SockaddrIn>(sock.as_raw_fd(), &mut inbox[..DATAGRAM])
+        .map_err(io::Error::from)?;
+    if let Some(a) = from {
+        got.push((n.min(DATAGRAM), SocketAddrV4::new(a.ip(), a.port())));
+    }
+    Ok(got.len())
 }
 
 /// Sends `out` with one call; returns how many went.

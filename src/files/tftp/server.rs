@@ -94,6 +94,19 @@ impl Tftp {
     }
 }
 
+/// The event of a transfer just asked for, with its client.
+fn record(
+    tftp: &Tftp,
+    protocol: &'static str,
+    req: &Request,
+    from: SocketAddrV4,
+) -> (Client, Transfer) {
+    let client = tftp.resolver.client(*from.ip());
+    let mut record = Transfer::begin(protocol, &client, &req.filename);
+    record.detail = format!("mode {}", req.mode.as_str());
+    (client, record)
+}
+
 /// Begins a transfer's event and opens its own socket; when the socket
 /// cannot be opened, the event says why and `None` is returned.
 pub(super) fn begin(
@@ -104,9 +117,7 @@ pub(super) fn begin(
     from: SocketAddrV4,
     local: Ipv4Addr,
 ) -> Option<(Client, Transfer, UdpSocket)> {
-    let client = tftp.resolver.client(*from.ip());
-    let mut record = Transfer::begin(protocol, &client, &req.filename);
-    record.detail = format!("mode {}", req.mode.as_str());
+    let (client, mut record) = record(tftp, protocol, req, from);
     match transfer_socket(interface, local, from) {
         Ok(sock) => Some((client, record, sock)),
         Err(e) => {
@@ -313,9 +324,7 @@ fn transfer_socket(
 /// One read request: the file found and the options negotiated, then
 /// handed to the mux that sends it.
 async fn transfer(tftp: Arc<Tftp>, mux: Arc<Mux>, req: Request, from: SocketAddrV4, hold: Hold) {
-    let client = tftp.resolver.client(*from.ip());
-    let mut record = Transfer::begin("tftp", &client, &req.filename);
-    record.detail = format!("mode {}", req.mode.as_str());
+    let (client, mut record) = record(&tftp, "tftp", &req, from);
     let found = match tftp
         .resolver
         .resolve_async(&req.filename, client, false)
