@@ -46,6 +46,10 @@ const BATCH: usize = 64;
 const DATAGRAM: usize = 1024;
 /// File reads for octet transfers, in chunks of this size.
 const READ_CHUNK: usize = 1 << 20;
+/// The longest the task runs before letting the runtime's other tasks
+/// run. Without it, on one core, 100 windowed transfers kept new requests
+/// waiting over a second, past their clients' timeouts.
+const YIELD_AFTER: Duration = Duration::from_micros(500);
 /// Netascii files are converted in memory; bigger ones are refused.
 const NETASCII_MAX: u64 = 16 << 20;
 
@@ -99,6 +103,8 @@ impl Mux {
 /// A read ready to start: the file found, the options negotiated.
 pub(super) struct Read {
     pub client: SocketAddrV4,
+    /// When the request reached port 69.
+    pub received: Instant,
     pub source: Source,
     pub window: Window,
     pub oack: Option<Bytes>,
@@ -247,6 +253,8 @@ impl Out {
 /// A read in progress.
 struct Flow {
     serial: u64,
+    /// When its first answer was queued.
+    started: Instant,
     read: Read,
     deadline: Instant,
     /// Blocks to send once the chunk being read arrives; `Some` exactly
@@ -357,6 +365,7 @@ impl Task {
 
     async fn run(mut self, mut reads: mpsc::UnboundedReceiver<Read>) {
         let mut open = true;
+        let mut slice_start = Instant::now();
         loop {
             let mut busy = false;
             while let Ok(read) = reads.try_recv() {
@@ -392,8 +401,13 @@ impl Task {
                 return;
             }
             if busy {
-                // Let the runtime's other tasks run now and then.
-                tokio::task::coop::consume_budget().await;
+                // The runtime's other tasks (new requests, their file
+                // lookups) run at least this often, however busy the
+                // transfers keep this one.
+                if slice_start.elapsed() >= YIELD_AFTER {
+                    tokio::task::yield_now().await;
+                    slice_start = Instant::now();
+                }
                 continue;
             }
             // A lone client answering within microseconds is polled for,
@@ -424,6 +438,7 @@ impl Task {
                 r = self.sock.ready(Interest::READABLE | Interest::ERROR) => Wake::Socket(r),
                 () = self.timer.as_mut() => Wake::Timer,
             };
+            slice_start = Instant::now();
             match wake {
                 Wake::Read(Some(read)) => self.add(*read),
                 Wake::Read(None) => open = false,
@@ -450,7 +465,11 @@ impl Task {
     fn add(&mut self, read: Read) {
         let client = read.client;
         if let Some(old) = self.flows.get(&client) {
-            if old.read.window.acked() == 0 && old.read.record.requested == read.record.requested {
+            // The same request again: received before this transfer sent
+            // its first answer (the client had heard nothing yet, however
+            // long the lookup took), or before anything was acknowledged.
+            let repeated = read.received <= old.started || old.read.window.acked() == 0;
+            if repeated && old.read.record.requested == read.record.requested {
                 tracing::debug!(target: "dialtone::files", %client, file = %read.record.requested, "repeated TFTP request; the transfer already answering it goes on");
                 return;
             }
@@ -460,6 +479,7 @@ impl Task {
         self.serial += 1;
         let mut flow = Flow {
             serial: self.serial,
+            started: Instant::now(),
             deadline: Instant::now() + read.timeout,
             read,
             waiting: None,
@@ -784,5 +804,89 @@ mod tests {
         s.chunk_at = l.at;
         assert_eq!(s.slice(8, 4), Slice::Shrank);
         std::fs::remove_file(path).unwrap();
+    }
+
+    /// A task on a loopback socket, and the outcomes of the transfers it
+    /// has ended (with their details).
+    async fn task() -> (Task, Arc<std::sync::Mutex<Vec<(Outcome, String)>>>) {
+        struct Nobody;
+        impl crate::files::owners::Owners for Nobody {
+            fn mac_of(&self, _: Ipv4Addr) -> Option<crate::units::Mac> {
+                None
+            }
+        }
+        let files = crate::config::Files {
+            root: std::env::temp_dir(),
+            ..Default::default()
+        };
+        let resolver =
+            Arc::new(crate::files::resolve::Resolver::new(&files, Arc::new(Nobody)).unwrap());
+        let ended = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&ended);
+        let counters = Arc::new(crate::files::transfers::Counters::with_observer(Box::new(
+            move |t| seen.lock().unwrap().push((t.outcome, t.detail.clone())),
+        )));
+        let tftp = Arc::new(Tftp::new(files, resolver, counters, Arc::default()));
+        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        (Task::new(tftp, sock), ended)
+    }
+
+    /// A lockstep read of ten 4-byte blocks from `client`, its request
+    /// received at `received`.
+    fn read(task: &Task, client: SocketAddrV4, received: Instant) -> Read {
+        let c = crate::files::resolve::Client {
+            ip: *client.ip(),
+            mac: None,
+        };
+        let record = Transfer::begin("tftp", &c, "image.img");
+        let tracked = task.tftp.live.track(&record, 40);
+        let permit = Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .unwrap();
+        Read {
+            client,
+            received,
+            source: Source::in_memory(Bytes::from(vec![7u8; 40])),
+            window: Window::new(40, 4, 1, false),
+            oack: None,
+            blksize: 4,
+            timeout: Duration::from_secs(1),
+            record,
+            tracked,
+            _hold: (permit, pace::Running::start()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_late_copy_of_a_request_does_not_restart_its_transfer() {
+        let (mut task, ended) = task().await;
+        let client = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 40000);
+        // The client sent its request twice before hearing anything; the
+        // copy reaches the task only after the transfer has moved (its
+        // file lookup was slow), and is dropped.
+        let first = Instant::now() - Duration::from_millis(10);
+        let copy = Instant::now() - Duration::from_millis(5);
+        task.add(read(&task, client, first));
+        assert!(task.ack(client, 1).is_none());
+        assert!(task.ack(client, 2).is_none());
+        task.add(read(&task, client, copy));
+        assert_eq!(task.flows[&client].serial, 1);
+        assert_eq!(task.flows[&client].read.window.acked(), 2);
+        assert!(ended.lock().unwrap().is_empty());
+
+        // A request received after the transfer answered is the client
+        // starting again: the old transfer ends, a new one begins.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        task.add(read(&task, client, Instant::now()));
+        assert_eq!(task.flows[&client].serial, 2);
+        assert_eq!(task.flows[&client].read.window.acked(), 0);
+        let ended = ended.lock().unwrap();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].0, Outcome::AbortedByClient);
+        assert!(
+            ended[0].1.contains("new request from the same port"),
+            "{}",
+            ended[0].1
+        );
     }
 }

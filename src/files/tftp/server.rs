@@ -203,9 +203,11 @@ async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
             tracing::debug!(target: "dialtone::files", interface = %name, %from, "TFTP request dropped: the interface has no address");
             continue;
         };
+        let received = tokio::time::Instant::now();
         match packet::parse(&buf[..n]) {
             Ok(Packet::Read(req)) => {
-                start(&tftp, &sock, &mut muxes, name, req, Kind::Read, from, local).await
+                let kind = Kind::Read { received };
+                start(&tftp, &sock, &mut muxes, name, req, kind, from, local).await
             }
             Ok(Packet::Write(req)) => match &tftp.config.upload {
                 Some(folder) => {
@@ -239,7 +241,8 @@ async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
 
 /// What a request asks for.
 enum Kind {
-    Read,
+    /// A read, its request received at this time.
+    Read { received: tokio::time::Instant },
     /// A write, into this folder.
     Upload(PathBuf),
 }
@@ -271,7 +274,7 @@ async fn start(
             .send_to(&packet::error(packet::ERR_UNDEFINED, &msg), from)
             .await;
         let protocol = match kind {
-            Kind::Read => "tftp",
+            Kind::Read { .. } => "tftp",
             Kind::Upload(_) => "tftp-upload",
         };
         tftp.refused(protocol, from, &req, Outcome::Busy, msg);
@@ -279,7 +282,7 @@ async fn start(
     };
     let tftp = Arc::clone(tftp);
     match kind {
-        Kind::Read => {
+        Kind::Read { received } => {
             let mux = match muxes.entry(local) {
                 Entry::Occupied(e) => Arc::clone(e.get()),
                 Entry::Vacant(e) => match Mux::open(Arc::clone(&tftp), interface, local) {
@@ -292,7 +295,7 @@ async fn start(
                 },
             };
             let hold = (permit, pace::Running::start());
-            tokio::spawn(transfer(tftp, mux, req, from, hold));
+            tokio::spawn(transfer(tftp, mux, req, from, received, hold));
         }
         Kind::Upload(folder) => {
             let interface = interface.to_string();
@@ -323,7 +326,14 @@ fn transfer_socket(
 
 /// One read request: the file found and the options negotiated, then
 /// handed to the mux that sends it.
-async fn transfer(tftp: Arc<Tftp>, mux: Arc<Mux>, req: Request, from: SocketAddrV4, hold: Hold) {
+async fn transfer(
+    tftp: Arc<Tftp>,
+    mux: Arc<Mux>,
+    req: Request,
+    from: SocketAddrV4,
+    received: tokio::time::Instant,
+    hold: Hold,
+) {
     let (client, mut record) = record(&tftp, "tftp", &req, from);
     let found = match tftp
         .resolver
@@ -364,6 +374,7 @@ async fn transfer(tftp: Arc<Tftp>, mux: Arc<Mux>, req: Request, from: SocketAddr
     let tracked = tftp.live.track(&record, source.size);
     mux.start(Read {
         client: from,
+        received,
         source,
         window,
         oack,
