@@ -201,6 +201,40 @@ fn tftp_100_mib_rolls_over_block_numbers() {
     f.lab.stop();
 }
 
+#[test]
+fn tftp_windows_go_as_datagrams_when_the_interface_cannot_carry_them_cut() {
+    let mut f = Files::new("tftpgso", "");
+    let image = pattern(300_000, 11);
+    f.put("w.img", &image);
+    f.start();
+    // A window leaves as one message the kernel cuts into its blocks.
+    let o = f.out("cut");
+    let (ok, text) = f.atftp("w.img", &o, &["blksize 1468", "windowsize 16"]);
+    assert!(ok, "atftp: {text}");
+    f.same(&o, &image);
+    // The link's MTU drops below a block's datagram: cut messages cannot
+    // leave any more, so every datagram goes on its own (fragmented).
+    let srv_mtu = f
+        .lab
+        .srv
+        .run("ip", &["link", "set", "native0", "mtu", "1000"])
+        .unwrap();
+    assert!(srv_mtu.status.success());
+    let cli_mtu = f
+        .lab
+        .cli
+        .run("ip", &["link", "set", &f.lab.native_if, "mtu", "1000"])
+        .unwrap();
+    assert!(cli_mtu.status.success());
+    let o = f.out("single");
+    let (ok, text) = f.atftp("w.img", &o, &["blksize 1468", "windowsize 16"]);
+    assert!(ok, "atftp: {text}");
+    f.same(&o, &image);
+    let log = f.lab.log();
+    assert!(log.contains("a datagram at a time"), "{log}");
+    f.lab.stop();
+}
+
 /// A hand-driven TFTP client in the phone namespace.
 fn raw_client(f: &Files) -> UdpSocket {
     f.lab

@@ -78,7 +78,7 @@ impl Mux {
             .map_err(io::Error::from)?;
         let sock = Arc::new(UdpSocket::from_std(s.into())?);
         let (add, reads) = mpsc::unbounded_channel();
-        let task = Task::new(Arc::clone(&tftp), Arc::clone(&sock));
+        let task = Task::new(Arc::clone(&tftp), Arc::clone(&sock), segment_max(interface));
         tokio::spawn(task.run(reads));
         Ok(Mux { tftp, sock, add })
     }
@@ -98,6 +98,15 @@ impl Mux {
             self.tftp.counters.finish(&record);
         }
     }
+}
+
+/// The largest UDP payload `interface` carries in one unfragmented IPv4
+/// packet (its MTU less 28 bytes of headers); 0 when it cannot be read.
+fn segment_max(interface: &str) -> usize {
+    std::fs::read_to_string(format!("/sys/class/net/{interface}/mtu"))
+        .ok()
+        .and_then(|m| m.trim().parse::<usize>().ok())
+        .map_or(0, |mtu| mtu.saturating_sub(28))
 }
 
 /// A read ready to start: the file found, the options negotiated.
@@ -339,10 +348,13 @@ struct Task {
     timer: Pin<Box<Sleep>>,
     inbox: Vec<u8>,
     got: Vec<(usize, SocketAddrV4)>,
+    /// The largest datagram sent as a segment of a longer message (UDP
+    /// GSO): what the interface carries unfragmented; 0 for none.
+    segment_max: usize,
 }
 
 impl Task {
-    fn new(tftp: Arc<Tftp>, sock: Arc<UdpSocket>) -> Task {
+    fn new(tftp: Arc<Tftp>, sock: Arc<UdpSocket>, segment_max: usize) -> Task {
         let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
         let far = Instant::now() + Duration::from_secs(3600);
         Task {
@@ -360,6 +372,7 @@ impl Task {
             timer: Box::pin(tokio::time::sleep_until(far)),
             inbox: vec![0; BATCH * DATAGRAM],
             got: Vec::with_capacity(BATCH),
+            segment_max,
         }
     }
 
@@ -633,9 +646,8 @@ impl Task {
     /// Sends everything queued; waits while the socket's buffer is full.
     async fn flush(&mut self) {
         while !self.outbox.out.is_empty() {
-            let n = self.outbox.out.len().min(BATCH);
             let sent = self.sock.try_io(Interest::WRITABLE, || {
-                send_batch(&self.sock, &self.outbox.out[..n])
+                send_batch(&self.sock, &self.outbox.out, self.segment_max)
             });
             match sent {
                 Ok(k) => {
@@ -647,6 +659,12 @@ impl Task {
                         self.outbox.out.clear();
                     }
                 }
+                Err(e) if self.segment_max > 0 && cutting_refused(&e) => {
+                    // The kernel or the interface cannot cut messages
+                    // into datagrams: every datagram goes on its own.
+                    tracing::info!(target: "dialtone::files", error = %e, "TFTP windows are sent a datagram at a time on this interface");
+                    self.segment_max = 0;
+                }
                 Err(e) => {
                     // The first datagram could not go (no route to its
                     // client, say): it counts as lost, and its transfer
@@ -657,6 +675,19 @@ impl Task {
             }
         }
     }
+}
+
+/// Whether a send failed because the message was to be cut into
+/// datagrams (UDP GSO) where that cannot be done.
+fn cutting_refused(e: &io::Error) -> bool {
+    [
+        libc::EINVAL,
+        libc::EIO,
+        libc::EMSGSIZE,
+        libc::EOPNOTSUPP,
+        libc::ENOPROTOOPT,
+    ]
+    .contains(&e.raw_os_error().unwrap_or(0))
 }
 
 /// Takes the datagrams waiting (up to `BATCH`) into `inbox`, one per
@@ -731,24 +762,119 @@ fn recv_one(
     Ok(got.len())
 }
 
-/// Sends `out` with one call; returns how many went.
-fn send_batch(sock: &UdpSocket, out: &[Out]) -> io::Result<usize> {
-    let mut headers = MultiHeaders::<SockaddrIn>::preallocate(out.len(), None);
-    let slices: Vec<[IoSlice; 2]> = out
+/// The most datagrams the kernel cuts one message into (UDP_MAX_SEGMENTS).
+const MAX_SEGMENTS: usize = 128;
+/// The most bytes one UDP message carries.
+const MAX_MESSAGE: usize = 65_507;
+
+/// How one send call carries the front of the queue: each message is a run
+/// of queued datagrams; a run of more than one (consecutive blocks to one
+/// client, all of one size but the last) goes as one message that the
+/// kernel cuts into datagrams of `segment` bytes (UDP GSO), so a window
+/// crosses the stack once instead of once per block.
+#[derive(Debug, PartialEq)]
+struct Plan {
+    messages: Vec<std::ops::Range<usize>>,
+    segment: Option<usize>,
+}
+
+impl Plan {
+    /// Plans at most `BATCH` messages from `out`; runs only when
+    /// `segment_max` (the largest datagram the interface carries whole; 0
+    /// when the kernel cannot cut messages) allows.
+    fn new(out: &[Out], segment_max: usize) -> Plan {
+        let mut plan = Plan {
+            messages: Vec::new(),
+            segment: None,
+        };
+        // The longest lone datagram so far: one cut into segments shorter
+        // than itself would arrive in pieces.
+        let mut longest_single = 0;
+        let mut i = 0;
+        while i < out.len() && plan.messages.len() < BATCH {
+            let first = &out[i];
+            let size = first.len();
+            let mut j = i + 1;
+            if first.head_len == 4 && size <= segment_max {
+                let most = MAX_SEGMENTS.min(MAX_MESSAGE / size.max(1));
+                while j < out.len()
+                    && j - i < most
+                    && out[j].to == first.to
+                    && out[j].head_len == 4
+                    && out[j - 1].len() == size
+                    && out[j].len() <= size
+                {
+                    j += 1;
+                }
+            }
+            if j - i > 1 {
+                match plan.segment {
+                    None if longest_single <= size => plan.segment = Some(size),
+                    Some(s) if s == size => {}
+                    // Another segment size: the next call.
+                    _ => break,
+                }
+            } else {
+                if plan.segment.is_some_and(|s| size > s) {
+                    break;
+                }
+                longest_single = longest_single.max(size);
+            }
+            plan.messages.push(i..j);
+            i = j;
+        }
+        plan
+    }
+
+    /// How many queued datagrams the first `sent` messages carry.
+    fn carried(&self, sent: usize) -> usize {
+        self.messages[..sent].last().map_or(0, |r| r.end)
+    }
+}
+
+impl Out {
+    fn len(&self) -> usize {
+        self.head_len + self.body.len()
+    }
+}
+
+/// Sends the front of `out` with one call, as `Plan` groups it; returns how
+/// many queued datagrams went.
+fn send_batch(sock: &UdpSocket, out: &[Out], segment_max: usize) -> io::Result<usize> {
+    use nix::sys::socket::ControlMessage;
+    let plan = Plan::new(out, segment_max);
+    let parts: Vec<IoSlice> = out[..plan.carried(plan.messages.len())]
         .iter()
-        .map(|o| [IoSlice::new(&o.head[..o.head_len]), IoSlice::new(&o.body)])
+        .flat_map(|o| [IoSlice::new(&o.head[..o.head_len]), IoSlice::new(&o.body)])
         .collect();
-    let addrs: Vec<Option<SockaddrIn>> = out.iter().map(|o| Some(SockaddrIn::from(o.to))).collect();
+    let iovs: Vec<&[IoSlice]> = plan
+        .messages
+        .iter()
+        .map(|r| &parts[2 * r.start..2 * r.end])
+        .collect();
+    let addrs: Vec<Option<SockaddrIn>> = plan
+        .messages
+        .iter()
+        .map(|r| Some(SockaddrIn::from(out[r.start].to)))
+        .collect();
+    let segment = plan.segment.map(|s| s as u16);
+    let cmsgs: Vec<ControlMessage> = segment
+        .as_ref()
+        .map(ControlMessage::UdpGsoSegments)
+        .into_iter()
+        .collect();
+    let space = segment.map(|_| nix::cmsg_space!(u16));
+    let mut headers = MultiHeaders::<SockaddrIn>::preallocate(iovs.len(), space);
     let sent = sendmmsg(
         sock.as_raw_fd(),
         &mut headers,
-        &slices,
+        &iovs,
         addrs,
-        [],
+        cmsgs,
         MsgFlags::MSG_DONTWAIT,
     )
     .map_err(io::Error::from)?;
-    Ok(sent.count())
+    Ok(plan.carried(sent.count()))
 }
 
 #[cfg(test)]
@@ -828,7 +954,7 @@ mod tests {
         )));
         let tftp = Arc::new(Tftp::new(files, resolver, counters, Arc::default()));
         let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        (Task::new(tftp, sock), ended)
+        (Task::new(tftp, sock, 0), ended)
     }
 
     /// A lockstep read of ten 4-byte blocks from `client`, its request
@@ -888,5 +1014,77 @@ mod tests {
             "{}",
             ended[0].1
         );
+    }
+
+    /// A queued block of `len` bytes of data to port `port`.
+    fn block(port: u16, len: usize) -> Out {
+        Out {
+            to: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+            head: [0, 3, 0, 1],
+            head_len: 4,
+            body: Bytes::from(vec![0; len]),
+        }
+    }
+
+    fn whole(port: u16, len: usize) -> Out {
+        Out::whole(
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+            Bytes::from(vec![0; len]),
+        )
+    }
+
+    /// Each message's first and last-plus-one queued datagram.
+    fn bounds(plan: &Plan) -> Vec<(usize, usize)> {
+        plan.messages.iter().map(|r| (r.start, r.end)).collect()
+    }
+
+    #[test]
+    fn a_window_goes_as_one_message_cut_into_its_blocks() {
+        // Two clients' windows, each ending with a short last block, and an
+        // OACK between them: three messages, cut at 516 bytes.
+        let mut out: Vec<Out> = (0..3).map(|_| block(1, 512)).collect();
+        out.push(block(1, 100));
+        out.push(whole(3, 30));
+        out.extend((0..4).map(|_| block(2, 512)));
+        let plan = Plan::new(&out, 1472);
+        assert_eq!(bounds(&plan), [(0, 4), (4, 5), (5, 9)]);
+        assert_eq!(plan.segment, Some(516));
+        assert_eq!(plan.carried(2), 5);
+        // A short block ends a run: the next block to that client starts
+        // a new message.
+        let out = vec![block(1, 512), block(1, 10), block(1, 512), block(1, 512)];
+        assert_eq!(bounds(&Plan::new(&out, 1472)), [(0, 2), (2, 4)]);
+    }
+
+    #[test]
+    fn messages_cut_at_other_sizes_wait_for_the_next_call() {
+        // Another client's windows of 1468-byte blocks need another
+        // segment size; so does a lone datagram longer than the segment.
+        let out = vec![block(1, 512), block(1, 512), block(2, 1468), block(2, 1468)];
+        let plan = Plan::new(&out, 1472);
+        assert_eq!((bounds(&plan), plan.segment), (vec![(0, 2)], Some(516)));
+        let out = vec![block(1, 512), block(1, 512), whole(2, 600)];
+        assert_eq!(bounds(&Plan::new(&out, 1472)), [(0, 2)]);
+        // A lone datagram longer than a later window's blocks goes first,
+        // on its own call.
+        let out = vec![whole(2, 600), block(1, 512), block(1, 512)];
+        let plan = Plan::new(&out, 1472);
+        assert_eq!((bounds(&plan), plan.segment), (vec![(0, 1)], None));
+    }
+
+    #[test]
+    fn blocks_too_long_for_the_interface_or_many_go_one_by_one_or_capped() {
+        // Blocks longer than the interface carries whole, or no cutting.
+        let out = vec![block(1, 8192), block(1, 8192)];
+        let plan = Plan::new(&out, 1472);
+        assert_eq!((bounds(&plan), plan.segment), (vec![(0, 1), (1, 2)], None));
+        let out = vec![block(1, 512), block(1, 512)];
+        assert_eq!(bounds(&Plan::new(&out, 0)), [(0, 1), (1, 2)]);
+        // One message holds at most 64 KiB: 44 blocks of 1472 bytes.
+        let out: Vec<Out> = (0..64).map(|_| block(1, 1468)).collect();
+        assert_eq!(bounds(&Plan::new(&out, 1472)), [(0, 44), (44, 64)]);
+        // At most BATCH messages per call.
+        let out: Vec<Out> = (0..100).map(|p| block(p, 512)).collect();
+        assert_eq!(Plan::new(&out, 1472).messages.len(), BATCH);
     }
 }
