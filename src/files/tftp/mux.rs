@@ -2,7 +2,9 @@
 //! goes out through one transfer socket (its port is the server's TID for
 //! each of them), driven by one task that tells the transfers apart by the
 //! client's address and port. The task takes every ACK waiting with one
-//! `recvmmsg` and sends every block due with one `sendmmsg`.
+//! `recvmmsg` and sends every block due with one `sendmmsg`; the blocks of
+//! a window to one client go as one message that the kernel cuts into
+//! datagrams (UDP GSO, see `Plan`).
 //!
 //! Why: a lockstep transfer is one block and one ACK per round trip, and on
 //! a fast link the server's cost per block is system calls and task
