@@ -661,7 +661,7 @@ impl Task {
                         self.outbox.out.clear();
                     }
                 }
-                Err(e) if self.segment_max > 0 && cutting_refused(&e) => {
+                Err(e) if e.get_ref().is_some_and(|i| i.is::<CutRefused>()) => {
                     // The kernel or the interface cannot cut messages
                     // into datagrams: every datagram goes on its own.
                     tracing::info!(target: "dialtone::files", error = %e, "TFTP windows are sent a datagram at a time on this interface");
@@ -875,9 +875,23 @@ fn send_batch(sock: &UdpSocket, out: &[Out], segment_max: usize) -> io::Result<u
         cmsgs,
         MsgFlags::MSG_DONTWAIT,
     )
-    .map_err(io::Error::from)?;
+    .map_err(|errno| {
+        let e = io::Error::from(errno);
+        let cut = plan.messages.first().is_some_and(|r| r.len() > 1);
+        if cut && cutting_refused(&e) {
+            io::Error::other(CutRefused(e))
+        } else {
+            e
+        }
+    })?;
     Ok(plan.carried(sent.count()))
 }
+
+/// The kernel would not cut a message into datagrams (UDP GSO): the
+/// interface cannot, or its MTU has dropped below a block.
+#[derive(Debug, thiserror::Error)]
+#[error("a window could not be sent as one message: {0}")]
+struct CutRefused(io::Error);
 
 #[cfg(test)]
 mod tests {
