@@ -10,9 +10,9 @@ use crate::units::Mac;
 pub enum Refusal {
     #[error("the name contains a NUL byte")]
     Nul,
-    #[error("the name climbs out of the tree with `..`")]
+    #[error("the name climbs out of the served folder with `..`")]
     Parent,
-    #[error("absolute paths outside the tree are refused")]
+    #[error("absolute paths outside the served folder are refused")]
     Absolute,
     #[error("the name is empty")]
     Empty,
