@@ -438,8 +438,10 @@ impl Task {
                     });
                 if let Some(r) = polled {
                     self.outbox.ack_poll.acked();
-                    if r.is_ok() {
-                        self.datagrams();
+                    match r {
+                        Ok(_) => self.datagrams(),
+                        // An ICMP error, as for a batch receive.
+                        Err(_) => self.closed_ports(),
                     }
                     continue;
                 }
