@@ -3,4 +3,5 @@
 //! nothing retains after it returns; each file says why it needs it.
 
 pub mod arp;
+pub mod cache;
 pub mod clock;

@@ -19,6 +19,7 @@ use crate::files::path::percent_decode;
 use crate::files::resolve::{Body as FoundBody, Miss, Resolver};
 use crate::files::transfers::{Counters, Outcome, Transfer};
 use crate::net::{ifaces, sockets};
+use crate::sys::cache;
 
 /// A connection waiting longer than this for a request head is closed.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -473,7 +474,11 @@ async fn send_file(
         let left = usize::try_from(len - *sent)
             .unwrap_or(usize::MAX)
             .min(SENDFILE_MAX);
-        let mut offset = i64::try_from(start + *sent).map_err(io::Error::other)?;
+        let at = start + *sent;
+        if !(cache::cached(file, at) && cache::cached(file, at + left as u64 - 1)) {
+            read_into_cache(file, at, left).await;
+        }
+        let mut offset = i64::try_from(at).map_err(io::Error::other)?;
         let n = when_writable(stream, || {
             nix::sys::sendfile::sendfile(stream.as_fd(), file.as_fd(), Some(&mut offset), left)
         })
@@ -487,6 +492,29 @@ async fn send_file(
         *sent += n as u64;
     }
     Ok(())
+}
+
+/// Reads `len` bytes of `file` from `at` into the page cache off the
+/// runtime, so that sendfile(2) then finds them there instead of holding a
+/// runtime thread (and the DHCP, DNS and TFTP work queued on it) while a
+/// slow disk or SD card reads them. Errors are left for sendfile to meet.
+async fn read_into_cache(file: &std::fs::File, at: u64, len: usize) {
+    use std::os::unix::fs::FileExt;
+    let Ok(file) = file.try_clone() else {
+        return;
+    };
+    let _ = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; len.min(1 << 20)];
+        let mut done = 0;
+        while done < len {
+            let want = buf.len().min(len - done);
+            match file.read_at(&mut buf[..want], at + done as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => done += n,
+            }
+        }
+    })
+    .await;
 }
 
 /// Logs and counts a response once it is sent or abandoned.
@@ -511,5 +539,30 @@ impl Finish {
             self.record.detail = format!("{}: {e}", self.record.detail);
         }
         self.counters.finish(&self.record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[tokio::test]
+    async fn a_range_not_in_the_cache_is_read_into_it_off_the_runtime() {
+        // On the build tree's disk (a temp folder may be tmpfs).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("http-cache-test-{}", std::process::id()));
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(&vec![9u8; 3 << 20]).unwrap();
+        f.sync_all().unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        let drop = nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED;
+        nix::fcntl::posix_fadvise(&f, 0, 0, drop).unwrap();
+        assert!(!cache::cached(&f, 1 << 20) && !cache::cached(&f, (3 << 20) - 1));
+        read_into_cache(&f, 1 << 20, 2 << 20).await;
+        assert!(cache::cached(&f, 1 << 20) && cache::cached(&f, (3 << 20) - 1));
+        assert!(!cache::cached(&f, 0), "only the range asked for");
+        std::fs::remove_file(path).unwrap();
     }
 }
