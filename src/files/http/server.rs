@@ -470,13 +470,19 @@ async fn send_file(
     len: u64,
     sent: &mut u64,
 ) -> io::Result<()> {
+    // Bytes before this were found in the cache or read into it.
+    let mut ready_until = start;
     while *sent < len {
         let left = usize::try_from(len - *sent)
             .unwrap_or(usize::MAX)
             .min(SENDFILE_MAX);
         let at = start + *sent;
-        if !(cache::cached(file, at) && cache::cached(file, at + left as u64 - 1)) {
-            read_into_cache(file, at, left).await;
+        if at >= ready_until {
+            let end = at + left as u64;
+            if !(cache::cached(file, at) && cache::cached(file, end - 1)) {
+                read_into_cache(file, at, left).await;
+            }
+            ready_until = end;
         }
         let mut offset = i64::try_from(at).map_err(io::Error::other)?;
         let n = when_writable(stream, || {
