@@ -313,10 +313,14 @@ fn kill_9_during_a_burst_loses_no_acked_lease() {
         );
         sent += 1;
         if sent == 60 {
-            // Collect what has been ACKed so far, then kill mid-stream.
-            for r in p.drain(Duration::from_millis(30)) {
-                if r.msg_type() == Some(ACK) {
-                    acked.insert(mac(3, (r.xid - 5000) as u8), r.yiaddr);
+            // Collect ACKs until the first arrives (a slow disk's group
+            // commit may take a while), then kill mid-stream.
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while acked.is_empty() && std::time::Instant::now() < until {
+                for r in p.drain(Duration::from_millis(10)) {
+                    if r.msg_type() == Some(ACK) {
+                        acked.insert(mac(3, (r.xid - 5000) as u8), r.yiaddr);
+                    }
                 }
             }
             lab.kill9();
