@@ -24,30 +24,32 @@ pub fn cached(file: &File, offset: u64) -> bool {
     n >= 0 || nix::errno::Errno::last() != nix::errno::Errno::EAGAIN
 }
 
+/// A file of `len` bytes whose pages are not in the page cache, and its
+/// path (remove it when done). It lies on the build tree's disk: a temp
+/// folder may be tmpfs, which cannot drop its pages.
+#[cfg(test)]
+pub fn cold_file(tag: &str, len: usize) -> (File, std::path::PathBuf) {
+    use std::io::Write;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{tag}-{}", std::process::id()));
+    let mut f = File::create(&path).unwrap();
+    f.write_all(&vec![5u8; len]).unwrap();
+    f.sync_all().unwrap();
+    let f = File::open(&path).unwrap();
+    let drop = nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED;
+    nix::fcntl::posix_fadvise(&f, 0, 0, drop).unwrap();
+    (f, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
     use std::os::unix::fs::FileExt;
 
     #[test]
     fn a_file_dropped_from_the_cache_reads_as_not_cached_until_read() {
-        // On the build tree's disk (a temp folder may be tmpfs, which
-        // cannot drop its pages).
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("cache-test-{}", std::process::id()));
-        let mut f = File::create(&path).unwrap();
-        f.write_all(&vec![5u8; 1 << 20]).unwrap();
-        f.sync_all().unwrap();
-        let f = File::open(&path).unwrap();
-        nix::fcntl::posix_fadvise(
-            &f,
-            0,
-            0,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        )
-        .unwrap();
+        let (f, path) = cold_file("cache-test", 1 << 20);
         assert!(!cached(&f, 4096), "the page was dropped");
         let mut buf = [0u8; 16];
         f.read_exact_at(&mut buf, 4096).unwrap();

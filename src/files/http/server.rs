@@ -551,20 +551,10 @@ impl Finish {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     #[tokio::test]
     async fn a_range_not_in_the_cache_is_read_into_it_off_the_runtime() {
-        // On the build tree's disk (a temp folder may be tmpfs).
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("http-cache-test-{}", std::process::id()));
-        let mut f = std::fs::File::create(&path).unwrap();
-        f.write_all(&vec![9u8; 3 << 20]).unwrap();
-        f.sync_all().unwrap();
-        let f = std::fs::File::open(&path).unwrap();
-        let drop = nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED;
-        nix::fcntl::posix_fadvise(&f, 0, 0, drop).unwrap();
+        let (f, path) = cache::cold_file("http-cache-test", 3 << 20);
         assert!(!cache::cached(&f, 1 << 20) && !cache::cached(&f, (3 << 20) - 1));
         read_into_cache(&f, 1 << 20, 2 << 20).await;
         assert!(cache::cached(&f, 1 << 20) && cache::cached(&f, (3 << 20) - 1));
