@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::conditional::{Conditions, Meta, Plan, plan};
 use super::wire::{self, BodyLen, Head};
 use crate::files::path::percent_decode;
-use crate::files::resolve::{Body as FoundBody, Miss, Resolver};
+use crate::files::resolve::{Body as FoundBody, Miss, Resolver, fill_at};
 use crate::files::transfers::{Counters, Outcome, Transfer};
 use crate::net::{ifaces, sockets};
 use crate::sys::cache;
@@ -505,7 +505,6 @@ async fn send_file(
 /// runtime thread (and the DHCP, DNS and TFTP work queued on it) while a
 /// slow disk or SD card reads them. Errors are left for sendfile to meet.
 async fn read_into_cache(file: &std::fs::File, at: u64, len: usize) {
-    use std::os::unix::fs::FileExt;
     let Ok(file) = file.try_clone() else {
         return;
     };
@@ -514,9 +513,10 @@ async fn read_into_cache(file: &std::fs::File, at: u64, len: usize) {
         let mut done = 0;
         while done < len {
             let want = buf.len().min(len - done);
-            match file.read_at(&mut buf[..want], at + done as u64) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => done += n,
+            match fill_at(&file, &mut buf[..want], at + done as u64) {
+                Ok(n) if n == want => done += n,
+                // The file's end, or an error sendfile will meet.
+                _ => break,
             }
         }
     })

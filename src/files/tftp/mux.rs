@@ -50,7 +50,9 @@ const DATAGRAM: usize = 1024;
 const READ_CHUNK: usize = 1 << 20;
 /// The longest the task runs before letting the runtime's other tasks
 /// run. Without it, on one core, 100 windowed transfers kept new requests
-/// waiting over a second, past their clients' timeouts.
+/// waiting over a second, past their clients' timeouts. Checked on every
+/// pass of the loop, so a lone client polled for yields too, rather than
+/// only when its poll happens to time out.
 const YIELD_AFTER: Duration = Duration::from_micros(500);
 /// Netascii files are converted in memory; bigger ones are refused.
 const NETASCII_MAX: u64 = 16 << 20;
@@ -382,6 +384,13 @@ impl Task {
         let mut open = true;
         let mut slice_start = Instant::now();
         loop {
+            // However busy the transfers keep this task (many windows, or
+            // a lone client polled for), the runtime's other tasks (new
+            // requests, their file lookups) run at least this often.
+            if slice_start.elapsed() >= YIELD_AFTER {
+                tokio::task::yield_now().await;
+                slice_start = Instant::now();
+            }
             let mut busy = false;
             while let Ok(read) = reads.try_recv() {
                 self.add(read);
@@ -416,13 +425,6 @@ impl Task {
                 return;
             }
             if busy {
-                // The runtime's other tasks (new requests, their file
-                // lookups) run at least this often, however busy the
-                // transfers keep this one.
-                if slice_start.elapsed() >= YIELD_AFTER {
-                    tokio::task::yield_now().await;
-                    slice_start = Instant::now();
-                }
                 continue;
             }
             // A lone client answering within microseconds is polled for,
@@ -776,7 +778,7 @@ const MAX_MESSAGE: usize = 65_507;
 /// client, all of one size but the last) goes as one message that the
 /// kernel cuts into datagrams of `segment` bytes (UDP GSO), so a window
 /// crosses the stack once instead of once per block.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Plan {
     messages: Vec<std::ops::Range<usize>>,
     segment: Option<usize>,
