@@ -559,6 +559,11 @@ mod tests {
         read_into_cache(&f, 1 << 20, 2 << 20).await;
         assert!(cache::cached(&f, 1 << 20) && cache::cached(&f, (3 << 20) - 1));
         assert!(!cache::cached(&f, 0), "only the range asked for");
+        assert_eq!(
+            cache::resident_pages(&f, 3 << 20),
+            512,
+            "2 MiB of 4 KiB pages"
+        );
         std::fs::remove_file(path).unwrap();
     }
 }
