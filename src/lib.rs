@@ -58,6 +58,7 @@ pub async fn first_exit(
         None => Ok(()),
     }
 }
+pub mod daemon;
 pub mod demo;
 pub mod dns;
 pub mod explain;

@@ -26,8 +26,23 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The event formatter: `json` for `--log-format json`, else text.
+/// `journal` (stderr is the journal: `JOURNAL_STREAM` is set) drops the text
+/// format's own timestamp, as journald stamps every line, and starts each
+/// line with its syslog priority (`<3>` error ... `<7>` debug, sd-daemon(3)),
+/// so `journalctl -p warning` filters dialtone's lines.
 pub struct LineFormat {
     pub json: bool,
+    pub journal: bool,
+}
+
+/// The sd-daemon(3) prefix for a level.
+fn priority(level: &tracing::Level) -> &'static str {
+    match *level {
+        tracing::Level::ERROR => "<3>",
+        tracing::Level::WARN => "<4>",
+        tracing::Level::INFO => "<6>",
+        _ => "<7>",
+    }
 }
 
 impl<S, N> FormatEvent<S, N> for LineFormat
@@ -56,6 +71,10 @@ where
             line.push_str(",\"target\":");
             json_string(&mut line, meta.target());
             line.push('}');
+        } else if self.journal {
+            line.push_str(priority(meta.level()));
+            let _ = write!(line, "{:>5} {}:", meta.level().as_str(), meta.target());
+            event.record(&mut TextFields(&mut line));
         } else {
             timestamp(&mut line, now.as_secs(), now.subsec_micros());
             let _ = write!(line, " {:>5} {}:", meta.level().as_str(), meta.target());
@@ -369,11 +388,21 @@ mod tests {
     }
 
     fn capture(json: bool, f: impl FnOnce()) -> String {
+        capture_as(
+            LineFormat {
+                json,
+                journal: false,
+            },
+            f,
+        )
+    }
+
+    fn capture_as(format: LineFormat, f: impl FnOnce()) -> String {
         let sink = Sink::default();
         let out = sink.clone();
         let sub = tracing_subscriber::fmt()
             .with_writer(move || out.clone())
-            .event_format(LineFormat { json })
+            .event_format(format)
             .finish();
         tracing::subscriber::with_default(sub, f);
         let bytes = sink.0.lock().map(|b| b.clone()).unwrap_or_default();
@@ -384,6 +413,26 @@ mod tests {
         let note = "line 1\n\"two\"";
         tracing::info!(target: "dialtone::dhcp", request = "DISCOVER", mac = %"00:90:8f:12:34:56",
             classes = "", quoted = ?"q", count = 3u64, delta = -2i64, ok = true, note, "dhcp exchange");
+    }
+
+    #[test]
+    fn journal_lines_carry_the_priority_and_no_timestamp() {
+        let format = LineFormat {
+            json: false,
+            journal: true,
+        };
+        let line = capture_as(format, exchange);
+        assert!(line.starts_with("<6> INFO dialtone::dhcp:"), "{line}");
+        assert!(line.contains("mac=00:90:8f:12:34:56"), "{line}");
+        let warn = capture_as(
+            LineFormat {
+                json: false,
+                journal: true,
+            },
+            || tracing::warn!(target: "dialtone", "hm"),
+        );
+        assert!(warn.starts_with("<4> WARN dialtone:"), "{warn}");
+        assert!(!warn.contains("Z "), "no timestamp: {warn}");
     }
 
     #[test]

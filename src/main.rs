@@ -32,11 +32,23 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Serve the configured interfaces.
+    /// Serve the configured interfaces. SIGHUP reloads the configuration;
+    /// under systemd (Type=notify) readiness, status and the watchdog are
+    /// reported to the service manager.
     Serve {
         #[arg(long, short, default_value = "/etc/dialtone/dialtone.toml")]
         config: PathBuf,
+        /// Started as root, run as this user, keeping only the capabilities
+        /// the servers need (CAP_NET_BIND_SERVICE, CAP_NET_ADMIN); the state
+        /// folder is given to the user first.
+        #[arg(long)]
+        user: Option<String>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Write the manual pages (dialtone.1 and one per subcommand) into DIR.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
     /// Validate a configuration file and print its normalized form.
     Check {
         #[arg(long, short, default_value = "/etc/dialtone/dialtone.toml")]
@@ -143,9 +155,44 @@ fn init_logs(format: LogFormat, level: &str) -> logline::SinkGuard {
         .with_writer(writer)
         .event_format(logline::LineFormat {
             json: matches!(format, LogFormat::Json),
+            journal: stderr_is_the_journal(),
         })
         .init();
     guard
+}
+
+/// True when stderr is the journal's stream: `JOURNAL_STREAM` names its
+/// device and inode (systemd.exec(5)). A child whose stderr was redirected
+/// keeps the variable but not the stream.
+fn stderr_is_the_journal() -> bool {
+    let Ok(v) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.split_once(':') else {
+        return false;
+    };
+    match nix::sys::stat::fstat(std::io::stderr()) {
+        Ok(st) => dev.parse() == Ok(st.st_dev) && ino.parse() == Ok(st.st_ino),
+        Err(_) => false,
+    }
+}
+
+/// The manual pages, from the command line's own definition.
+fn manpages(dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    let cmd = Cli::command();
+    let write = |name: &str, cmd: clap::Command| -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("cannot write {}", path.display()))
+    };
+    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("dialtone-{}", sub.get_name());
+        write(&name, sub.clone().name(name.clone()))?;
+    }
+    write("dialtone", cmd)
 }
 
 fn main() -> std::process::ExitCode {
@@ -223,18 +270,41 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             images,
             address,
         } => dialtone::recover::main(&interface, &images, address),
-        Cmd::Serve { config } => {
+        Cmd::Serve { config, user } => {
             let c = Arc::new(Config::load(&config)?);
+            if let Some(user) = &user {
+                let mut owned = vec![c.server.state_dir.as_path()];
+                if let Some(up) = c.files.as_ref().and_then(|f| f.upload.as_deref()) {
+                    owned.push(up);
+                }
+                dialtone::daemon::privileges::drop_to(user, &owned)?;
+            }
+            let extras = dialtone::serve::Extras {
+                source: Some(config),
+                ..Default::default()
+            };
             dialtone::runtime()?.block_on(async move {
                 tokio::select! {
-                    r = dialtone::serve::run(c) => r,
+                    r = dialtone::serve::run_with(c, extras) => r,
                     _ = dialtone::shutdown_signal() => {
+                        dialtone::daemon::notify::Notifier.stopping();
                         tracing::info!("shutting down");
                         Ok(())
                     }
                 }
             })
         }
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "dialtone",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Cmd::Manpages { dir } => manpages(&dir),
         Cmd::Leases { config, json } => {
             let c = Config::load(&config)?;
             let path = c.leases_path();

@@ -494,6 +494,7 @@ async fn run(interface: &str, images: Images, address: Ipv4Net, dir: &Path) -> a
     let live = Arc::new(Live::default());
     let (b1, b2) = (Arc::clone(&board), Arc::clone(&board));
     let extras = Extras {
+        source: None,
         generator: Some(Arc::new(images.clone())),
         on_transfer: Some(Box::new(move |t| {
             if let Ok(mut b) = b1.lock() {

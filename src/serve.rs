@@ -8,7 +8,9 @@ use std::sync::{Arc, RwLock};
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::dhcp::server::LeaseHook;
+use crate::daemon::notify::Notifier;
+use crate::daemon::status;
+use crate::dhcp::server::{Dhcp, LeaseHook};
 use crate::dns::zone::Zone;
 use crate::files::http::server::Http;
 use crate::files::owners::LeaseOwners;
@@ -18,6 +20,7 @@ use crate::files::transfers::{Counters, Live, Observer, counters_path};
 use crate::inventory::generate::PhoneFiles;
 use crate::inventory::seen::{Seen, seen_path};
 use crate::leases::{Lease, LeaseState};
+use crate::net::ready::Readiness;
 use crate::units::Ipv4Net;
 
 /// What a command built on `serve` adds to it (`dialtone recover`).
@@ -31,6 +34,8 @@ pub struct Extras {
     pub on_lease: Option<LeaseHook>,
     /// Where TFTP transfers in progress are listed.
     pub live: Option<Arc<Live>>,
+    /// The configuration file, named in the status line.
+    pub source: Option<std::path::PathBuf>,
 }
 
 /// Runs every configured service until one fails or the future is dropped.
@@ -42,6 +47,16 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
 pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut hook: Option<LeaseHook> = None;
+    let ready = Readiness::new();
+    let interfaces = config.server.interfaces.clone();
+    // Every place each service will serve, expected before any binds, so
+    // readiness is not declared while a service has not started yet.
+    let expect = |service: &'static str| {
+        for i in &interfaces {
+            ready.waiting(service, i, "starting");
+        }
+    };
+    expect("DHCP");
     // Phones seen, from every stored lease and every transfer.
     let seen_file = seen_path(&config.server.state_dir);
     let seen =
@@ -62,11 +77,13 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
                 }
             }));
         }
+        expect("DNS");
         tasks.spawn(crate::dns::server::run(
             config.server.interfaces.clone(),
             dns.port,
             dns.upstream.clone(),
             Arc::clone(&zone),
+            Arc::clone(&ready),
         ));
         let dns = Arc::new(dns.clone());
         tasks.spawn(async move {
@@ -75,10 +92,12 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
         });
     }
     if config.time.serve {
+        expect("SNTP");
         tasks.spawn(crate::time::sntp::run(
             config.server.interfaces.clone(),
             config.time.port,
             config.time.stratum,
+            Arc::clone(&ready),
         ));
     }
     if let Some(files) = &config.files {
@@ -128,9 +147,11 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
                 Arc::clone(&counters),
                 extras.live.clone().unwrap_or_default(),
             ));
+            expect("TFTP");
             tasks.spawn(crate::files::tftp::server::run(
                 config.server.interfaces.clone(),
                 tftp,
+                Arc::clone(&ready),
             ));
         }
         if !files.http.is_empty() {
@@ -138,10 +159,18 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
                 resolver: Arc::clone(&resolver),
                 counters: Arc::clone(&counters),
             });
+            for addr in &files.http {
+                if addr.ip().is_unspecified() {
+                    expect("HTTP");
+                } else {
+                    ready.waiting("HTTP", &addr.to_string(), "starting");
+                }
+            }
             tasks.spawn(crate::files::http::server::run(
                 files.http.clone(),
                 config.server.interfaces.clone(),
                 http,
+                Arc::clone(&ready),
             ));
         }
         let path = counters_path(&config.server.state_dir);
@@ -168,8 +197,67 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
         path: seen_file,
         save: Box::new(move |p| seen.save_if_changed(p)),
     }));
-    tasks.spawn(crate::dhcp::server::run(Arc::clone(&config), hook));
+    let dhcp = Arc::new(Dhcp::open(Arc::clone(&config), hook)?);
+    if interfaces.is_empty() {
+        tracing::warn!(target: "dialtone", "no interfaces configured: dialtone serves nothing until [server] interfaces names them");
+    } else {
+        let d = Arc::clone(&dhcp);
+        let r = Arc::clone(&ready);
+        tasks.spawn(async move { d.serve(interfaces, r).await });
+    }
+    let source = extras
+        .source
+        .unwrap_or_else(|| std::path::PathBuf::from("the configuration file"));
+    tasks.spawn(tell_the_manager(config, source, ready, dhcp));
     crate::first_exit(&mut tasks).await
+}
+
+/// Keeps the service manager informed: `READY=1` once every expected place
+/// is bound (the lease store is open before any DHCP socket is), `STATUS=`
+/// on every change and every 10 s (the lease count moves), and `WATCHDOG=1`
+/// while the DHCP server and the lease writer answer.
+async fn tell_the_manager(
+    config: Arc<Config>,
+    source: std::path::PathBuf,
+    ready: Arc<Readiness>,
+    dhcp: Arc<Dhcp>,
+) -> anyhow::Result<()> {
+    let notifier = Notifier;
+    let mut changes = ready.subscribe();
+    let mut announced = false;
+    let mut last = String::new();
+    let watchdog = notifier.watchdog_interval();
+    let period = watchdog
+        .map(|w| (w / 2).min(std::time::Duration::from_secs(10)))
+        .unwrap_or(std::time::Duration::from_secs(10));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        let line = status::line(&config, &source, &ready.snapshot(), dhcp.active_leases());
+        if !announced && ready.all_bound() {
+            notifier.ready(&line);
+            tracing::info!(target: "dialtone", status = %line, "ready");
+            announced = true;
+        } else if line != last {
+            notifier.status(&line);
+        }
+        last = line;
+        tokio::select! {
+            r = changes.changed() => {
+                if r.is_err() {
+                    return Ok(());
+                }
+            }
+            _ = tick.tick() => {
+                if let Some(w) = watchdog {
+                    if dhcp.alive(w / 2).await {
+                        notifier.watchdog();
+                    } else {
+                        tracing::error!(target: "dialtone", "the DHCP server or the lease writer does not answer; the service manager's watchdog will restart dialtone");
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Saves every 5 s while there are changes, and once more on the way out.

@@ -17,6 +17,7 @@ use super::ratelimit::{RateLimiter, Verdict};
 use crate::config::Config;
 use crate::leases::store::{Store, Writer};
 use crate::leases::{Lease, LeaseTable};
+use crate::net::ready::{Readiness, Report};
 use crate::net::{ifaces, sockets};
 use crate::sys::arp;
 
@@ -35,46 +36,78 @@ struct Shared {
     started: Instant,
 }
 
-/// Opens the lease database, restores the leases and serves every configured
-/// interface until the future is dropped.
-pub async fn run(config: Arc<Config>, hook: Option<LeaseHook>) -> anyhow::Result<()> {
-    if config.server.interfaces.is_empty() {
-        bail!(
-            "[server] interfaces is empty: name the interfaces to serve, e.g. interfaces = [\"eth0\"]"
-        );
-    }
-    let path = config.leases_path();
-    let store = Store::open(&path)?;
-    let leases = store.load()?;
-    let now = crate::now();
-    let active = leases.iter().filter(|l| l.active(now)).count();
-    tracing::info!(target: "dialtone::dhcp", path = %path.display(), records = leases.len(), active, "leases restored");
-    if let Some(h) = &hook {
-        for l in leases.iter().filter(|l| l.active(now)) {
-            h(l);
-        }
-    }
-    let writer = Writer::spawn(store);
-    let shared = Arc::new(Shared {
-        hook,
-        engine: Mutex::new(Engine::new(
-            Arc::clone(&config),
-            LeaseTable::from_leases(leases),
-        )),
-        limiter: Mutex::new(RateLimiter::new(config.dhcp.rate_limit)),
-        writer,
-        started: Instant::now(),
-    });
+/// The DHCP server: the exchange logic with its lease table, and the lease
+/// writer. Opened first (the lease store is open once `open` returns), then
+/// served on the interfaces.
+pub struct Dhcp {
+    shared: Arc<Shared>,
+}
 
-    let mut tasks = tokio::task::JoinSet::new();
-    let serving = Arc::clone(&shared);
-    tasks.spawn(ifaces::serve_each(
-        config.server.interfaces.clone(),
-        "DHCP",
-        move |name| serve_interface(Arc::clone(&serving), name),
-    ));
-    tasks.spawn(housekeeping(shared));
-    crate::first_exit(&mut tasks).await
+impl Dhcp {
+    /// Opens the lease database and restores the leases; `hook` is told of
+    /// every active one.
+    pub fn open(config: Arc<Config>, hook: Option<LeaseHook>) -> anyhow::Result<Dhcp> {
+        let path = config.leases_path();
+        let store = Store::open(&path)?;
+        let leases = store.load()?;
+        let now = crate::now();
+        let active = leases.iter().filter(|l| l.active(now)).count();
+        tracing::info!(target: "dialtone::dhcp", path = %path.display(), records = leases.len(), active, "leases restored");
+        if let Some(h) = &hook {
+            for l in leases.iter().filter(|l| l.active(now)) {
+                h(l);
+            }
+        }
+        let writer = Writer::spawn(store);
+        Ok(Dhcp {
+            shared: Arc::new(Shared {
+                hook,
+                limiter: Mutex::new(RateLimiter::new(config.dhcp.rate_limit)),
+                engine: Mutex::new(Engine::new(config, LeaseTable::from_leases(leases))),
+                writer,
+                started: Instant::now(),
+            }),
+        })
+    }
+
+    /// Serves `interfaces` until the future is dropped.
+    pub async fn serve(
+        &self,
+        interfaces: Vec<String>,
+        ready: Arc<Readiness>,
+    ) -> anyhow::Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let serving = Arc::clone(&self.shared);
+        tasks.spawn(ifaces::serve_each(
+            interfaces,
+            "DHCP",
+            ready,
+            move |name, report| serve_interface(Arc::clone(&serving), name, report),
+        ));
+        tasks.spawn(housekeeping(Arc::clone(&self.shared)));
+        crate::first_exit(&mut tasks).await
+    }
+
+    /// Addresses leased now.
+    pub fn active_leases(&self) -> usize {
+        let now = crate::now();
+        self.shared
+            .engine
+            .lock()
+            .map(|e| e.leases.active_count(now))
+            .unwrap_or(0)
+    }
+
+    /// Whether the exchange logic and the lease writer both answer within
+    /// `within`: the watchdog's question. The writer is asked to commit
+    /// nothing, which goes through its queue and its thread like a lease.
+    pub async fn alive(&self, within: Duration) -> bool {
+        let shared = Arc::clone(&self.shared);
+        let engine = tokio::task::spawn_blocking(move || shared.engine.lock().is_ok());
+        let writer = self.shared.writer.persist(Vec::new());
+        let both = async { matches!(engine.await, Ok(true)) && writer.await.is_ok() };
+        tokio::time::timeout(within, both).await.unwrap_or(false)
+    }
 }
 
 fn bind(interface: &str) -> std::io::Result<UdpSocket> {
@@ -98,9 +131,10 @@ async fn housekeeping(shared: Arc<Shared>) -> anyhow::Result<()> {
 }
 
 /// DHCP on one interface, until dropped.
-async fn serve_interface(shared: Arc<Shared>, name: String) -> anyhow::Result<()> {
+async fn serve_interface(shared: Arc<Shared>, name: String, report: Report) -> anyhow::Result<()> {
     let socket =
         bind(&name).with_context(|| format!("cannot listen for DHCP on {name} port 67"))?;
+    report.bound();
     let mut addrs = ifaces::Addrs::new(&name);
     let mut ingress = Ingress {
         interface: name.clone(),

@@ -17,6 +17,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::reply::{Decision, decide, forward, reply_edns};
 use super::zone::Zone;
+use crate::net::ready::{Readiness, Report};
 use crate::net::{ifaces, sockets};
 
 pub type SharedZone = Arc<RwLock<Zone>>;
@@ -146,9 +147,10 @@ pub async fn run(
     port: u16,
     upstream: Vec<SocketAddr>,
     zone: SharedZone,
+    ready: Arc<Readiness>,
 ) -> anyhow::Result<()> {
-    ifaces::serve_each(interfaces, "DNS", move |name| {
-        serve_interface(name, port, Arc::clone(&zone), upstream.clone())
+    ifaces::serve_each(interfaces, "DNS", ready, move |name, report| {
+        serve_interface(name, port, Arc::clone(&zone), upstream.clone(), report)
     })
     .await
 }
@@ -159,6 +161,7 @@ async fn serve_interface(
     port: u16,
     zone: SharedZone,
     upstream: Vec<SocketAddr>,
+    report: Report,
 ) -> anyhow::Result<()> {
     let handler = Handler {
         zone: Arc::clone(&zone),
@@ -178,6 +181,7 @@ async fn serve_interface(
         Duration::from_secs(5),
         64 << 10,
     );
+    report.bound();
     tracing::info!(target: "dialtone::dns", interface = %name, port, "serving DNS");
     let tcp = async move {
         server

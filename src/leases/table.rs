@@ -98,6 +98,11 @@ impl LeaseTable {
         self.by_ip.is_empty()
     }
 
+    /// Addresses bound to a client and not expired at `now`.
+    pub fn active_count(&self, now: u64) -> usize {
+        self.by_ip.values().filter(|l| l.active(now)).count()
+    }
+
     pub fn get(&self, ip: Ipv4Addr) -> Option<&Lease> {
         self.by_ip.get(&ip)
     }

@@ -1,6 +1,10 @@
 //! The IPv4 addresses of the interfaces dialtone serves.
 
+use std::sync::Arc;
+
 use nix::ifaddrs::getifaddrs;
+
+use super::ready::{Readiness, Report};
 
 use crate::units::Ipv4Net;
 
@@ -37,10 +41,11 @@ pub fn exists(interface: &str) -> bool {
 /// start (a VLAN sub-interface or USB adapter that comes up later) is waited
 /// for, like dnsmasq's bind-dynamic, with one warning; `service` names what
 /// starts on it.
-pub async fn wait_until_exists(interface: &str, service: &str) {
+pub async fn wait_until_exists(interface: &str, service: &str, report: &Report) {
     if exists(interface) {
         return;
     }
+    report.waiting(format!("{interface} does not exist yet"));
     tracing::warn!(target: "dialtone", interface, service, "interface does not exist yet; the service starts on it when it appears");
     while !exists(interface) {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -61,13 +66,18 @@ pub fn index(interface: &str) -> Option<u32> {
 /// is re-created, and started again when it is back, like dnsmasq's
 /// bind-dynamic. An error from `start` ends the service unless the interface
 /// changed under it (it went away while the sockets were being bound).
-pub async fn follow<F, Fut>(interface: &str, service: &str, mut start: F) -> anyhow::Result<()>
+pub async fn follow<F, Fut>(
+    interface: &str,
+    service: &str,
+    report: &Report,
+    mut start: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     loop {
-        wait_until_exists(interface, service).await;
+        wait_until_exists(interface, service, report).await;
         let Some(idx) = index(interface) else {
             continue;
         };
@@ -87,27 +97,36 @@ where
                 r => return r,
             },
             () = gone => {
+                report.waiting(format!("{interface} went away"));
                 tracing::warn!(target: "dialtone", interface, service, "interface went away; the service stops on it and starts again when it is back");
             }
         }
     }
 }
 
-/// Runs `start(interface)` on each interface, each through `follow`, until
-/// one of them fails.
+/// Runs `start(interface, report)` on each interface, each through `follow`,
+/// until one of them fails; `start` calls `report.bound()` once its sockets
+/// are bound.
 pub async fn serve_each<F, Fut>(
     interfaces: Vec<String>,
     service: &'static str,
+    ready: Arc<Readiness>,
     start: F,
 ) -> anyhow::Result<()>
 where
-    F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(String, Report) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let mut tasks = tokio::task::JoinSet::new();
     for name in interfaces {
         let start = start.clone();
-        tasks.spawn(async move { follow(&name, service, || start(name.clone())).await });
+        let report = Report::new(&ready, service, &name);
+        tasks.spawn(async move {
+            follow(&name, service, &report, || {
+                start(name.clone(), report.clone())
+            })
+            .await
+        });
     }
     crate::first_exit(&mut tasks).await
 }

@@ -2,4 +2,5 @@
 //! bound to an interface.
 
 pub mod ifaces;
+pub mod ready;
 pub mod sockets;

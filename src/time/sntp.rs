@@ -94,20 +94,31 @@ pub fn reply(
 }
 
 /// Serves SNTP on every interface until dropped.
-pub async fn run(interfaces: Vec<String>, port: u16, stratum: u8) -> anyhow::Result<()> {
+pub async fn run(
+    interfaces: Vec<String>,
+    port: u16,
+    stratum: u8,
+    ready: std::sync::Arc<crate::net::ready::Readiness>,
+) -> anyhow::Result<()> {
     if !crate::sys::clock::synchronised() {
         tracing::warn!(target: "dialtone::time", stratum, "the host clock is not synchronised (no NTP daemon disciplines it); phones get its time anyway, announced at the configured stratum");
     }
-    crate::net::ifaces::serve_each(interfaces, "SNTP", move |name| {
-        serve_interface(name, port, stratum)
+    crate::net::ifaces::serve_each(interfaces, "SNTP", ready, move |name, report| {
+        serve_interface(name, port, stratum, report)
     })
     .await
 }
 
 /// SNTP on one interface, until dropped.
-async fn serve_interface(name: String, port: u16, stratum: u8) -> anyhow::Result<()> {
+async fn serve_interface(
+    name: String,
+    port: u16,
+    stratum: u8,
+    report: crate::net::ready::Report,
+) -> anyhow::Result<()> {
     let sock = crate::net::sockets::udp(&name, port, |_| Ok(()))
         .with_context(|| format!("cannot listen for SNTP on {name} UDP port {port}"))?;
+    report.bound();
     tracing::info!(target: "dialtone::time", interface = %name, port, stratum, "serving SNTP");
     let mut buf = [0u8; 512];
     loop {

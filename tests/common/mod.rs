@@ -116,20 +116,42 @@ impl Lab {
     /// Starts `dialtone serve` in the server namespace and waits until every
     /// interface is served.
     pub fn start(&mut self) {
+        self.spawn(&[], &[]);
+        self.wait_started();
+    }
+
+    /// Starts `dialtone --log-format json serve --config F ARGS` with `env`
+    /// added, without waiting; returns its pid.
+    pub fn spawn(&mut self, args: &[&str], env: &[(&str, String)]) -> u32 {
         self.starts += 1;
         let log = std::fs::File::create(self.log_path()).unwrap();
-        let child = self
-            .srv
-            .command(BIN)
-            .args(["--log-format", "json", "serve", "--config"])
+        let mut cmd = self.srv.command(BIN);
+        cmd.args(["--log-format", "json", "serve", "--config"])
             .arg(self.config_path())
+            .args(args)
             .env("DIALTONE_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start dialtone");
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start dialtone");
+        let pid = child.id();
         self.server = Some(child);
+        pid
+    }
+
+    /// Whether the server has exited, and how.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.server
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits until the server logs that it serves every service on every
+    /// interface of its configuration.
+    pub fn wait_started(&mut self) {
         let text = std::fs::read_to_string(self.config_path()).unwrap();
         let want = text
             .lines()

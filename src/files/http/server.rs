@@ -18,6 +18,7 @@ use super::wire::{self, BodyLen, Head};
 use crate::files::path::percent_decode;
 use crate::files::resolve::{Body as FoundBody, Miss, Resolver, fill_at};
 use crate::files::transfers::{Counters, Outcome, Transfer};
+use crate::net::ready::{Readiness, Report};
 use crate::net::{ifaces, sockets};
 use crate::sys::cache;
 
@@ -43,6 +44,7 @@ pub async fn run(
     listeners: Vec<SocketAddrV4>,
     interfaces: Vec<String>,
     http: Arc<Http>,
+    ready: Arc<Readiness>,
 ) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for addr in listeners {
@@ -51,14 +53,17 @@ pub async fn run(
             tasks.spawn(ifaces::serve_each(
                 interfaces.clone(),
                 "HTTP",
-                move |name| serve_interface(name, addr.port(), Arc::clone(&http)),
+                Arc::clone(&ready),
+                move |name, report| serve_interface(name, addr.port(), Arc::clone(&http), report),
             ));
         } else {
             let http = Arc::clone(&http);
+            let report = Report::new(&ready, "HTTP", &addr.to_string());
             tasks.spawn(async move {
                 let l = TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
+                report.bound();
                 tracing::info!(target: "dialtone::files", address = %addr, "serving HTTP");
                 accept(l, http).await
             });
@@ -68,9 +73,15 @@ pub async fn run(
 }
 
 /// HTTP on `port` of one interface, until dropped.
-async fn serve_interface(name: String, port: u16, http: Arc<Http>) -> anyhow::Result<()> {
+async fn serve_interface(
+    name: String,
+    port: u16,
+    http: Arc<Http>,
+    report: Report,
+) -> anyhow::Result<()> {
     let l = sockets::tcp_listener(&name, port)
         .with_context(|| format!("cannot listen for HTTP on {name} TCP port {port}"))?;
+    report.bound();
     tracing::info!(target: "dialtone::files", interface = %name, port, "serving HTTP");
     accept(l, http).await
 }

@@ -129,9 +129,13 @@ pub(super) fn begin(
 }
 
 /// Serves TFTP on every interface until dropped.
-pub async fn run(interfaces: Vec<String>, tftp: Arc<Tftp>) -> anyhow::Result<()> {
-    ifaces::serve_each(interfaces, "TFTP", move |name| {
-        serve_interface(name, Arc::clone(&tftp))
+pub async fn run(
+    interfaces: Vec<String>,
+    tftp: Arc<Tftp>,
+    ready: Arc<crate::net::ready::Readiness>,
+) -> anyhow::Result<()> {
+    ifaces::serve_each(interfaces, "TFTP", ready, move |name, report| {
+        serve_interface(name, Arc::clone(&tftp), report)
     })
     .await
 }
@@ -169,7 +173,11 @@ async fn recv_with_destination(
     .await
 }
 
-async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
+async fn serve_interface(
+    name: String,
+    tftp: Arc<Tftp>,
+    report: crate::net::ready::Report,
+) -> anyhow::Result<()> {
     let name = name.as_str();
     let port = tftp.config.tftp_port;
     let sock = sockets::udp(name, port, |s| {
@@ -179,6 +187,7 @@ async fn serve_interface(name: String, tftp: Arc<Tftp>) -> anyhow::Result<()> {
         Ok(())
     })
     .with_context(|| format!("cannot listen for TFTP on {name} UDP port {port}"))?;
+    report.bound();
     tracing::info!(target: "dialtone::files", interface = %name, port, root = %tftp.config.root.display(), "serving TFTP");
     let mut addrs = ifaces::Addrs::new(name);
     // The reads' shared sockets, one per local address, opened at the

@@ -1,0 +1,265 @@
+//! `dialtone serve` as a system daemon, against the real binary in network
+//! namespaces: the sd_notify(3) protocol as systemd speaks it (a datagram
+//! socket named by NOTIFY_SOCKET: READY=1 only once every socket is bound,
+//! STATUS= saying what is served or why it waits, WATCHDOG=1), `--user`
+//! dropping root but keeping exactly the capabilities the servers need, and
+//! journal-style lines when stderr is the journal's stream.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use common::{Lab, base_config};
+use dialtone::dhcp::client::ClientMessage;
+use dialtone::dhcp::packet::{DISCOVER, OFFER};
+use dialtone::units::Mac;
+
+/// The service manager's end: a datagram socket the server is told of.
+struct Manager {
+    sock: UnixDatagram,
+    path: std::path::PathBuf,
+}
+
+impl Manager {
+    fn new(lab: &Lab) -> Manager {
+        let path = lab.dir.join("notify.sock");
+        let _ = std::fs::remove_file(&path);
+        let sock = UnixDatagram::bind(&path).expect("notify socket");
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Manager { sock, path }
+    }
+
+    fn env(&self) -> (&'static str, String) {
+        ("NOTIFY_SOCKET", self.path.display().to_string())
+    }
+
+    /// Messages until one contains `want`, within `limit`; all of them.
+    fn until(&self, want: &str, limit: Duration) -> Result<Vec<String>, Vec<String>> {
+        let deadline = Instant::now() + limit;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let hit = m.contains(want);
+                got.push(m);
+                if hit {
+                    return Ok(got);
+                }
+            }
+        }
+        Err(got)
+    }
+}
+
+fn status_of(messages: &[String]) -> String {
+    messages
+        .iter()
+        .rev()
+        .flat_map(|m| m.lines())
+        .find_map(|l| l.strip_prefix("STATUS="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn discover(lab: &Lab, mac: Mac, xid: u32) -> bool {
+    let voice = lab.voice_if.clone();
+    let p = lab.probe(&voice);
+    p.send(
+        &ClientMessage::new(DISCOVER, mac, xid)
+            .broadcast()
+            .requests(&[1, 3]),
+    );
+    p.reply(xid, Duration::from_secs(2))
+        .is_some_and(|r| r.msg_type() == Some(OFFER))
+}
+
+#[test]
+fn ready_only_once_every_socket_is_bound_with_a_status_line() {
+    let mut lab = Lab::new("svc-ready");
+    let root = lab.dir.join("files");
+    std::fs::create_dir_all(&root).unwrap();
+    let all = format!(
+        "{}\n[dns]\nzone = \"lab.voip\"\n\n[time]\nserve = true\n\n[files]\nroot = \"{}\"\nhttp = [\":80\"]\n",
+        base_config(),
+        root.display()
+    );
+    lab.write_config(&all.replace(
+        "interfaces = [\"native0\", \"voice0\"]",
+        "interfaces = [\"native0\", \"voice0\", \"late0\"]",
+    ));
+    let manager = Manager::new(&lab);
+    lab.spawn(
+        &[],
+        &[manager.env(), ("WATCHDOG_USEC", "1000000".to_string())],
+    );
+    // late0 does not exist: no READY, and the status says why.
+    let before = manager
+        .until("late0 does not exist yet", Duration::from_secs(10))
+        .unwrap_or_else(|m| panic!("no waiting status: {m:?}\n{}", lab.log()));
+    assert!(!before.iter().any(|m| m.contains("READY=1")), "{before:?}");
+    let waiting = status_of(&before);
+    assert!(waiting.contains("waiting: "), "{waiting}");
+    // The watchdog is pinged while DHCP and the lease writer answer.
+    manager
+        .until("WATCHDOG=1", Duration::from_secs(3))
+        .unwrap_or_else(|m| panic!("no watchdog ping: {m:?}"));
+    // The interface appears: every socket binds, then READY=1 comes.
+    dialtone::lab::veth(&lab.srv, "late0", &lab.cli, &format!("l{}", lab.voice_if)).unwrap();
+    let after = manager
+        .until("READY=1", Duration::from_secs(15))
+        .unwrap_or_else(|m| panic!("no READY: {m:?}\n{}", lab.log()));
+    // At READY the sockets answer at once.
+    assert!(
+        discover(&lab, Mac([2, 0, 0, 0, 0, 1]), 0x5e1f),
+        "READY before DHCP answers"
+    );
+    let status = status_of(&after);
+    assert_eq!(
+        status, "DHCP on late0, native0, voice0; 0 leases; DNS lab.voip; SNTP; TFTP, HTTP :80",
+        "{after:?}"
+    );
+    // A lease moves the count in the status line (updated at least every 10 s).
+    let _ = lab.udhcpc(&lab.voice_if.clone(), &[]);
+    let counted = manager
+        .until("1 lease;", Duration::from_secs(15))
+        .unwrap_or_else(|m| panic!("lease count not updated: {m:?}"));
+    assert!(status_of(&counted).starts_with("DHCP on late0, native0, voice0; 1 lease;"));
+    lab.stop();
+}
+
+#[test]
+fn with_no_interfaces_it_is_ready_serves_nothing_and_says_so() {
+    let mut lab = Lab::new("svc-none");
+    lab.write_config("[server]\nstate_dir = \"@STATE@\"\n\n[dhcp]\nlease_time = \"1h\"\n");
+    let manager = Manager::new(&lab);
+    lab.spawn(&[], &[manager.env()]);
+    let got = manager
+        .until("READY=1", Duration::from_secs(10))
+        .unwrap_or_else(|m| panic!("no READY: {m:?}\n{}", lab.log()));
+    let want = format!(
+        "no interfaces configured: edit {}, then reload",
+        lab.config_path().display()
+    );
+    assert_eq!(status_of(&got), want);
+    // Nothing listens on the DHCP port, and the lease store was opened.
+    assert!(!discover(&lab, Mac([2, 0, 0, 0, 0, 2]), 0x5e20));
+    assert!(lab.state_dir().join("leases.sqlite").exists());
+    assert!(lab.exited().is_none(), "it keeps running:\n{}", lab.log());
+    lab.stop();
+}
+
+/// One `Name:\t...` line of /proc/PID/status.
+fn proc_status(pid: u32, key: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn user_drops_root_and_keeps_only_bind_and_net_admin() {
+    let mut lab = Lab::new("svc-user");
+    lab.write_config(&base_config());
+    let pid = lab.spawn(&["--user", "nobody"], &[]);
+    lab.wait_started();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let uid = nobody.uid.as_raw().to_string();
+    let gid = nobody.gid.as_raw().to_string();
+    // Real, effective, saved and filesystem ids are all nobody's.
+    assert_eq!(
+        proc_status(pid, "Uid"),
+        format!("{uid}\t{uid}\t{uid}\t{uid}")
+    );
+    assert_eq!(
+        proc_status(pid, "Gid"),
+        format!("{gid}\t{gid}\t{gid}\t{gid}")
+    );
+    assert_eq!(proc_status(pid, "Groups"), gid);
+    // CAP_NET_BIND_SERVICE (10) and CAP_NET_ADMIN (12): 0x1400, and nothing
+    // else in any set; the bounding set is cut to the same two.
+    for (set, want) in [
+        ("CapInh", "0000000000000000"),
+        ("CapPrm", "0000000000001400"),
+        ("CapEff", "0000000000001400"),
+        ("CapBnd", "0000000000001400"),
+        ("CapAmb", "0000000000000000"),
+    ] {
+        assert_eq!(proc_status(pid, set), want, "{set}");
+    }
+    // Every service still works: a lease through udhcpc (DHCP on port 67),
+    // its record written by the unprivileged lease writer.
+    let voice = lab.voice_if.clone();
+    let got = lab.udhcpc(&voice, &[]);
+    assert!(got.contains_key("ip"), "no lease as nobody:\n{}", lab.log());
+    use std::os::unix::fs::MetadataExt;
+    let db = std::fs::metadata(lab.state_dir().join("leases.sqlite")).unwrap();
+    assert_eq!(db.uid(), nobody.uid.as_raw());
+    assert!(lab.leases().iter().any(|l| l["ip"] == got["ip"].as_str()));
+    // The reply was unicast through the ARP entry (CAP_NET_ADMIN), not
+    // broadcast because adding it failed.
+    let log = lab.log();
+    assert!(log.contains("\"reply\":\"ACK\""), "{log}");
+    assert!(!log.contains("cannot add ARP entry"), "{log}");
+    lab.stop();
+}
+
+#[test]
+fn user_needs_root_and_a_real_user() {
+    let lab = Lab::new("svc-user-bad");
+    lab.write_config(&base_config());
+    let out = lab
+        .srv
+        .command(common::BIN)
+        .args(["serve", "--config"])
+        .arg(lab.config_path())
+        .args(["--user", "no-such-user-here"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--user no-such-user-here: no such user"),
+        "{err}"
+    );
+}
+
+#[test]
+fn lines_for_the_journal_carry_priorities_and_no_timestamps() {
+    use std::os::unix::fs::MetadataExt;
+    let lab = Lab::new("svc-journal");
+    lab.write_config("[server]\nstate_dir = \"@STATE@\"\n");
+    let log_path = lab.dir.join("journal.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let meta = log.metadata().unwrap();
+    let mut child = lab
+        .srv
+        .command(common::BIN)
+        .args(["serve", "--config"])
+        .arg(lab.config_path())
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while Instant::now() < deadline && !text.contains("no interfaces configured") {
+        std::thread::sleep(Duration::from_millis(100));
+        text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let warn = text
+        .lines()
+        .find(|l| l.contains("no interfaces configured"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(warn.starts_with("<4> WARN dialtone:"), "{warn}");
+    assert!(
+        text.lines().all(|l| l.starts_with('<')),
+        "every line has a priority and no timestamp:\n{text}"
+    );
+}
