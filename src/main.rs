@@ -49,10 +49,14 @@ enum Cmd {
     /// Write the manual pages (dialtone.1 and one per subcommand) into DIR.
     #[command(hide = true)]
     Manpages { dir: PathBuf },
-    /// Validate a configuration file and print its normalized form.
+    /// Validate a configuration file (and its phones file) and print its
+    /// normalized form.
     Check {
         #[arg(long, short, default_value = "/etc/dialtone/dialtone.toml")]
         config: PathBuf,
+        /// Print nothing when the file is good (only errors, on stderr).
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Show the lease table.
     Leases {
@@ -259,10 +263,16 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             print!("{}", dialtone::config::profiles::describe()?);
             Ok(())
         }
-        Cmd::Check { config } => {
+        Cmd::Check { config, quiet } => {
             let c = Config::load(&config)?;
-            print!("{}", c.to_normalized_toml());
-            eprintln!("{}: OK", config.display());
+            if !quiet {
+                let text = c.to_normalized_toml();
+                print!("{text}");
+                if !text.ends_with('\n') {
+                    println!();
+                }
+                eprintln!("{}: OK", config.display());
+            }
             Ok(())
         }
         Cmd::Recover {
