@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::daemon::notify::Notifier;
-use crate::daemon::status;
+use crate::daemon::{reload, status};
 use crate::dhcp::server::{Dhcp, LeaseHook};
 use crate::dns::zone::Zone;
 use crate::files::http::server::Http;
@@ -63,9 +63,11 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
         Arc::new(Seen::load(&seen_file).map_err(anyhow::Error::msg).context(
             "the phones seen before cannot be read (move the file away to start afresh)",
         )?);
+    let mut shared_zone = None;
     if let Some(dns) = &config.dns {
         let subnets: Vec<Ipv4Net> = config.dhcp.subnets.iter().map(|s| s.net).collect();
         let zone = Arc::new(RwLock::new(Zone::new(dns, &subnets, config.time.serve)));
+        shared_zone = Some(Arc::clone(&zone));
         if dns.leases {
             let z = Arc::clone(&zone);
             hook = Some(Arc::new(move |l: &Lease| {
@@ -85,11 +87,6 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
             Arc::clone(&zone),
             Arc::clone(&ready),
         ));
-        let dns = Arc::new(dns.clone());
-        tasks.spawn(async move {
-            crate::dns::health::run(dns, zone).await;
-            Ok(())
-        });
     }
     if config.time.serve {
         expect("SNTP");
@@ -205,11 +202,130 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
         let r = Arc::clone(&ready);
         tasks.spawn(async move { d.serve(interfaces, r).await });
     }
+    let reloads = extras.source.is_some();
     let source = extras
         .source
         .unwrap_or_else(|| std::path::PathBuf::from("the configuration file"));
-    tasks.spawn(tell_the_manager(config, source, ready, dhcp));
+    let live = Arc::new(Running {
+        config: RwLock::new(Arc::clone(&config)),
+        note: RwLock::new(None),
+        changed: tokio::sync::Notify::new(),
+    });
+    tasks.spawn(tell_the_manager(
+        Arc::clone(&live),
+        source.clone(),
+        ready,
+        Arc::clone(&dhcp),
+    ));
+    tasks.spawn(health_and_reloads(
+        live,
+        reloads.then_some(source),
+        dhcp,
+        shared_zone,
+    ));
     crate::first_exit(&mut tasks).await
+}
+
+/// The configuration being served and what the last reload left to say.
+struct Running {
+    config: RwLock<Arc<Config>>,
+    /// Why the last reload was refused, or what it did not apply yet.
+    note: RwLock<Option<String>>,
+    /// Woken after every reload.
+    changed: tokio::sync::Notify,
+}
+
+impl Running {
+    fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .map(|c| Arc::clone(&c))
+            .unwrap_or_else(|e| Arc::clone(&e.into_inner()))
+    }
+
+    fn note(&self) -> Option<String> {
+        self.note.read().ok().and_then(|n| n.clone())
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct Abort(tokio::task::JoinHandle<()>);
+
+impl Drop for Abort {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn spawn_health(config: &Config, zone: &Option<crate::dns::server::SharedZone>) -> Option<Abort> {
+    let (dns, zone) = (config.dns.as_ref()?, zone.as_ref()?);
+    let (dns, zone) = (Arc::new(dns.clone()), Arc::clone(zone));
+    Some(Abort(tokio::spawn(crate::dns::health::run(dns, zone))))
+}
+
+/// Runs the switchover health checks and, when `source` is given, reloads
+/// it on every SIGHUP: a file that does not load is refused (the running
+/// configuration keeps serving, the error is logged with its file, line and
+/// key and shown in the status line); a good one is applied to the DHCP
+/// server and the zone at once (`daemon::reload` says what else waits for
+/// a restart).
+async fn health_and_reloads(
+    live: Arc<Running>,
+    source: Option<std::path::PathBuf>,
+    dhcp: Arc<Dhcp>,
+    zone: Option<crate::dns::server::SharedZone>,
+) -> anyhow::Result<()> {
+    let mut health = spawn_health(&live.config(), &zone);
+    let Some(source) = source else {
+        std::future::pending::<()>().await;
+        return Ok(());
+    };
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
+    let notifier = Notifier;
+    while hup.recv().await.is_some() {
+        notifier.reloading();
+        let running = live.config();
+        let note = match Config::load(&source) {
+            Err(e) => {
+                tracing::error!(target: "dialtone", error = %e, "reload refused; the running configuration keeps serving");
+                Some(format!(
+                    "reload refused ({e}); serving the previous configuration"
+                ))
+            }
+            Ok(next) => {
+                let next = Arc::new(next);
+                let waiting = reload::not_applied(&running, &next);
+                dhcp.set_config(Arc::clone(&next));
+                if let (Some(z), Some(dns)) = (&zone, &next.dns) {
+                    let subnets: Vec<Ipv4Net> = next.dhcp.subnets.iter().map(|s| s.net).collect();
+                    if let Ok(mut z) = z.write() {
+                        z.reconfigure(dns, &subnets, next.time.serve);
+                    }
+                }
+                drop(health.take());
+                health = spawn_health(&next, &zone);
+                if let Ok(mut c) = live.config.write() {
+                    *c = Arc::clone(&next);
+                }
+                if waiting.is_empty() {
+                    tracing::info!(target: "dialtone", path = %source.display(), "configuration reloaded");
+                    None
+                } else {
+                    let list = waiting.join(", ");
+                    tracing::warn!(target: "dialtone", path = %source.display(), not_applied = %list, "configuration reloaded; these changes take effect at the next restart");
+                    Some(format!(
+                        "reloaded; {list} changed: applied at the next restart"
+                    ))
+                }
+            }
+        };
+        if let Ok(mut n) = live.note.write() {
+            *n = note;
+        }
+        live.changed.notify_one();
+    }
+    Ok(())
 }
 
 /// Keeps the service manager informed: `READY=1` once every expected place
@@ -217,7 +333,7 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
 /// on every change and every 10 s (the lease count moves), and `WATCHDOG=1`
 /// while the DHCP server and the lease writer answer.
 async fn tell_the_manager(
-    config: Arc<Config>,
+    live: Arc<Running>,
     source: std::path::PathBuf,
     ready: Arc<Readiness>,
     dhcp: Arc<Dhcp>,
@@ -232,7 +348,15 @@ async fn tell_the_manager(
         .unwrap_or(std::time::Duration::from_secs(10));
     let mut tick = tokio::time::interval(period);
     loop {
-        let line = status::line(&config, &source, &ready.snapshot(), dhcp.active_leases());
+        let mut line = status::line(
+            &live.config(),
+            &source,
+            &ready.snapshot(),
+            dhcp.active_leases(),
+        );
+        if let Some(note) = live.note() {
+            line = format!("{line}; {note}");
+        }
         if !announced && ready.all_bound() {
             notifier.ready(&line);
             tracing::info!(target: "dialtone", status = %line, "ready");
@@ -242,6 +366,13 @@ async fn tell_the_manager(
         }
         last = line;
         tokio::select! {
+            () = live.changed.notified() => {
+                // A reload ended: tell systemd it is over.
+                if announced {
+                    notifier.ready(&status::line(&live.config(), &source, &ready.snapshot(), dhcp.active_leases()));
+                    last.clear();
+                }
+            }
             r = changes.changed() => {
                 if r.is_err() {
                     return Ok(());

@@ -263,3 +263,124 @@ fn lines_for_the_journal_carry_priorities_and_no_timestamps() {
         "every line has a priority and no timestamp:\n{text}"
     );
 }
+
+/// Option 160 as the voice VLAN's DHCP answers it now.
+fn option_160(lab: &Lab, xid: u32) -> Option<String> {
+    let voice = lab.voice_if.clone();
+    let p = lab.probe(&voice);
+    p.send(
+        &ClientMessage::new(DISCOVER, Mac([2, 0, 0, 0, 1, (xid & 0xff) as u8]), xid)
+            .broadcast()
+            .requests(&[1, 3, 160]),
+    );
+    let r = p.reply(xid, Duration::from_secs(2))?;
+    r.get(160).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+fn dig_a(lab: &Lab, name: &str) -> String {
+    let out = lab
+        .cli
+        .command("dig")
+        .args(["@10.250.0.1", "+short", "+time=2", "+tries=2", name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn sighup_applies_options_and_records_keeps_transfers_and_refuses_a_bad_file() {
+    let mut lab = Lab::new("svc-reload");
+    let root = lab.dir.join("files");
+    std::fs::create_dir_all(&root).unwrap();
+    let firmware = common::pattern(64 << 20, 7);
+    std::fs::write(root.join("firmware.img"), &firmware).unwrap();
+    let config = format!(
+        "{}\n[dns]\nzone = \"lab.voip\"\n[[dns.host]]\nname = \"pbx1\"\nip = \"10.250.0.5\"\n\n[files]\nroot = \"{}\"\ntftp = false\nhttp = [\":80\"]\n",
+        base_config(),
+        root.display()
+    );
+    lab.write_config(&config);
+    let manager = Manager::new(&lab);
+    let pid = lab.spawn(&[], &[manager.env()]);
+    manager
+        .until("READY=1", Duration::from_secs(15))
+        .unwrap_or_else(|m| panic!("no READY: {m:?}\n{}", lab.log()));
+    let voice = lab.voice_if.clone();
+    lab.cli.addr(&voice, "10.250.0.60/24").unwrap();
+    assert_eq!(
+        option_160(&lab, 0x7001).as_deref(),
+        Some("http://provision.lab.voip:8088")
+    );
+    assert_eq!(dig_a(&lab, "pbx1.lab.voip"), "10.250.0.5");
+
+    // A download held back by its reader (a pipe that is not read for 3 s:
+    // the socket buffers fill and the server's sendfile waits) runs across
+    // both reloads.
+    let got = lab.dir.join("got.img");
+    let mut curl = lab
+        .cli
+        .command("bash")
+        .args(["-o", "pipefail", "-c"])
+        .arg(format!(
+            "curl -sS --fail http://10.250.0.1/firmware.img | (sleep 3; cat > {})",
+            got.display()
+        ))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    lab.write_config(
+        &config
+            .replace("provision.lab.voip:8088", "provision.lab.voip:9099")
+            .replace("10.250.0.5", "10.250.0.6"),
+    );
+    hup();
+    let reloaded = manager
+        .until("READY=1", Duration::from_secs(10))
+        .unwrap_or_else(|m| panic!("no READY after reload: {m:?}\n{}", lab.log()));
+    assert!(
+        reloaded.iter().any(|m| m.contains("RELOADING=1")),
+        "{reloaded:?}"
+    );
+    assert_eq!(
+        option_160(&lab, 0x7002).as_deref(),
+        Some("http://provision.lab.voip:9099")
+    );
+    assert_eq!(dig_a(&lab, "pbx1.lab.voip"), "10.250.0.6");
+    let early = curl.try_wait().unwrap();
+    let have = std::fs::metadata(&got).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        early.is_none(),
+        "the download must still run after the reload: {early:?}, {have} bytes"
+    );
+
+    // A broken file is refused: the old answers go on, the status says why.
+    lab.write_config(&config.replace("[dns]\nzone", "[dns]\nzoen"));
+    hup();
+    let refused = manager
+        .until("reload refused", Duration::from_secs(10))
+        .unwrap_or_else(|m| panic!("no refusal in the status: {m:?}\n{}", lab.log()));
+    let status = status_of(&refused);
+    let file = lab.config_path().display().to_string();
+    assert!(status.contains(&format!("{file}:")), "{status}");
+    assert!(status.contains("zoen"), "{status}");
+    assert_eq!(
+        option_160(&lab, 0x7003).as_deref(),
+        Some("http://provision.lab.voip:9099")
+    );
+    assert_eq!(dig_a(&lab, "pbx1.lab.voip"), "10.250.0.6");
+    assert!(lab.log().contains("reload refused"));
+
+    let done = curl.wait().unwrap();
+    assert!(done.success(), "download failed across reloads");
+    assert_eq!(std::fs::read(&got).unwrap(), firmware, "byte-exact");
+    assert!(lab.exited().is_none());
+    lab.stop();
+}

@@ -5,4 +5,5 @@
 
 pub mod notify;
 pub mod privileges;
+pub mod reload;
 pub mod status;

@@ -110,6 +110,16 @@ impl Engine {
         &self.config
     }
 
+    /// Answers from now on with `config` (a reload). The lease table, with
+    /// its offers in flight, stays as it is: an offered address is still
+    /// held for its client, and a lease outside the new pools is kept until
+    /// it expires, as Kea and dnsmasq do.
+    pub fn set_config(&mut self, config: Arc<Config>) {
+        self.hosts = hosts_by_mac(&config.dhcp.hosts);
+        self.reserved = reserved_ips(&config.dhcp.hosts);
+        self.config = config;
+    }
+
     /// Decides the answer to one request.
     pub fn handle(&mut self, req: &Request, ingress: &Ingress, now: u64) -> Outcome {
         let config = Arc::clone(&self.config);

@@ -88,6 +88,14 @@ impl Dhcp {
         crate::first_exit(&mut tasks).await
     }
 
+    /// Answers from now on with `config` (a reload); leases and offers in
+    /// flight are kept.
+    pub fn set_config(&self, config: Arc<Config>) {
+        if let Ok(mut e) = self.shared.engine.lock() {
+            e.set_config(config);
+        }
+    }
+
     /// Addresses leased now.
     pub fn active_leases(&self) -> usize {
         let now = crate::now();

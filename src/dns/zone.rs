@@ -219,6 +219,26 @@ impl Zone {
         }
     }
 
+    /// The zone of a reloaded `[dns]` section, keeping what the running
+    /// server learnt: the lease host names, and the health of each member
+    /// still in the same pair (matched by its host name). Cached answers
+    /// are dropped (the generation moves) and the SOA serial goes up.
+    pub fn reconfigure(&mut self, dns: &Dns, subnets: &[Ipv4Net], serve_time: bool) {
+        let mut next = Zone::new(dns, subnets, serve_time);
+        for (pair, old) in next.pairs.iter_mut().zip(&self.pairs) {
+            for (i, (name, _)) in pair.members.iter().enumerate() {
+                if let Some(j) = old.members.iter().position(|(n, _)| n == name) {
+                    pair.up[i] = old.up[j];
+                }
+            }
+        }
+        next.lease_a = std::mem::take(&mut self.lease_a);
+        next.lease_ptr = std::mem::take(&mut self.lease_ptr);
+        next.generation = self.generation + 1;
+        next.serial = self.serial.wrapping_add(1);
+        *self = next;
+    }
+
     /// Records a member's health; returns true when it changed.
     pub fn set_health(&mut self, pair: usize, member: usize, up: bool) -> bool {
         let Some(slot) = self.pairs.get_mut(pair).and_then(|p| p.up.get_mut(member)) else {
