@@ -11,7 +11,9 @@ use crate::config::Config;
 use crate::daemon::notify::Notifier;
 use crate::daemon::{reload, status};
 use crate::dhcp::server::{Dhcp, LeaseHook};
+use crate::dns::server::SharedZone;
 use crate::dns::zone::Zone;
+use crate::files::Services;
 use crate::files::http::server::Http;
 use crate::files::owners::LeaseOwners;
 use crate::files::resolve::{Generator, Resolver};
@@ -22,6 +24,7 @@ use crate::inventory::seen::{Seen, seen_path};
 use crate::leases::{Lease, LeaseState};
 use crate::net::ready::Readiness;
 use crate::units::Ipv4Net;
+use tokio::sync::watch;
 
 /// What a command built on `serve` adds to it (`dialtone recover`).
 #[derive(Default)]
@@ -46,60 +49,181 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
 /// `run`, with what another command adds.
 pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
-    let mut hook: Option<LeaseHook> = None;
     let ready = Readiness::new();
-    let interfaces = config.server.interfaces.clone();
-    // Every place each service will serve, expected before any binds, so
-    // readiness is not declared while a service has not started yet.
-    let expect = |service: &'static str| {
-        for i in &interfaces {
-            ready.waiting(service, i, "starting");
-        }
-    };
-    expect("DHCP");
+    expect(&ready, &config);
     // Phones seen, from every stored lease and every transfer.
     let seen_file = seen_path(&config.server.state_dir);
     let seen =
         Arc::new(Seen::load(&seen_file).map_err(anyhow::Error::msg).context(
             "the phones seen before cannot be read (move the file away to start afresh)",
         )?);
-    let mut shared_zone = None;
-    if let Some(dns) = &config.dns {
-        let subnets: Vec<Ipv4Net> = config.dhcp.subnets.iter().map(|s| s.net).collect();
-        let zone = Arc::new(RwLock::new(Zone::new(dns, &subnets, config.time.serve)));
-        shared_zone = Some(Arc::clone(&zone));
-        if dns.leases {
-            let z = Arc::clone(&zone);
-            hook = Some(Arc::new(move |l: &Lease| {
-                if let Ok(mut z) = z.write() {
-                    let name = (l.state == LeaseState::Bound)
-                        .then_some(l.hostname.as_deref())
-                        .flatten();
-                    z.set_lease_name(l.ip, name, l.expires);
-                }
-            }));
+    let (live_tx, live) = watch::channel(Arc::clone(&config));
+    let (zone_tx, zone) = watch::channel(config.dns.as_ref().map(|d| new_zone(d, &config)));
+    let s = Arc::clone(&seen);
+    let also = extras.on_transfer;
+    let counters = Arc::new(Counters::with_observer(Box::new(move |t| {
+        s.transfer(t, crate::now());
+        if let Some(o) = &also {
+            o(t);
         }
-        expect("DNS");
-        tasks.spawn(crate::dns::server::run(
-            config.server.interfaces.clone(),
-            dns.port,
-            dns.upstream.clone(),
-            Arc::clone(&zone),
-            Arc::clone(&ready),
-        ));
+    })));
+    let parts = FileParts {
+        owners: Arc::new(LeaseOwners::new(&config)),
+        seen: Arc::clone(&seen),
+        counters: Arc::clone(&counters),
+        generator: extras.generator,
+        live: extras.live.unwrap_or_default(),
+    };
+    let (files_tx, files) = watch::channel(parts.build(&config)?);
+    let hook = lease_hook(live.clone(), zone.clone(), &parts, extras.on_lease);
+    let dhcp = Arc::new(Dhcp::open(Arc::clone(&config), Some(hook))?);
+    if config.server.interfaces.is_empty() {
+        tracing::warn!(target: "dialtone", "no interfaces configured: dialtone serves nothing until [server] interfaces names them");
     }
-    if config.time.serve {
-        expect("SNTP");
-        tasks.spawn(crate::time::sntp::run(
-            config.server.interfaces.clone(),
-            config.time.port,
-            config.time.stratum,
-            Arc::clone(&ready),
-        ));
+    let (d, r, l) = (Arc::clone(&dhcp), Arc::clone(&ready), live.clone());
+    tasks.spawn(async move { d.serve(l, r).await });
+    tasks.spawn(crate::dns::server::run(
+        live.clone(),
+        zone.clone(),
+        Arc::clone(&ready),
+    ));
+    tasks.spawn(crate::time::sntp::run(live.clone(), Arc::clone(&ready)));
+    tasks.spawn(crate::files::tftp::server::run(
+        live.clone(),
+        files.clone(),
+        Arc::clone(&ready),
+    ));
+    tasks.spawn(crate::files::http::server::run(
+        live.clone(),
+        files,
+        Arc::clone(&ready),
+    ));
+    tasks.spawn(save_every_5s(SaveOnDrop {
+        what: "the file counters",
+        path: counters_path(&config.server.state_dir),
+        save: Box::new(move |p| counters.save_if_changed(p)),
+    }));
+    tasks.spawn(save_every_5s(SaveOnDrop {
+        what: "the phones seen",
+        path: seen_file,
+        save: Box::new(move |p| seen.save_if_changed(p)),
+    }));
+    let reloads = extras.source.is_some();
+    let source = extras
+        .source
+        .unwrap_or_else(|| std::path::PathBuf::from("the configuration file"));
+    let running = Arc::new(Running {
+        live: live.clone(),
+        note: RwLock::new(None),
+        changed: tokio::sync::Notify::new(),
+    });
+    tasks.spawn(tell_the_manager(
+        Arc::clone(&running),
+        source.clone(),
+        Arc::clone(&ready),
+        Arc::clone(&dhcp),
+    ));
+    let reloader = Reloader {
+        running,
+        source: reloads.then_some(source),
+        live: live_tx,
+        zone: zone_tx,
+        files: files_tx,
+        parts,
+        dhcp,
+        ready,
+    };
+    tasks.spawn(reloader.run());
+    crate::first_exit(&mut tasks).await
+}
+
+/// Every place each service will serve, expected before any binds, so
+/// readiness is not declared while a service has not started yet.
+fn expect(ready: &Readiness, config: &Config) {
+    for (service, list) in places(config) {
+        for p in list {
+            ready.waiting(service, &p.label, "starting");
+        }
     }
-    if let Some(files) = &config.files {
-        let owners = Arc::new(LeaseOwners::new(&config));
-        let resolver = Resolver::new(files, owners.clone()).with_context(|| {
+}
+
+/// The places `next` adds to `running`'s, expected as at start.
+fn expect_new(ready: &Readiness, running: &Config, next: &Config) {
+    for ((service, old), (_, new)) in places(running).into_iter().zip(places(next)) {
+        for p in new.iter().filter(|p| !old.contains(p)) {
+            ready.waiting(service, &p.label, "starting");
+        }
+    }
+}
+
+/// Every service's places under `config`.
+fn places(config: &Config) -> [(&'static str, Vec<crate::net::places::Place>); 5] {
+    [
+        ("DHCP", crate::dhcp::server::places(config)),
+        ("DNS", crate::dns::server::places(config)),
+        ("SNTP", crate::time::sntp::places(config)),
+        ("TFTP", crate::files::tftp::server::places(config)),
+        ("HTTP", crate::files::http::server::listeners(config)),
+    ]
+}
+
+fn new_zone(dns: &crate::config::Dns, config: &Config) -> SharedZone {
+    let subnets: Vec<Ipv4Net> = config.dhcp.subnets.iter().map(|s| s.net).collect();
+    Arc::new(RwLock::new(Zone::new(dns, &subnets, config.time.serve)))
+}
+
+/// Every stored lease (and every restored one) goes to the zone's host
+/// names (when `[dns] leases` is on in the live configuration), the file
+/// owners, the phones seen, and what the command added.
+fn lease_hook(
+    live: watch::Receiver<Arc<Config>>,
+    zone: watch::Receiver<Option<SharedZone>>,
+    parts: &FileParts,
+    also: Option<LeaseHook>,
+) -> LeaseHook {
+    let owners = Arc::clone(&parts.owners);
+    let seen = Arc::clone(&parts.seen);
+    Arc::new(move |l: &Lease| {
+        let names = live.borrow().dns.as_ref().is_some_and(|d| d.leases);
+        if names && let Some(z) = zone.borrow().as_ref() {
+            set_lease_name(z, l);
+        }
+        owners.update(l);
+        seen.lease(l, crate::now());
+        if let Some(h) = &also {
+            h(l);
+        }
+    })
+}
+
+fn set_lease_name(zone: &SharedZone, l: &Lease) {
+    if let Ok(mut z) = zone.write() {
+        let name = (l.state == LeaseState::Bound)
+            .then_some(l.hostname.as_deref())
+            .flatten();
+        z.set_lease_name(l.ip, name, l.expires);
+    }
+}
+
+/// What the file services are built from besides the configuration: kept
+/// across reloads (the owners follow the leases, the counters and the
+/// phones seen carry on).
+struct FileParts {
+    owners: Arc<LeaseOwners>,
+    seen: Arc<Seen>,
+    counters: Arc<Counters>,
+    generator: Option<Arc<dyn Generator>>,
+    live: Arc<Live>,
+}
+
+impl FileParts {
+    /// The file services of `config`, or None without `[files]`; an error
+    /// when the tree cannot be read or the upload folder cannot be made.
+    fn build(&self, config: &Arc<Config>) -> anyhow::Result<Option<Services>> {
+        let Some(files) = &config.files else {
+            return Ok(None);
+        };
+        let resolver = Resolver::new(files, self.owners.clone()).with_context(|| {
             format!(
                 "[files] root {}: cannot read the tree to serve",
                 files.root.display()
@@ -113,123 +237,34 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
                 )
             })?;
         }
-        let resolver = match PhoneFiles::new(Arc::clone(&config)) {
-            Some(g) => resolver.with_generator(Arc::new(g.with_seen(Arc::clone(&seen)))),
+        let resolver = match PhoneFiles::new(Arc::clone(config)) {
+            Some(g) => resolver.with_generator(Arc::new(g.with_seen(Arc::clone(&self.seen)))),
             None => resolver,
         };
-        let resolver = match &extras.generator {
+        let resolver = match &self.generator {
             Some(g) => resolver.with_generator(Arc::clone(g)),
             None => resolver,
         };
         let resolver = Arc::new(resolver);
-        let s = Arc::clone(&seen);
-        let also = extras.on_transfer;
-        let counters = Arc::new(Counters::with_observer(Box::new(move |t| {
-            s.transfer(t, crate::now());
-            if let Some(o) = &also {
-                o(t);
-            }
-        })));
-        let dns_hook = hook.take();
-        hook = Some(Arc::new(move |l: &Lease| {
-            owners.update(l);
-            if let Some(h) = &dns_hook {
-                h(l);
-            }
-        }));
-        if files.tftp {
-            let tftp = Arc::new(Tftp::new(
+        Ok(Some(Services {
+            tftp: Arc::new(Tftp::new(
                 files.clone(),
                 Arc::clone(&resolver),
-                Arc::clone(&counters),
-                extras.live.clone().unwrap_or_default(),
-            ));
-            expect("TFTP");
-            tasks.spawn(crate::files::tftp::server::run(
-                config.server.interfaces.clone(),
-                tftp,
-                Arc::clone(&ready),
-            ));
-        }
-        if !files.http.is_empty() {
-            let http = Arc::new(Http {
-                resolver: Arc::clone(&resolver),
-                counters: Arc::clone(&counters),
-            });
-            for addr in &files.http {
-                if addr.ip().is_unspecified() {
-                    expect("HTTP");
-                } else {
-                    ready.waiting("HTTP", &addr.to_string(), "starting");
-                }
-            }
-            tasks.spawn(crate::files::http::server::run(
-                files.http.clone(),
-                config.server.interfaces.clone(),
-                http,
-                Arc::clone(&ready),
-            ));
-        }
-        let path = counters_path(&config.server.state_dir);
-        tasks.spawn(save_every_5s(SaveOnDrop {
-            what: "the file counters",
-            path,
-            save: Box::new(move |p| counters.save_if_changed(p)),
-        }));
+                Arc::clone(&self.counters),
+                Arc::clone(&self.live),
+            )),
+            http: Arc::new(Http {
+                resolver,
+                counters: Arc::clone(&self.counters),
+            }),
+        }))
     }
-    let s = Arc::clone(&seen);
-    let before = hook.take();
-    let also = extras.on_lease;
-    hook = Some(Arc::new(move |l: &Lease| {
-        s.lease(l, crate::now());
-        if let Some(h) = &before {
-            h(l);
-        }
-        if let Some(h) = &also {
-            h(l);
-        }
-    }));
-    tasks.spawn(save_every_5s(SaveOnDrop {
-        what: "the phones seen",
-        path: seen_file,
-        save: Box::new(move |p| seen.save_if_changed(p)),
-    }));
-    let dhcp = Arc::new(Dhcp::open(Arc::clone(&config), hook)?);
-    if interfaces.is_empty() {
-        tracing::warn!(target: "dialtone", "no interfaces configured: dialtone serves nothing until [server] interfaces names them");
-    } else {
-        let d = Arc::clone(&dhcp);
-        let r = Arc::clone(&ready);
-        tasks.spawn(async move { d.serve(interfaces, r).await });
-    }
-    let reloads = extras.source.is_some();
-    let source = extras
-        .source
-        .unwrap_or_else(|| std::path::PathBuf::from("the configuration file"));
-    let live = Arc::new(Running {
-        config: RwLock::new(Arc::clone(&config)),
-        note: RwLock::new(None),
-        changed: tokio::sync::Notify::new(),
-    });
-    tasks.spawn(tell_the_manager(
-        Arc::clone(&live),
-        source.clone(),
-        ready,
-        Arc::clone(&dhcp),
-    ));
-    tasks.spawn(health_and_reloads(
-        live,
-        reloads.then_some(source),
-        dhcp,
-        shared_zone,
-    ));
-    crate::first_exit(&mut tasks).await
 }
 
 /// The configuration being served and what the last reload left to say.
 struct Running {
-    config: RwLock<Arc<Config>>,
-    /// Why the last reload was refused, or what it did not apply yet.
+    live: watch::Receiver<Arc<Config>>,
+    /// Why the last reload was refused, or what it did not apply.
     note: RwLock<Option<String>>,
     /// Woken after every reload.
     changed: tokio::sync::Notify,
@@ -237,10 +272,7 @@ struct Running {
 
 impl Running {
     fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .map(|c| Arc::clone(&c))
-            .unwrap_or_else(|e| Arc::clone(&e.into_inner()))
+        Arc::clone(&self.live.borrow())
     }
 
     fn note(&self) -> Option<String> {
@@ -257,75 +289,111 @@ impl Drop for Abort {
     }
 }
 
-fn spawn_health(config: &Config, zone: &Option<crate::dns::server::SharedZone>) -> Option<Abort> {
-    let (dns, zone) = (config.dns.as_ref()?, zone.as_ref()?);
-    let (dns, zone) = (Arc::new(dns.clone()), Arc::clone(zone));
-    Some(Abort(tokio::spawn(crate::dns::health::run(dns, zone))))
+/// Applies reloads: one live configuration (a watch channel) that every
+/// service follows, with the zone and the file services built for it.
+struct Reloader {
+    running: Arc<Running>,
+    /// The file to reload on SIGHUP (None: no reloads, as for `recover`).
+    source: Option<std::path::PathBuf>,
+    live: watch::Sender<Arc<Config>>,
+    zone: watch::Sender<Option<SharedZone>>,
+    files: watch::Sender<Option<Services>>,
+    parts: FileParts,
+    dhcp: Arc<Dhcp>,
+    ready: Arc<Readiness>,
 }
 
-/// Runs the switchover health checks and, when `source` is given, reloads
-/// it on every SIGHUP: a file that does not load is refused (the running
-/// configuration keeps serving, the error is logged with its file, line and
-/// key and shown in the status line); a good one is applied to the DHCP
-/// server and the zone at once (`daemon::reload` says what else waits for
-/// a restart).
-async fn health_and_reloads(
-    live: Arc<Running>,
-    source: Option<std::path::PathBuf>,
-    dhcp: Arc<Dhcp>,
-    zone: Option<crate::dns::server::SharedZone>,
-) -> anyhow::Result<()> {
-    let mut health = spawn_health(&live.config(), &zone);
-    let Some(source) = source else {
-        std::future::pending::<()>().await;
-        return Ok(());
-    };
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("cannot listen for SIGHUP")?;
-    let notifier = Notifier;
-    while hup.recv().await.is_some() {
-        notifier.reloading();
-        let running = live.config();
-        let note = match Config::load(&source) {
-            Err(e) => {
-                tracing::error!(target: "dialtone", error = %e, "reload refused; the running configuration keeps serving");
-                Some(format!(
-                    "reload refused ({e}); serving the previous configuration"
-                ))
-            }
-            Ok(next) => {
-                let next = Arc::new(next);
-                let waiting = reload::not_applied(&running, &next);
-                dhcp.set_config(Arc::clone(&next));
-                if let (Some(z), Some(dns)) = (&zone, &next.dns) {
-                    let subnets: Vec<Ipv4Net> = next.dhcp.subnets.iter().map(|s| s.net).collect();
-                    if let Ok(mut z) = z.write() {
-                        z.reconfigure(dns, &subnets, next.time.serve);
-                    }
-                }
-                drop(health.take());
-                health = spawn_health(&next, &zone);
-                if let Ok(mut c) = live.config.write() {
-                    *c = Arc::clone(&next);
-                }
-                if waiting.is_empty() {
-                    tracing::info!(target: "dialtone", path = %source.display(), "configuration reloaded");
-                    None
-                } else {
-                    let list = waiting.join(", ");
-                    tracing::warn!(target: "dialtone", path = %source.display(), not_applied = %list, "configuration reloaded; these changes take effect at the next restart");
+impl Reloader {
+    fn spawn_health(&self, config: &Config) -> Option<Abort> {
+        let dns = Arc::new(config.dns.clone()?);
+        let zone = self.zone.borrow().clone()?;
+        Some(Abort(tokio::spawn(crate::dns::health::run(dns, zone))))
+    }
+
+    /// Runs the switchover health checks and, when there is a file to
+    /// reload, reloads it on every SIGHUP: a file that does not load (or
+    /// whose files tree cannot be read) is refused, the running
+    /// configuration keeps serving and the error (file, line, key) is logged
+    /// and shown in the status line; a good one becomes the live
+    /// configuration at once.
+    async fn run(self) -> anyhow::Result<()> {
+        let mut health = self.spawn_health(&self.running.config());
+        let Some(source) = self.source.clone() else {
+            std::future::pending::<()>().await;
+            return Ok(());
+        };
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        let notifier = Notifier;
+        while hup.recv().await.is_some() {
+            notifier.reloading();
+            let note = match self.apply(&source) {
+                Err(e) => {
+                    let e = format!("{e:#}");
+                    tracing::error!(target: "dialtone", error = %e, "reload refused; the running configuration keeps serving");
                     Some(format!(
-                        "reloaded; {list} changed: applied at the next restart"
+                        "reload refused ({e}); serving the previous configuration"
                     ))
                 }
+                Ok(not_applied) => {
+                    drop(health.take());
+                    health = self.spawn_health(&self.running.config());
+                    if not_applied.is_empty() {
+                        tracing::info!(target: "dialtone", path = %source.display(), "configuration reloaded");
+                        None
+                    } else {
+                        let list = not_applied.join(", ");
+                        tracing::warn!(target: "dialtone", path = %source.display(), not_applied = %list, "configuration reloaded; these changes take effect at the next restart");
+                        Some(format!(
+                            "reloaded; {list} changed: applied at the next restart"
+                        ))
+                    }
+                }
+            };
+            if let Ok(mut n) = self.running.note.write() {
+                *n = note;
             }
-        };
-        if let Ok(mut n) = live.note.write() {
-            *n = note;
+            self.running.changed.notify_one();
         }
-        live.changed.notify_one();
+        Ok(())
     }
-    Ok(())
+
+    /// Loads `source` and makes it the live configuration; what it could
+    /// not apply. Nothing changes when it fails.
+    fn apply(&self, source: &std::path::Path) -> anyhow::Result<Vec<&'static str>> {
+        let next = Arc::new(Config::load(source)?);
+        let running = self.running.config();
+        let services = self.parts.build(&next)?;
+        let not_applied = reload::not_applied(&running, &next);
+        // The zone first: the DNS places the new configuration brings find it.
+        match (&next.dns, self.zone.borrow().clone()) {
+            (Some(dns), Some(zone)) => {
+                let subnets: Vec<Ipv4Net> = next.dhcp.subnets.iter().map(|s| s.net).collect();
+                if let Ok(mut z) = zone.write() {
+                    z.reconfigure(dns, &subnets, next.time.serve);
+                }
+            }
+            (Some(dns), None) => {
+                let zone = new_zone(dns, &next);
+                if dns.leases {
+                    self.dhcp
+                        .active()
+                        .iter()
+                        .for_each(|l| set_lease_name(&zone, l));
+                }
+                self.zone.send_replace(Some(zone));
+            }
+            (None, _) => {
+                self.zone.send_replace(None);
+            }
+        }
+        self.parts.owners.set_reserved(&next);
+        self.files.send_replace(services);
+        // Places the new configuration brings are expected before any binds.
+        expect_new(&self.ready, &running, &next);
+        self.live.send_replace(next);
+        Ok(not_applied)
+    }
 }
 
 /// Keeps the service manager informed: `READY=1` once every expected place

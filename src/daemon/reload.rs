@@ -1,54 +1,30 @@
-//! What a reload (SIGHUP, `systemctl reload`) applies at once and what it
-//! does not apply yet. Applied without a restart, keeping every lease, every
-//! offer in flight and every running transfer: the `[dhcp]` section
-//! (subnets, pools, classes, profiles, options, hosts, lease times) and the
-//! DNS records and switchover pairs of `[dns]`.
+//! What a reload (SIGHUP, `systemctl reload`) cannot apply. Everything else
+//! is applied at once, keeping every lease, every offer in flight and every
+//! running transfer: the services follow one live configuration (a watch
+//! channel in `serve`), each reading it per request or restarting only the
+//! place (interface and port) whose sockets change:
+//! - `[dhcp]`: subnets, pools, classes, profiles, options, hosts, lease
+//!   times and the rate limit, for the next packet;
+//! - `[dns]`: records, switchover pairs (the members' health is kept), the
+//!   lease names; a new port or upstream rebinds its sockets; the section
+//!   added or removed starts or stops the service;
+//! - `[time]`, `[files]` (a new tree, upload folder, limits, listeners),
+//!   `[inventory]` and the phones file: new requests get the new services,
+//!   transfers running keep the ones they started with;
+//! - `[server] interfaces`: sockets opened on added interfaces, closed on
+//!   removed ones.
 //!
-//! NOT YET applied by a reload (issue 16 is open for it): the interfaces,
-//! ports and upstream servers (sockets to open or close), `[time]`,
-//! `[files]`, `[inventory]` and the phones file (the file services' view),
-//! and the DHCP rate limit. A reload that changes them says so in the log
-//! and the status line; `systemctl restart dialtone` applies them (leases
-//! are on disk, so nothing is lost but the transfers running then).
+//! Not applied: `[server] state_dir` (the open lease database and the state
+//! files stay where they are until a restart).
 
 use crate::config::Config;
 
 /// The parts of `next` that differ from `running` and that a reload does
-/// not apply yet, named as in the configuration file.
+/// not apply, named as in the configuration file.
 pub fn not_applied(running: &Config, next: &Config) -> Vec<&'static str> {
-    fn differ<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
-        format!("{a:?}") != format!("{b:?}")
-    }
     let mut out = Vec::new();
-    if running.server.interfaces != next.server.interfaces {
-        out.push("[server] interfaces");
-    }
     if running.server.state_dir != next.server.state_dir {
         out.push("[server] state_dir");
-    }
-    if running.dhcp.rate_limit != next.dhcp.rate_limit {
-        out.push("[dhcp] rate_limit");
-    }
-    match (&running.dns, &next.dns) {
-        (Some(a), Some(b)) => {
-            if a.port != b.port || a.upstream != b.upstream {
-                out.push("[dns] port or upstream");
-            }
-            if a.leases != b.leases {
-                out.push("[dns] leases");
-            }
-        }
-        (None, None) => {}
-        _ => out.push("[dns] (added or removed)"),
-    }
-    if differ(&running.time, &next.time) {
-        out.push("[time]");
-    }
-    if differ(&running.files, &next.files) {
-        out.push("[files]");
-    }
-    if differ(&running.inventory, &next.inventory) || differ(&running.phones, &next.phones) {
-        out.push("[inventory] and the phones");
     }
     out
 }
@@ -57,37 +33,15 @@ pub fn not_applied(running: &Config, next: &Config) -> Vec<&'static str> {
 mod tests {
     use super::*;
 
-    const BASE: &str = r#"
-[server]
-interfaces = ["eth0"]
-[[dhcp.subnet]]
-cidr = "10.0.0.0/24"
-pool = ["10.0.0.10-10.0.0.20"]
-router = "10.0.0.1"
-[dns]
-zone = "lab.voip"
-[[dns.host]]
-name = "pbx1"
-ip = "10.0.0.5"
-"#;
-
-    fn parse(t: &str) -> Config {
-        Config::parse("t.toml", t).unwrap()
-    }
+    const BASE: &str = "[server]\ninterfaces = [\"eth0\"]\nstate_dir = \"/var/lib/dialtone\"\n";
 
     #[test]
-    fn options_and_records_apply_sockets_do_not_yet() {
-        let a = parse(BASE);
-        assert!(not_applied(&a, &a).is_empty());
-        let options = parse(
-            &BASE
-                .replace("10.0.0.1\"", "10.0.0.2\"")
-                .replace("10.0.0.5", "10.0.0.6"),
-        );
-        assert!(not_applied(&a, &options).is_empty());
-        let ifaces = parse(&BASE.replace("[\"eth0\"]", "[\"eth0\", \"eth1\"]"));
-        assert_eq!(not_applied(&a, &ifaces), vec!["[server] interfaces"]);
-        let files = parse(&format!("{BASE}\n[files]\nroot = \"/srv/x\"\n"));
-        assert_eq!(not_applied(&a, &files), vec!["[files]"]);
+    fn only_the_state_folder_waits_for_a_restart() {
+        let a = Config::parse("t.toml", BASE).unwrap();
+        let more = BASE.replace("[\"eth0\"]", "[\"eth0\", \"eth1\"]");
+        let b = Config::parse("t.toml", &format!("{more}[files]\nroot = \"/srv/x\"\n")).unwrap();
+        assert!(not_applied(&a, &b).is_empty());
+        let c = Config::parse("t.toml", &BASE.replace("/var/lib/dialtone", "/tmp/x")).unwrap();
+        assert_eq!(not_applied(&a, &c), vec!["[server] state_dir"]);
     }
 }

@@ -29,6 +29,12 @@ pub enum Verdict {
 }
 
 impl RateLimiter {
+    /// A new rate (a reload); the buckets carry on.
+    pub fn set_rate(&mut self, rate: u32) {
+        self.rate = f64::from(rate.max(1));
+        self.burst = self.rate * 2.0;
+    }
+
     pub fn new(rate: u32) -> Self {
         let rate = f64::from(rate.max(1));
         RateLimiter {

@@ -17,6 +17,9 @@ use super::ratelimit::{RateLimiter, Verdict};
 use crate::config::Config;
 use crate::leases::store::{Store, Writer};
 use crate::leases::{Lease, LeaseTable};
+use tokio::sync::watch;
+
+use crate::net::places::{self, Place};
 use crate::net::ready::{Readiness, Report};
 use crate::net::{ifaces, sockets};
 use crate::sys::arp;
@@ -34,6 +37,16 @@ struct Shared {
     limiter: Mutex<RateLimiter>,
     writer: Writer,
     started: Instant,
+}
+
+/// Where DHCP listens under `config`: port 67 of each served interface.
+pub fn places(config: &Config) -> Vec<Place> {
+    config
+        .server
+        .interfaces
+        .iter()
+        .map(|i| Place::on(i, ""))
+        .collect()
 }
 
 /// The DHCP server: the exchange logic with its lease table, and the lease
@@ -71,29 +84,49 @@ impl Dhcp {
     }
 
     /// Serves `interfaces` until the future is dropped.
+    /// Answers with each new configuration as it comes (a reload): the
+    /// lease table, with its offers, stays.
     pub async fn serve(
         &self,
-        interfaces: Vec<String>,
+        live: watch::Receiver<Arc<Config>>,
         ready: Arc<Readiness>,
     ) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
         let serving = Arc::clone(&self.shared);
-        tasks.spawn(ifaces::serve_each(
-            interfaces,
+        tasks.spawn(places::serve(
+            live.clone(),
             "DHCP",
             ready,
-            move |name, report| serve_interface(Arc::clone(&serving), name, report),
+            |c| places(c),
+            move |place, report| serve_interface(Arc::clone(&serving), place.label, report),
         ));
+        let shared = Arc::clone(&self.shared);
+        let mut follow = live;
+        tasks.spawn(async move {
+            while follow.changed().await.is_ok() {
+                let next = Arc::clone(&follow.borrow_and_update());
+                if let Ok(mut l) = shared.limiter.lock() {
+                    l.set_rate(next.dhcp.rate_limit);
+                }
+                if let Ok(mut e) = shared.engine.lock() {
+                    e.set_config(next);
+                }
+            }
+            std::future::pending().await
+        });
         tasks.spawn(housekeeping(Arc::clone(&self.shared)));
         crate::first_exit(&mut tasks).await
     }
 
-    /// Answers from now on with `config` (a reload); leases and offers in
-    /// flight are kept.
-    pub fn set_config(&self, config: Arc<Config>) {
-        if let Ok(mut e) = self.shared.engine.lock() {
-            e.set_config(config);
-        }
+    /// The leases active now (a reload that adds a zone gives it their
+    /// host names).
+    pub fn active(&self) -> Vec<Lease> {
+        let now = crate::now();
+        self.shared
+            .engine
+            .lock()
+            .map(|e| e.leases.all().filter(|l| l.active(now)).cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Addresses leased now.

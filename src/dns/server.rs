@@ -17,6 +17,10 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::reply::{Decision, decide, forward, reply_edns};
 use super::zone::Zone;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::net::places::{self, Place};
 use crate::net::ready::{Readiness, Report};
 use crate::net::{ifaces, sockets};
 
@@ -141,17 +145,48 @@ async fn send<'a, R: ResponseHandler>(
     }
 }
 
-/// Serves DNS on every configured interface until the future is dropped.
+/// Where DNS listens under `config`: its port on each served interface,
+/// when there is a `[dns]` section.
+pub fn places(config: &Config) -> Vec<Place> {
+    match &config.dns {
+        Some(d) => config
+            .server
+            .interfaces
+            .iter()
+            .map(|i| Place::on(i, format!("{} {:?}", d.port, d.upstream)))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Serves DNS on the served interfaces of the live configuration while it
+/// has a `[dns]` section, until the future is dropped. `zone` holds the
+/// zone whenever there is one (set before the configuration that needs it);
+/// the port and upstream servers are socket settings (a change restarts the
+/// interface's sockets), the records are read from the zone per query.
 pub async fn run(
-    interfaces: Vec<String>,
-    port: u16,
-    upstream: Vec<SocketAddr>,
-    zone: SharedZone,
+    live: watch::Receiver<Arc<Config>>,
+    zone: watch::Receiver<Option<SharedZone>>,
     ready: Arc<Readiness>,
 ) -> anyhow::Result<()> {
-    ifaces::serve_each(interfaces, "DNS", ready, move |name, report| {
-        serve_interface(name, port, Arc::clone(&zone), upstream.clone(), report)
-    })
+    let config = live.clone();
+    places::serve(
+        live,
+        "DNS",
+        ready,
+        |c| places(c),
+        move |place, report| {
+            let dns = config.borrow().dns.clone();
+            let zone = zone.borrow().clone();
+            let name = place.label;
+            async move {
+                let (Some(dns), Some(zone)) = (dns, zone) else {
+                    return std::future::pending().await;
+                };
+                serve_interface(name, dns.port, zone, dns.upstream, report).await
+            }
+        },
+    )
     .await
 }
 

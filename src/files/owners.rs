@@ -19,19 +19,30 @@ pub trait Owners: Send + Sync {
 #[derive(Debug, Default)]
 pub struct LeaseOwners {
     leases: RwLock<HashMap<Ipv4Addr, (Mac, u64)>>,
-    reserved: HashMap<Ipv4Addr, Mac>,
+    reserved: RwLock<HashMap<Ipv4Addr, Mac>>,
+}
+
+fn reservations(config: &Config) -> HashMap<Ipv4Addr, Mac> {
+    config
+        .dhcp
+        .hosts
+        .iter()
+        .filter_map(|h| h.ip.map(|ip| (ip, h.mac)))
+        .collect()
 }
 
 impl LeaseOwners {
     pub fn new(config: &Config) -> LeaseOwners {
         LeaseOwners {
             leases: RwLock::default(),
-            reserved: config
-                .dhcp
-                .hosts
-                .iter()
-                .filter_map(|h| h.ip.map(|ip| (ip, h.mac)))
-                .collect(),
+            reserved: RwLock::new(reservations(config)),
+        }
+    }
+
+    /// The reservations of a reloaded configuration; leases stay.
+    pub fn set_reserved(&self, config: &Config) {
+        if let Ok(mut r) = self.reserved.write() {
+            *r = reservations(config);
         }
     }
 
@@ -56,6 +67,6 @@ impl Owners for LeaseOwners {
                 .filter(|(_, exp)| *exp > now)
                 .map(|(mac, _)| *mac)
         });
-        leased.or_else(|| self.reserved.get(&ip).copied())
+        leased.or_else(|| self.reserved.read().ok()?.get(&ip).copied())
     }
 }

@@ -1,10 +1,8 @@
 //! The IPv4 addresses of the interfaces dialtone serves.
 
-use std::sync::Arc;
-
 use nix::ifaddrs::getifaddrs;
 
-use super::ready::{Readiness, Report};
+use super::ready::Report;
 
 use crate::units::Ipv4Net;
 
@@ -102,33 +100,6 @@ where
             }
         }
     }
-}
-
-/// Runs `start(interface, report)` on each interface, each through `follow`,
-/// until one of them fails; `start` calls `report.bound()` once its sockets
-/// are bound.
-pub async fn serve_each<F, Fut>(
-    interfaces: Vec<String>,
-    service: &'static str,
-    ready: Arc<Readiness>,
-    start: F,
-) -> anyhow::Result<()>
-where
-    F: Fn(String, Report) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let mut tasks = tokio::task::JoinSet::new();
-    for name in interfaces {
-        let start = start.clone();
-        let report = Report::new(&ready, service, &name);
-        tasks.spawn(async move {
-            follow(&name, service, &report, || {
-                start(name.clone(), report.clone())
-            })
-            .await
-        });
-    }
-    crate::first_exit(&mut tasks).await
 }
 
 /// An interface's addresses as a server sees them: read at start and again

@@ -2,5 +2,6 @@
 //! bound to an interface.
 
 pub mod ifaces;
+pub mod places;
 pub mod ready;
 pub mod sockets;

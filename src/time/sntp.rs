@@ -93,19 +93,41 @@ pub fn reply(
     Ok(out)
 }
 
+/// Where SNTP listens under `config`: its port on each served interface,
+/// when `[time] serve` is on.
+pub fn places(config: &crate::config::Config) -> Vec<crate::net::places::Place> {
+    if !config.time.serve {
+        return Vec::new();
+    }
+    let settings = format!("{} {}", config.time.port, config.time.stratum);
+    config
+        .server
+        .interfaces
+        .iter()
+        .map(|i| crate::net::places::Place::on(i, settings.clone()))
+        .collect()
+}
+
 /// Serves SNTP on every interface until dropped.
 pub async fn run(
-    interfaces: Vec<String>,
-    port: u16,
-    stratum: u8,
+    live: tokio::sync::watch::Receiver<std::sync::Arc<crate::config::Config>>,
     ready: std::sync::Arc<crate::net::ready::Readiness>,
 ) -> anyhow::Result<()> {
-    if !crate::sys::clock::synchronised() {
+    let config = live.clone();
+    let stratum = live.borrow().time.stratum;
+    if live.borrow().time.serve && !crate::sys::clock::synchronised() {
         tracing::warn!(target: "dialtone::time", stratum, "the host clock is not synchronised (no NTP daemon disciplines it); phones get its time anyway, announced at the configured stratum");
     }
-    crate::net::ifaces::serve_each(interfaces, "SNTP", ready, move |name, report| {
-        serve_interface(name, port, stratum, report)
-    })
+    crate::net::places::serve(
+        live,
+        "SNTP",
+        ready,
+        |c| places(c),
+        move |place, report| {
+            let time = config.borrow().time.clone();
+            serve_interface(place.label, time.port, time.stratum, report)
+        },
+    )
     .await
 }
 

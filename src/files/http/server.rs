@@ -18,8 +18,13 @@ use super::wire::{self, BodyLen, Head};
 use crate::files::path::percent_decode;
 use crate::files::resolve::{Body as FoundBody, Miss, Resolver, fill_at};
 use crate::files::transfers::{Counters, Outcome, Transfer};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::files::LiveServices;
+use crate::net::places::{self, Place};
 use crate::net::ready::{Readiness, Report};
-use crate::net::{ifaces, sockets};
+use crate::net::sockets;
 use crate::sys::cache;
 
 /// A connection waiting longer than this for a request head is closed.
@@ -41,52 +46,84 @@ pub struct Http {
 /// each served interface (bound to the device); other addresses are bound
 /// as they are.
 pub async fn run(
-    listeners: Vec<SocketAddrV4>,
-    interfaces: Vec<String>,
-    http: Arc<Http>,
+    live: watch::Receiver<Arc<Config>>,
+    services: LiveServices,
     ready: Arc<Readiness>,
 ) -> anyhow::Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for addr in listeners {
+    places::serve(
+        live,
+        "HTTP",
+        ready,
+        |c| listeners(c),
+        move |place, report| {
+            let services = services.clone();
+            async move {
+                let addr: SocketAddrV4 = place
+                    .settings
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("bad HTTP listener {}", place.settings))?;
+                match place.interface {
+                    Some(name) => serve_interface(name, addr.port(), services, report).await,
+                    None => {
+                        let l = TcpListener::bind(addr)
+                            .await
+                            .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
+                        report.bound();
+                        tracing::info!(target: "dialtone::files", address = %addr, "serving HTTP");
+                        accept(l, services).await
+                    }
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Where HTTP listens under `config`: each `[files] http` listener,
+/// `0.0.0.0:port` on each served interface (bound to the device), any other
+/// address as it is.
+pub fn listeners(config: &Config) -> Vec<Place> {
+    let Some(files) = &config.files else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for addr in &files.http {
         if addr.ip().is_unspecified() {
-            let http = Arc::clone(&http);
-            tasks.spawn(ifaces::serve_each(
-                interfaces.clone(),
-                "HTTP",
-                Arc::clone(&ready),
-                move |name, report| serve_interface(name, addr.port(), Arc::clone(&http), report),
-            ));
+            for i in &config.server.interfaces {
+                out.push(Place {
+                    label: format!("{i}:{}", addr.port()),
+                    interface: Some(i.clone()),
+                    settings: addr.to_string(),
+                });
+            }
         } else {
-            let http = Arc::clone(&http);
-            let report = Report::new(&ready, "HTTP", &addr.to_string());
-            tasks.spawn(async move {
-                let l = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
-                report.bound();
-                tracing::info!(target: "dialtone::files", address = %addr, "serving HTTP");
-                accept(l, http).await
+            out.push(Place {
+                label: addr.to_string(),
+                interface: None,
+                settings: addr.to_string(),
             });
         }
     }
-    crate::first_exit(&mut tasks).await
+    out
 }
 
 /// HTTP on `port` of one interface, until dropped.
 async fn serve_interface(
     name: String,
     port: u16,
-    http: Arc<Http>,
+    services: LiveServices,
     report: Report,
 ) -> anyhow::Result<()> {
     let l = sockets::tcp_listener(&name, port)
         .with_context(|| format!("cannot listen for HTTP on {name} TCP port {port}"))?;
     report.bound();
     tracing::info!(target: "dialtone::files", interface = %name, port, "serving HTTP");
-    accept(l, http).await
+    accept(l, services).await
 }
 
-async fn accept(listener: TcpListener, http: Arc<Http>) -> anyhow::Result<()> {
+/// Accepts connections; each is answered by the file services of the live
+/// configuration when it came in (a reload does not change a connection's).
+async fn accept(listener: TcpListener, services: LiveServices) -> anyhow::Result<()> {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -97,7 +134,9 @@ async fn accept(listener: TcpListener, http: Arc<Http>) -> anyhow::Result<()> {
             }
         };
         let _ = stream.set_nodelay(true);
-        let http = Arc::clone(&http);
+        let Some(http) = services.borrow().as_ref().map(|s| Arc::clone(&s.http)) else {
+            continue;
+        };
         tokio::spawn(async move {
             if let Err(e) = connection(stream, peer, &http).await {
                 tracing::debug!(target: "dialtone::files", client = %peer, error = %e, "HTTP connection ended");

@@ -130,14 +130,39 @@ pub(super) fn begin(
 
 /// Serves TFTP on every interface until dropped.
 pub async fn run(
-    interfaces: Vec<String>,
-    tftp: Arc<Tftp>,
+    live: tokio::sync::watch::Receiver<Arc<crate::config::Config>>,
+    services: crate::files::LiveServices,
     ready: Arc<crate::net::ready::Readiness>,
 ) -> anyhow::Result<()> {
-    ifaces::serve_each(interfaces, "TFTP", ready, move |name, report| {
-        serve_interface(name, Arc::clone(&tftp), report)
-    })
+    crate::net::places::serve(
+        live,
+        "TFTP",
+        ready,
+        |c| places(c),
+        move |place, report| {
+            let port = place_port(&place);
+            serve_interface(place.label, port, services.clone(), report)
+        },
+    )
     .await
+}
+
+/// Where TFTP listens under `config`: port 69 (or `tftp_port`) of each
+/// served interface, when `[files]` serves TFTP.
+pub fn places(config: &crate::config::Config) -> Vec<crate::net::places::Place> {
+    match &config.files {
+        Some(f) if f.tftp => config
+            .server
+            .interfaces
+            .iter()
+            .map(|i| crate::net::places::Place::on(i, f.tftp_port.to_string()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn place_port(place: &crate::net::places::Place) -> u16 {
+    place.settings.parse().unwrap_or(69)
 }
 
 /// Receives a datagram with the address it was sent to (IP_PKTINFO).
@@ -175,11 +200,14 @@ async fn recv_with_destination(
 
 async fn serve_interface(
     name: String,
-    tftp: Arc<Tftp>,
+    port: u16,
+    services: crate::files::LiveServices,
     report: crate::net::ready::Report,
 ) -> anyhow::Result<()> {
     let name = name.as_str();
-    let port = tftp.config.tftp_port;
+    let Some(mut tftp) = services.borrow().as_ref().map(|s| Arc::clone(&s.tftp)) else {
+        return std::future::pending().await;
+    };
     let sock = sockets::udp(name, port, |s| {
         nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::Ipv4PacketInfo, &true)
             .map_err(io::Error::from)?;
@@ -213,6 +241,15 @@ async fn serve_interface(
             continue;
         };
         let received = tokio::time::Instant::now();
+        // The services of the live configuration: after a reload, new
+        // requests get the new ones (and new transfer sockets); transfers
+        // already running keep theirs.
+        if let Some(now) = services.borrow().as_ref().map(|s| Arc::clone(&s.tftp))
+            && !Arc::ptr_eq(&now, &tftp)
+        {
+            tftp = now;
+            muxes.clear();
+        }
         match packet::parse(&buf[..n]) {
             Ok(Packet::Read(req)) => {
                 let kind = Kind::Read { received };
