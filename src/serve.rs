@@ -185,8 +185,9 @@ fn lease_hook(
     let seen = Arc::clone(&parts.seen);
     Arc::new(move |l: &Lease| {
         let names = live.borrow().dns.as_ref().is_some_and(|d| d.leases);
-        if names && let Some(z) = zone.borrow().as_ref() {
-            set_lease_name(z, l);
+        let current = zone.borrow().clone();
+        if names && let Some(z) = current {
+            set_lease_name(&z, l);
         }
         owners.update(l);
         seen.lease(l, crate::now());
@@ -366,7 +367,10 @@ impl Reloader {
         let services = self.parts.build(&next)?;
         let not_applied = reload::not_applied(&running, &next);
         // The zone first: the DNS places the new configuration brings find it.
-        match (&next.dns, self.zone.borrow().clone()) {
+        // (The zone is cloned out first: a borrow held across the match
+        // would block the send inside it.)
+        let current = self.zone.borrow().clone();
+        match (&next.dns, current) {
             (Some(dns), Some(zone)) => {
                 let subnets: Vec<Ipv4Net> = next.dhcp.subnets.iter().map(|s| s.net).collect();
                 if let Ok(mut z) = zone.write() {

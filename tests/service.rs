@@ -135,7 +135,7 @@ fn with_no_interfaces_it_is_ready_serves_nothing_and_says_so() {
     let mut lab = Lab::new("svc-none");
     lab.write_config("[server]\nstate_dir = \"@STATE@\"\n\n[dhcp]\nlease_time = \"1h\"\n");
     let manager = Manager::new(&lab);
-    lab.spawn(&[], &[manager.env()]);
+    let pid = lab.spawn(&[], &[manager.env()]);
     let got = manager
         .until("READY=1", Duration::from_secs(10))
         .unwrap_or_else(|m| panic!("no READY: {m:?}\n{}", lab.log()));
@@ -148,6 +148,20 @@ fn with_no_interfaces_it_is_ready_serves_nothing_and_says_so() {
     assert!(!discover(&lab, Mac([2, 0, 0, 0, 0, 2]), 0x5e20));
     assert!(lab.state_dir().join("leases.sqlite").exists());
     assert!(lab.exited().is_none(), "it keeps running:\n{}", lab.log());
+    // The installer names the interfaces and reloads: DHCP starts.
+    lab.write_config(&base_config());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    manager
+        .until(
+            "STATUS=DHCP on native0, voice0; 0 leases",
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|m| panic!("not served after naming them: {m:?}\n{}", lab.log()));
+    assert!(discover(&lab, Mac([2, 0, 0, 0, 0, 3]), 0x5e21));
     lab.stop();
 }
 
@@ -336,11 +350,17 @@ fn sighup_applies_options_and_records_keeps_transfers_and_refuses_a_bad_file() {
         )
         .unwrap()
     };
-    lab.write_config(
-        &config
-            .replace("provision.lab.voip:8088", "provision.lab.voip:9099")
-            .replace("10.250.0.5", "10.250.0.6"),
-    );
+    // Options, a record, an interface added and SNTP turned on.
+    dialtone::lab::veth(&lab.srv, "late0", &lab.cli, &format!("l{}", lab.voice_if)).unwrap();
+    let changed = config
+        .replace("provision.lab.voip:8088", "provision.lab.voip:9099")
+        .replace("10.250.0.5", "10.250.0.6")
+        .replace(
+            "interfaces = [\"native0\", \"voice0\"]",
+            "interfaces = [\"native0\", \"voice0\", \"late0\"]",
+        )
+        .replace("\n[files]", "\n[time]\nserve = true\n\n[files]");
+    lab.write_config(&changed);
     hup();
     let reloaded = manager
         .until("READY=1", Duration::from_secs(10))
@@ -354,6 +374,18 @@ fn sighup_applies_options_and_records_keeps_transfers_and_refuses_a_bad_file() {
         Some("http://provision.lab.voip:9099")
     );
     assert_eq!(dig_a(&lab, "pbx1.lab.voip"), "10.250.0.6");
+    let serving = manager
+        .until("DHCP on late0, native0, voice0", Duration::from_secs(10))
+        .unwrap_or_else(|m| panic!("late0 not served after the reload: {m:?}\n{}", lab.log()));
+    let status = status_of(&serving);
+    assert!(status.contains("SNTP"), "{status}");
+    let sntp = lab
+        .cli
+        .command("sntp")
+        .args(["-t", "2", "10.250.0.1"])
+        .output()
+        .unwrap();
+    assert!(sntp.status.success(), "SNTP after the reload: {sntp:?}");
     let early = curl.try_wait().unwrap();
     let have = std::fs::metadata(&got).map(|m| m.len()).unwrap_or(0);
     assert!(
@@ -377,6 +409,25 @@ fn sighup_applies_options_and_records_keeps_transfers_and_refuses_a_bad_file() {
     );
     assert_eq!(dig_a(&lab, "pbx1.lab.voip"), "10.250.0.6");
     assert!(lab.log().contains("reload refused"));
+
+    // An interface removed: its sockets close, the others keep serving.
+    lab.write_config(&changed.replace("\"native0\", ", ""));
+    hup();
+    manager
+        .until("STATUS=DHCP on late0, voice0;", Duration::from_secs(10))
+        .unwrap_or_else(|m| panic!("native0 still served: {m:?}\n{}", lab.log()));
+    let native = lab.native_if.clone();
+    let p = lab.probe(&native);
+    p.send(
+        &ClientMessage::new(DISCOVER, Mac([2, 0, 0, 0, 2, 1]), 0x7004)
+            .broadcast()
+            .requests(&[1, 3]),
+    );
+    assert!(
+        p.reply(0x7004, Duration::from_secs(2)).is_none(),
+        "native0 answered"
+    );
+    assert!(option_160(&lab, 0x7005).is_some(), "voice0 still answers");
 
     let done = curl.wait().unwrap();
     assert!(done.success(), "download failed across reloads");
