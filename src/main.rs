@@ -265,6 +265,13 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Check { config, quiet } => {
             let c = Config::load(&config)?;
+            use dialtone::net::ifaces;
+            let here = |name: &str| {
+                ifaces::exists(name).then(|| ifaces::ipv4_addrs(name).unwrap_or_default())
+            };
+            for w in dialtone::config::warnings::interfaces(&c, here) {
+                eprintln!("{}: warning: {w}", config.display());
+            }
             if !quiet {
                 let text = c.to_normalized_toml();
                 print!("{text}");

@@ -435,3 +435,40 @@ fn sighup_applies_options_and_records_keeps_transfers_and_refuses_a_bad_file() {
     assert!(lab.exited().is_none());
     lab.stop();
 }
+
+#[test]
+fn check_warns_of_a_served_interface_without_an_address_in_a_subnet() {
+    let lab = Lab::new("svc-check");
+    lab.write_config(&base_config().replace(
+        "interfaces = [\"native0\", \"voice0\"]",
+        "interfaces = [\"native0\", \"voice0\", \"ghost0\"]",
+    ));
+    let check = || {
+        let out = lab
+            .srv
+            .command(common::BIN)
+            .args(["check", "--quiet", "--config"])
+            .arg(lab.config_path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "warnings do not fail the check: {out:?}"
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = check();
+    assert_eq!(first.lines().count(), 1, "{first}");
+    assert!(
+        first.contains("warning: server.interfaces: ghost0 does not exist"),
+        "{first}"
+    );
+    lab.srv.ip(&["addr", "flush", "dev", "native0"]).unwrap();
+    lab.srv.addr("native0", "172.16.9.1/24").unwrap();
+    let second = check();
+    assert!(
+        second.contains("native0 has no address inside a configured subnet (it has 172.16.9.1/24"),
+        "{second}"
+    );
+    assert!(!second.contains("voice0"), "{second}");
+}

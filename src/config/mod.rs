@@ -9,6 +9,7 @@ mod phones;
 pub mod profiles;
 mod raw;
 mod render;
+pub mod warnings;
 
 pub use dns::{Dns, DnsHost, Health, HealthCheck, Service, Switchover, SwitchoverMode, Time};
 pub use files::Files;
