@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 udhcpc isc-dhcp-client dhcpcd-base isc-dhcp-relay busybox sqlite3 bind9-dnsutils knot-dnsutils sntp tftp-hpa atftp curl lintian systemd)
+packages=(iproute2 udhcpc isc-dhcp-client dhcpcd-base isc-dhcp-relay busybox sqlite3 bind9-dnsutils knot-dnsutils sntp tftp-hpa atftp curl lintian systemd strace)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -472,3 +472,200 @@ fn check_warns_of_a_served_interface_without_an_address_in_a_subnet() {
     );
     assert!(!second.contains("voice0"), "{second}");
 }
+
+/// The system calls the unit's `SystemCallFilter=` lines allow, resolved as
+/// systemd does: the first (an allow list) sets the filter, a `~` line
+/// takes its calls away, a later allow line adds its calls back. Groups are
+/// expanded from `systemd-analyze syscall-filter` of this systemd.
+fn allowed_by_the_unit() -> std::collections::BTreeSet<String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["syscall-filter", "--no-pager"])
+        .output()
+        .expect("systemd-analyze");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current = None;
+    for line in text.lines() {
+        if line.starts_with('@') {
+            let name = line
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            groups.insert(name.clone(), Vec::new());
+            current = Some(name);
+        } else if let Some(g) = &current {
+            let item = line.trim();
+            if !item.is_empty() && !item.starts_with('#') {
+                groups
+                    .get_mut(g)
+                    .unwrap()
+                    .push(item.split_whitespace().next().unwrap().to_string());
+            }
+        }
+    }
+    fn expand(name: &str, groups: &BTreeMap<String, Vec<String>>, out: &mut BTreeSet<String>) {
+        match groups.get(name) {
+            Some(items) => items.iter().for_each(|i| expand(i, groups, out)),
+            None if !name.starts_with('@') => {
+                out.insert(name.to_string());
+            }
+            None => panic!("unknown syscall group {name}"),
+        }
+    }
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/dialtone.service"
+    ))
+    .unwrap();
+    let mut allowed = BTreeSet::new();
+    for line in unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("SystemCallFilter="))
+    {
+        let (deny, list) = match line.strip_prefix('~') {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let mut calls = BTreeSet::new();
+        for item in list.split_whitespace() {
+            expand(item, &groups, &mut calls);
+        }
+        if deny {
+            allowed.retain(|c| !calls.contains(c));
+        } else {
+            allowed.extend(calls);
+        }
+    }
+    assert!(!allowed.is_empty(), "no SystemCallFilter= in the unit");
+    allowed
+}
+
+#[test]
+fn every_system_call_dialtone_makes_is_allowed_by_the_unit() {
+    let mut lab = Lab::new("svc-seccomp");
+    let root = lab.dir.join("files");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("fw.img"), common::pattern(1 << 20, 3)).unwrap();
+    let config = format!(
+        "{}\n[dns]\nzone = \"lab.voip\"\n[[dns.host]]\nname = \"pbx1\"\nip = \"10.250.0.5\"\n\n[time]\nserve = true\n\n[files]\nroot = \"{}\"\nhttp = [\":80\"]\n",
+        base_config(),
+        root.display()
+    );
+    lab.write_config(&config);
+    let trace = lab.dir.join("strace.txt");
+    // strace runs dialtone in the server namespace, following every thread.
+    let log = std::fs::File::create(lab.dir.join("traced.log")).unwrap();
+    let mut traced = lab
+        .srv
+        .command("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&trace)
+        .arg(common::BIN)
+        .args(["serve", "--user", "nobody", "--config"])
+        .arg(lab.config_path())
+        .stderr(log)
+        .spawn()
+        .expect("strace (tests/run.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(lab.dir.join("traced.log"))
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "dialtone did not get ready under strace"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every service once, and a reload.
+    let voice = lab.voice_if.clone();
+    let lease = lab.udhcpc(&voice, &[]);
+    assert!(lease.contains_key("ip"));
+    lab.cli.addr(&voice, "10.250.0.61/24").unwrap();
+    assert_eq!(dig_a(&lab, "pbx1.lab.voip"), "10.250.0.5");
+    let ok =
+        |c: &mut std::process::Command| c.output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok(lab.cli.command("sntp").args(["-t", "2", "10.250.0.1"])));
+    let got = lab.dir.join("fw.http");
+    assert!(ok(lab
+        .cli
+        .command("curl")
+        .args(["-sS", "--fail", "-o"])
+        .arg(&got)
+        .arg("http://10.250.0.1/fw.img")));
+    let got = lab.dir.join("fw.tftp");
+    assert!(ok(lab
+        .cli
+        .command("busybox")
+        .args(["tftp", "-g", "-r", "fw.img", "-l"])
+        .arg(&got)
+        .arg("10.250.0.1")));
+    let pid = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.parse::<i32>().ok())
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let _ = traced.wait();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    // The calls after the exec of dialtone itself (before it, strace's and
+    // the loader's own are the same under systemd, which filters from exec).
+    let after_exec = text
+        .lines()
+        .skip_while(|l| !l.contains("execve(\"") || !l.contains(common::BIN))
+        .skip(1);
+    // Under systemd the unit switches the user; `--user` is run here so
+    // that the rest is what an unprivileged dialtone does (SQLite, for one,
+    // chowns its journal only as root). The switch makes these calls, up to
+    // its last capset, which the unit's process never makes.
+    let lines: Vec<&str> = after_exec.collect();
+    let dropped = lines
+        .iter()
+        .rposition(|l| l.contains(" capset("))
+        .expect("the switch to nobody");
+    let switch = [
+        "setgroups",
+        "setgid",
+        "setuid",
+        "setresgid",
+        "setresuid",
+        "capset",
+        "capget",
+        "chown",
+    ];
+    let mut made = std::collections::BTreeSet::new();
+    for (i, l) in lines.into_iter().enumerate() {
+        let rest = l.split_once(' ').map(|(_, r)| r.trim_start()).unwrap_or(l);
+        if let Some((name, _)) = rest.split_once('(')
+            && !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && (i > dropped || !switch.contains(&name))
+        {
+            made.insert(name.to_string());
+        }
+    }
+    assert!(
+        made.contains("sendmmsg") || made.contains("sendmsg"),
+        "{made:?}"
+    );
+    let allowed = allowed_by_the_unit();
+    let denied: Vec<&String> = made.iter().filter(|c| !allowed.contains(*c)).collect();
+    assert!(
+        denied.is_empty(),
+        "dialtone makes system calls its unit's SystemCallFilter= denies: {denied:?}"
+    );
+}
