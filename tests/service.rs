@@ -544,7 +544,7 @@ fn allowed_by_the_unit() -> std::collections::BTreeSet<String> {
 
 #[test]
 fn every_system_call_dialtone_makes_is_allowed_by_the_unit() {
-    let mut lab = Lab::new("svc-seccomp");
+    let lab = Lab::new("svc-seccomp");
     let root = lab.dir.join("files");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("fw.img"), common::pattern(1 << 20, 3)).unwrap();
