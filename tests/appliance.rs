@@ -33,14 +33,23 @@ fn the_appliance_image_boots_serves_reloads_upgrades_and_keeps_its_leases() {
     );
     let summary: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains("PASS") || l.contains("FAIL") || l.contains("SKIP") || l.contains("measure"))
+        .filter(|l| {
+            l.contains("PASS") || l.contains("FAIL") || l.contains("SKIP") || l.contains("measure")
+        })
         .collect();
     assert!(
         out.status.success(),
         "boot test failed after {:?}:\n{}\n--- last output ---\n{}",
         started.elapsed(),
         summary.join("\n"),
-        text.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        text.lines()
+            .rev()
+            .take(60)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(
         !text.contains("SKIP "),
@@ -48,6 +57,10 @@ fn the_appliance_image_boots_serves_reloads_upgrades_and_keeps_its_leases() {
         summary.join("\n")
     );
     let passed = summary.iter().filter(|l| l.contains("PASS")).count();
-    assert!(passed >= 40, "only {passed} checks passed:\n{}", summary.join("\n"));
+    assert!(
+        passed >= 40,
+        "only {passed} checks passed:\n{}",
+        summary.join("\n")
+    );
     eprintln!("boot test: {passed} checks in {:?}", started.elapsed());
 }
