@@ -199,7 +199,7 @@ pub fn explain(
     };
     let _ = writeln!(
         o,
-        "  {} {} ({} bytes){}",
+        "  {} {} ({} bytes){}{}",
         message_type_name(parsed.msg_type().unwrap_or(0)),
         parsed.yiaddr,
         reply.bytes.len(),
@@ -210,6 +210,11 @@ pub fn explain(
                 ", boot file field {}",
                 String::from_utf8_lossy(&parsed.file)
             )
+        },
+        if parsed.siaddr.is_unspecified() {
+            String::new()
+        } else {
+            format!(", next server (siaddr) {}", parsed.siaddr)
         }
     );
     for (code, data) in &parsed.options {

@@ -162,7 +162,12 @@ http = ["0.0.0.0:8088"]
         "{text}"
     );
     assert!(!text.contains("sfb (profile"), "{text}");
-    assert!(text.contains("OFFER 10.250.0.100"), "{text}");
+    // The BOOTP header names the model's image and this appliance as the
+    // next server even though 66 and 67 were not asked for.
+    assert!(
+        text.contains("OFFER 10.250.0.100 (333 bytes), boot file field 450HD_3.4.6.img, next server (siaddr) 10.250.0.1"),
+        "{text}"
+    );
     assert!(
         text.contains("160 provisioning_url \"http://10.250.0.1:8088/\""),
         "{text}"

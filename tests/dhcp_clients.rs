@@ -402,3 +402,78 @@ http = ["0.0.0.0:8088"]
     let log = lab.log();
     assert!(log.contains("\"classes\":\"audiocodes,bricked\""), "{log}");
 }
+
+/// A loader that reads only the BOOTP header (PXE ROMs, embedded
+/// bootloaders): it asks for 1, 3, 6, 12 and 17, never for 66 or 67, then
+/// fetches `file` from `siaddr` over TFTP. siaddr must be this appliance,
+/// which serves TFTP and sends a boot file.
+#[test]
+fn a_loader_asking_for_neither_66_nor_67_fetches_file_from_siaddr() {
+    let mut lab = Lab::new("bootp");
+    let root = lab.dir.join("files");
+    std::fs::create_dir_all(&root).unwrap();
+    let image = common::pattern(70_001, 7);
+    std::fs::write(root.join("loader.bin"), &image).unwrap();
+    lab.write_config(&format!(
+        "[server]\nstate_dir = \"@STATE@\"\ninterfaces = [\"voice0\"]\n\
+         [[dhcp.subnet]]\ncidr = \"10.250.0.0/24\"\npool = [\"10.250.0.100-10.250.0.150\"]\nrouter = \"10.250.0.1\"\n\
+         options.bootfile = \"loader.bin\"\n\
+         [files]\nroot = \"{}\"\ntftp = true\n",
+        root.display()
+    ));
+    lab.start();
+    let voice = lab.voice_if.clone();
+    let env = lab.udhcpc(
+        &voice,
+        &[
+            "-o", "-O", "1", "-O", "3", "-O", "6", "-O", "12", "-O", "17",
+        ],
+    );
+    assert_eq!(
+        env.get("siaddr").map(String::as_str),
+        Some("10.250.0.1"),
+        "{env:?}"
+    );
+    assert_eq!(
+        env.get("boot_file").map(String::as_str),
+        Some("loader.bin"),
+        "{env:?}"
+    );
+    assert!(
+        !env.contains_key("tftp") && !env.contains_key("bootfile"),
+        "{env:?}"
+    );
+    // sname is left empty: udhcpc exports it only when it holds a name.
+    assert!(!env.contains_key("sname"), "{env:?}");
+    // The loader takes its address and fetches the file named in the header.
+    let prefix = format!("{}/24", env["ip"]);
+    let out = lab
+        .cli
+        .run("ip", &["addr", "add", &prefix, "dev", &voice])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let got = lab.dir.join("got.bin");
+    let out = lab
+        .cli
+        .run(
+            "timeout",
+            &[
+                "20",
+                "tftp",
+                "-m",
+                "binary",
+                &env["siaddr"],
+                "-c",
+                "get",
+                &env["boot_file"],
+                &got.display().to_string(),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        std::fs::read(&got).ok().as_deref(),
+        Some(&image[..]),
+        "tftp: {out:?}\n{}",
+        lab.log()
+    );
+}

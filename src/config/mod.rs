@@ -107,6 +107,10 @@ pub struct Dhcp {
     pub authoritative: bool,
     /// Packets per second accepted from one MAC; the rest are dropped.
     pub rate_limit: u32,
+    /// siaddr, the BOOTP "next server" a loader fetches `file` from, when
+    /// set here (the host's, then the last matching class's, the subnet's,
+    /// the global one win in that order).
+    pub next_server: Option<AddrSpec>,
     pub options: OptionSet,
     pub subnets: Vec<Subnet>,
     pub classes: Vec<Class>,
@@ -121,6 +125,10 @@ pub struct Subnet {
     pub net: Ipv4Net,
     pub pools: Vec<Ipv4Range>,
     pub lease_time: Option<u32>,
+    /// siaddr, the BOOTP "next server" a loader fetches `file` from, when
+    /// set here (the host's, then the last matching class's, the subnet's,
+    /// the global one win in that order).
+    pub next_server: Option<AddrSpec>,
     /// Options of this subnet, including 1 (mask), 3 (router), 6 (dns) and 15 (domain).
     pub options: OptionSet,
 }
@@ -154,6 +162,10 @@ pub struct Class {
     /// option: a profile's defaults.
     pub defaults: OptionSet,
     pub options: OptionSet,
+    /// siaddr, the BOOTP "next server" a loader fetches `file` from, when
+    /// set here (the host's, then the last matching class's, the subnet's,
+    /// the global one win in that order).
+    pub next_server: Option<AddrSpec>,
     pub force: Vec<u8>,
     /// When set, the only options sent beyond those every reply carries.
     pub only: Option<Vec<u8>>,
@@ -180,6 +192,10 @@ pub struct Host {
     pub mac: Mac,
     pub ip: Option<Ipv4Addr>,
     pub hostname: Option<String>,
+    /// siaddr, the BOOTP "next server" a loader fetches `file` from, when
+    /// set here (the host's, then the last matching class's, the subnet's,
+    /// the global one win in that order).
+    pub next_server: Option<AddrSpec>,
     pub options: OptionSet,
 }
 
@@ -437,6 +453,7 @@ impl Cx<'_> {
             None => 20,
         };
         let options = self.options(raw.options, "dhcp.options")?;
+        let next_server = self.next_server(&raw.next_server, "dhcp.next_server")?;
 
         let mut subnets: Vec<Subnet> = Vec::new();
         for (i, s) in raw.subnet.into_iter().enumerate() {
@@ -488,6 +505,7 @@ impl Cx<'_> {
             decline_time,
             authoritative: raw.authoritative.unwrap_or(true),
             rate_limit,
+            next_server,
             options,
             subnets,
             classes,
@@ -580,6 +598,7 @@ impl Cx<'_> {
             net,
             pools,
             lease_time,
+            next_server: self.next_server(&s.next_server, &format!("{key}.next_server"))?,
             options,
         })
     }
@@ -595,6 +614,7 @@ impl Cx<'_> {
             matchers: vec![Match::default()],
             defaults: OptionSet::new(),
             options: OptionSet::new(),
+            next_server: self.next_server(&c.next_server, &format!("{key}.next_server"))?,
             force: Vec::new(),
             only: None,
         };
@@ -799,8 +819,21 @@ impl Cx<'_> {
             mac,
             ip,
             hostname,
+            next_server: self.next_server(&h.next_server, &format!("{key}.next_server"))?,
             options: self.options(h.options, &format!("{key}.options"))?,
         })
+    }
+
+    /// `next_server`: an IPv4 address or `self` (no host names: siaddr is an
+    /// address, and Kea's `next-server` takes none either).
+    fn next_server(
+        &self,
+        s: &Option<Spanned<String>>,
+        key: &str,
+    ) -> Result<Option<AddrSpec>, ConfigError> {
+        s.as_ref()
+            .map(|s| self.addr_spec(s.get_ref(), s, key))
+            .transpose()
     }
 
     fn addr_spec<T>(&self, s: &str, at: &Spanned<T>, key: &str) -> Result<AddrSpec, ConfigError> {
@@ -1090,6 +1123,7 @@ pub fn load_profile(p: &profiles::Profile) -> Result<Class, ConfigError> {
         },
         defaults: cx.options(raw.defaults, "defaults")?,
         options: cx.options(raw.options, "options")?,
+        next_server: None,
         force: match &raw.force {
             Some(f) => cx.codes(f, "force")?,
             None => Vec::new(),

@@ -70,6 +70,8 @@ pub struct RawDhcp {
     pub authoritative: Option<bool>,
     /// Packets per second accepted from one MAC before it is rate limited.
     pub rate_limit: Option<Spanned<i64>>,
+    /// siaddr (the BOOTP next server): an IPv4 address or "self".
+    pub next_server: Option<Spanned<String>>,
     #[serde(default)]
     pub options: RawOptions,
     #[serde(default)]
@@ -108,6 +110,8 @@ pub struct RawSubnet {
     pub dns: Vec<Spanned<String>>,
     pub domain: Option<Spanned<String>>,
     pub lease_time: Option<Spanned<RawDuration>>,
+    /// siaddr (the BOOTP next server): an IPv4 address or "self".
+    pub next_server: Option<Spanned<String>>,
     #[serde(default)]
     pub options: RawOptions,
 }
@@ -120,6 +124,8 @@ pub struct RawClass {
     pub profile: Option<Spanned<String>>,
     #[serde(rename = "match")]
     pub matcher: Option<RawMatches>,
+    /// siaddr (the BOOTP next server): an IPv4 address or "self".
+    pub next_server: Option<Spanned<String>>,
     #[serde(default)]
     pub options: RawOptions,
     pub force: Option<Vec<Spanned<i64>>>,
@@ -191,6 +197,8 @@ pub struct RawHost {
     pub mac: Spanned<String>,
     pub ip: Option<Spanned<String>>,
     pub hostname: Option<Spanned<String>>,
+    /// siaddr (the BOOTP next server): an IPv4 address or "self".
+    pub next_server: Option<Spanned<String>>,
     #[serde(default)]
     pub options: RawOptions,
 }

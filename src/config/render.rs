@@ -21,6 +21,12 @@ fn options(out: &mut String, prefix: &str, set: &OptionSet) {
     }
 }
 
+fn next_server(out: &mut String, n: Option<opt::AddrSpec>) {
+    if let Some(n) = n {
+        let _ = writeln!(out, "next_server = {}", quote(&n.to_string()));
+    }
+}
+
 /// One set of match rules as an inline TOML table.
 pub fn match_table(m: &Match) -> String {
     let mut parts = Vec::new();
@@ -64,6 +70,7 @@ pub fn normalized(c: &Config) -> String {
     let _ = writeln!(o, "decline_time = {}", d.decline_time);
     let _ = writeln!(o, "authoritative = {}", d.authoritative);
     let _ = writeln!(o, "rate_limit = {}", d.rate_limit);
+    next_server(&mut o, d.next_server);
     options(&mut o, "", &d.options);
     for s in &d.subnets {
         let _ = writeln!(o, "\n[[dhcp.subnet]]");
@@ -73,6 +80,7 @@ pub fn normalized(c: &Config) -> String {
         if let Some(l) = s.lease_time {
             let _ = writeln!(o, "lease_time = {l}");
         }
+        next_server(&mut o, s.next_server);
         options(&mut o, "", &s.options);
     }
     for k in &d.classes {
@@ -106,6 +114,7 @@ pub fn normalized(c: &Config) -> String {
         if let Some(only) = &k.only {
             let _ = writeln!(o, "only = {only:?}");
         }
+        next_server(&mut o, k.next_server);
     }
     if !d.images.is_empty() {
         let _ = writeln!(o, "\n[dhcp.images]   # built-in names and yours");
@@ -122,6 +131,7 @@ pub fn normalized(c: &Config) -> String {
         if let Some(n) = &h.hostname {
             let _ = writeln!(o, "hostname = {}", quote(n));
         }
+        next_server(&mut o, h.next_server);
         options(&mut o, "", &h.options);
     }
     if let Some(n) = &c.dns {

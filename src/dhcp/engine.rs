@@ -497,16 +497,7 @@ impl Engine {
                 }
             }
         }
-        let file = optional
-            .iter()
-            .find(|(c, _)| *c == opt::BOOTFILE)
-            .map(|(_, d)| d.clone())
-            .filter(|d| d.len() < 128);
-        let siaddr = optional
-            .iter()
-            .find(|(c, _)| *c == opt::TFTP_SERVER)
-            .and_then(|(_, d)| std::str::from_utf8(d).ok()?.parse().ok())
-            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let (file, siaddr) = self.boot_header(c, &set, &ctx);
         let mut last = Vec::new();
         if let Some(id) = req.option(opt::CLIENT_ID) {
             mandatory.push((opt::CLIENT_ID, id.to_vec()));
@@ -552,6 +543,46 @@ impl Engine {
             bytes,
             dest: destination(req, msg_type, yiaddr),
         }
+    }
+
+    /// The BOOTP header's `file` and `siaddr`, which loaders that read only
+    /// the header (PXE ROMs, embedded bootloaders) fetch from whether or not
+    /// they asked for options 66 and 67. `file` is the configured boot file
+    /// (option 67). `siaddr` is the configured `next_server` (host, last
+    /// class, subnet, global), else option 66's value when it is an address,
+    /// else this appliance's address when it serves TFTP and a boot file goes
+    /// out, else 0.0.0.0.
+    fn boot_header(
+        &self,
+        c: &Client<'_>,
+        set: &BTreeMap<u8, &OptionValue>,
+        ctx: &RenderCtx<'_>,
+    ) -> (Option<Vec<u8>>, Ipv4Addr) {
+        let file = set
+            .get(&opt::BOOTFILE)
+            .and_then(|v| v.render(ctx))
+            .filter(|d| !d.is_empty() && d.len() < 128);
+        let configured = c
+            .host
+            .and_then(|h| h.next_server)
+            .or_else(|| c.classes.iter().rev().find_map(|k| k.next_server))
+            .or(c.subnet.next_server)
+            .or(self.config.dhcp.next_server)
+            .map(|a| a.resolve(c.server_id));
+        let tftp_option = || {
+            let d = set.get(&opt::TFTP_SERVER)?.render(ctx)?;
+            std::str::from_utf8(&d)
+                .ok()?
+                .trim()
+                .parse::<Ipv4Addr>()
+                .ok()
+        };
+        let serves_tftp = self.config.files.as_ref().is_some_and(|f| f.tftp);
+        let siaddr = configured
+            .or_else(tftp_option)
+            .or_else(|| (file.is_some() && serves_tftp).then_some(c.server_id))
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        (file, siaddr)
     }
 
     fn nak(&self, c: &Client<'_>, why: &str, ex: &mut Exchange) -> Reply {

@@ -469,3 +469,77 @@ fn bootp_is_answered_for_reservations_only() {
             .contains("reservations")
     );
 }
+
+/// A loader that reads only the BOOTP header: it asks for 1, 3, 6, 12, 17
+/// and never for 66 or 67, then fetches `file` from `siaddr`.
+fn header_only(config: &str, m: Mac) -> (Vec<u8>, Ipv4Addr, Vec<u8>) {
+    let c = Config::parse("t", config).unwrap();
+    let mut e = Engine::new(Arc::new(c), LeaseTable::new());
+    let i = Ingress {
+        interface: "v".into(),
+        addrs: vec!["10.0.0.1/24".parse().unwrap()],
+    };
+    let req = ClientMessage::new(DISCOVER, m, 1).requests(&[1, 3, 6, 12, 17]);
+    let out = e.handle(&Request::parse(&req.encode()).unwrap(), &i, NOW);
+    let bytes = out.reply.expect("offer").bytes;
+    let offer = ParsedReply::parse(&bytes).expect("well-formed reply");
+    assert!(offer.get(66).is_none() && offer.get(67).is_none());
+    let sname = bytes[44..108].to_vec();
+    (offer.file, offer.siaddr, sname)
+}
+
+const BOOT_SUBNET: &str = "[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.20\"]\noptions.bootfile = \"loader.bin\"\n";
+
+#[test]
+fn the_boot_file_and_next_server_reach_a_loader_that_asks_for_neither() {
+    // Serving TFTP and a boot file goes out: siaddr is this appliance.
+    let tftp = "[files]\nroot = \"/srv/dialtone\"\ntftp = true\n";
+    let (file, siaddr, sname) = header_only(&format!("{BOOT_SUBNET}{tftp}"), mac(1));
+    assert_eq!(file, b"loader.bin");
+    assert_eq!(siaddr, Ipv4Addr::new(10, 0, 0, 1));
+    assert!(sname.iter().all(|&b| b == 0), "sname stays empty");
+
+    // Option 66 configured as an address: siaddr is that server, though 66
+    // itself is not sent.
+    let other = format!("{BOOT_SUBNET}options.tftp_server = \"10.0.0.5\"\n{tftp}");
+    assert_eq!(header_only(&other, mac(1)).1, Ipv4Addr::new(10, 0, 0, 5));
+
+    // No TFTP here and no 66: nobody to name, 0.0.0.0.
+    let (file, siaddr, _) = header_only(BOOT_SUBNET, mac(1));
+    assert_eq!(file, b"loader.bin");
+    assert_eq!(siaddr, Ipv4Addr::UNSPECIFIED);
+
+    // No boot file: siaddr stays 0 even when TFTP is served.
+    let plain = "[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.20\"]\n[files]\nroot = \"/srv/dialtone\"\ntftp = true\n";
+    let (file, siaddr, _) = header_only(plain, mac(1));
+    assert!(file.is_empty());
+    assert_eq!(siaddr, Ipv4Addr::UNSPECIFIED);
+}
+
+#[test]
+fn next_server_is_taken_from_host_then_class_then_subnet_then_global() {
+    let layered = "[dhcp]\nnext_server = \"10.0.0.2\"\n\
+        [[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.20\"]\noptions.bootfile = \"loader.bin\"\noptions.tftp_server = \"10.0.0.9\"\nnext_server = \"10.0.0.3\"\n\
+        [[dhcp.class]]\nname = \"lab\"\nmatch = [{ mac = \"00908faabb02\" }, { mac = \"00908faabb03\" }]\nnext_server = \"10.0.0.4\"\n\
+        [[dhcp.host]]\nmac = \"00:90:8f:aa:bb:03\"\nnext_server = \"self\"\n";
+    // subnet beats global and option 66
+    assert_eq!(header_only(layered, mac(1)).1, Ipv4Addr::new(10, 0, 0, 3));
+    // class beats subnet
+    assert_eq!(header_only(layered, mac(2)).1, Ipv4Addr::new(10, 0, 0, 4));
+    // host beats class; "self" is this appliance's address
+    assert_eq!(header_only(layered, mac(3)).1, Ipv4Addr::new(10, 0, 0, 1));
+    // global alone
+    let global = "[dhcp]\nnext_server = \"10.0.0.2\"\n[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.20\"]\n";
+    assert_eq!(header_only(global, mac(1)).1, Ipv4Addr::new(10, 0, 0, 2));
+}
+
+#[test]
+fn next_server_must_be_an_address_or_self() {
+    let bad = "[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\nnext_server = \"tftp.example\"\n";
+    let e = Config::parse("t.toml", bad).unwrap_err().to_string();
+    assert!(
+        e.contains("t.toml:3:") && e.contains("dhcp.subnet[0].next_server"),
+        "{e}"
+    );
+    assert!(e.contains("not an IPv4 address or \"self\""), "{e}");
+}
