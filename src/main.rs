@@ -65,6 +65,11 @@ enum Cmd {
         /// One JSON array instead of a table.
         #[arg(long)]
         json: bool,
+        /// Salvage a damaged lease database (one `serve` refuses to start
+        /// on): every lease that can still be read goes into a new database,
+        /// and the damaged one is kept beside it.
+        #[arg(long, conflicts_with = "json")]
+        repair: bool,
     },
     /// Show the counters per file of the TFTP and HTTP service (written by
     /// `serve` every few seconds).
@@ -182,6 +187,69 @@ fn stderr_is_the_journal() -> bool {
 }
 
 /// The manual pages, from the command line's own definition.
+/// `dialtone leases --repair`.
+fn repair_leases(c: &Config, path: &std::path::Path) -> anyhow::Result<()> {
+    use dialtone::leases::repair;
+    match repair::damaged(path)? {
+        None => {
+            println!("{}: not damaged; nothing to repair", path.display());
+            return Ok(());
+        }
+        Some(why) => eprintln!("{}: {why}", path.display()),
+    }
+    // Every address of every configured subnet: reservations and addresses
+    // of an earlier pool are looked up too.
+    let candidates = c.dhcp.subnets.iter().flat_map(|s| {
+        (u32::from(s.net.network())..=u32::from(s.net.broadcast())).map(std::net::Ipv4Addr::from)
+    });
+    // Held out of the pool for the longest lease time configured.
+    let hold = c
+        .dhcp
+        .subnets
+        .iter()
+        .filter_map(|s| s.lease_time)
+        .chain([c.dhcp.lease_time])
+        .max()
+        .map_or(0, u64::from);
+    let r = repair::repair(path, candidates, dialtone::now(), hold)?;
+    // Run as root for a service that runs as its own user: the new files
+    // belong to the owner of the state folder, as the old ones did.
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(dir)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let f = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if f.exists() {
+                nix::unistd::chown(
+                    &f,
+                    Some(nix::unistd::Uid::from_raw(meta.uid())),
+                    Some(nix::unistd::Gid::from_raw(meta.gid())),
+                )?;
+            }
+        }
+    }
+    println!(
+        "salvaged {} leases into a new {} ({} by scanning, {} by looking up the configured subnets' addresses)",
+        r.leases.len(),
+        path.display(),
+        r.scanned,
+        r.looked_up
+    );
+    if r.unreadable > 0 {
+        println!(
+            "{} addresses could not be read ({}): they are held out of the pool until {} UTC, when any lease on them has run out, so none is offered while a phone may still hold it",
+            r.unreadable,
+            r.first_problem.as_deref().unwrap_or("damaged pages"),
+            dialtone::units::utc(r.held_until)
+        );
+    }
+    println!(
+        "the damaged database is kept as {}; start dialtone again",
+        r.kept_as.display()
+    );
+    Ok(())
+}
+
 fn manpages(dir: &std::path::Path) -> anyhow::Result<()> {
     use clap::CommandFactory;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
@@ -322,7 +390,11 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Manpages { dir } => manpages(&dir),
-        Cmd::Leases { config, json } => {
+        Cmd::Leases {
+            config,
+            json,
+            repair,
+        } => {
             let c = Config::load(&config)?;
             let path = c.leases_path();
             if !path.exists() {
@@ -330,6 +402,9 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                     "no lease database at {} (has `dialtone serve` run with this configuration?)",
                     path.display()
                 );
+            }
+            if repair {
+                return repair_leases(&c, &path);
             }
             let mut leases = Store::open_read_only(&path)?.load()?;
             leases.sort_by_key(|l| l.ip);

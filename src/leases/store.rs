@@ -35,6 +35,10 @@ pub enum StoreError {
         "lease database {path} has schema version {version}, newer than this dialtone understands; use the dialtone that wrote it"
     )]
     NewerSchema { path: String, version: i64 },
+    #[error(
+        "lease database {path} is damaged: {detail}. dialtone does not start on a partial lease table, which would hand out addresses phones still hold. Salvage every readable lease into a new database with `dialtone leases --repair` (the damaged file is kept beside it), then start again"
+    )]
+    Damaged { path: String, detail: String },
     #[error("the lease writer has stopped")]
     WriterGone,
     #[error("lease write failed: {0}")]
@@ -87,13 +91,28 @@ impl Store {
             path: path.display().to_string(),
             source,
         };
+        let damaged = |source: rusqlite::Error| match damage(&source) {
+            Some(detail) => StoreError::Damaged {
+                path: path.display().to_string(),
+                detail,
+            },
+            None => StoreError::Sqlite {
+                path: path.display().to_string(),
+                source,
+            },
+        };
         let conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
+            .map_err(damaged)?;
         conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        // Freed space is zeroed: a page that leaves the table keeps no old
+        // rows for `leases --repair` to mistake for live ones.
+        conn.pragma_update(None, "secure_delete", true)
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
+        check_integrity(&conn, path)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(err)?;
@@ -110,6 +129,9 @@ impl Store {
                 path: path.display().to_string(),
                 version,
             });
+        }
+        if has_table && version == SCHEMA_VERSION {
+            check_columns(&conn, path)?;
         }
         let tx = conn.unchecked_transaction().map_err(err)?;
         let from_v1 = has_table && version < 2;
@@ -155,48 +177,20 @@ impl Store {
     pub fn load(&self) -> Result<Vec<Lease>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT ip, mac, state, expires, hostname, vendor_class, user_class, interface FROM leases",
-            )
+            .prepare(&format!("SELECT {COLUMNS} FROM leases"))
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, String>(7)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], Row::read).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (ip, mac, state, expires, hostname, vendor_class, user_class, interface) =
-                row.map_err(|e| self.err(e))?;
-            let parsed = (
-                ip.parse::<Ipv4Addr>(),
-                mac.parse::<Mac>(),
-                LeaseState::parse(&state),
-            );
-            match parsed {
-                (Ok(ip), Ok(mac), Some(state)) => out.push(Lease {
-                    ip,
-                    mac,
-                    hostname,
-                    vendor_class,
-                    user_class,
-                    interface,
-                    state,
-                    expires: u64::try_from(expires).unwrap_or(0),
-                }),
-                _ => tracing::warn!(
-                    target: "dialtone::leases",
-                    ip, mac, state, "skipping unreadable lease row"
-                ),
+            let row = row.map_err(|e| match damage(&e) {
+                Some(detail) => StoreError::Damaged {
+                    path: self.path.display().to_string(),
+                    detail,
+                },
+                None => self.err(e),
+            })?;
+            if let Some(l) = row.lease() {
+                out.push(l);
             }
         }
         Ok(out)
@@ -242,6 +236,147 @@ impl Store {
         }
         tx.commit().map_err(err)
     }
+}
+
+/// The columns a lease is read from, in `Row::read`'s order.
+pub(super) const COLUMNS: &str =
+    "ip, mac, state, expires, hostname, vendor_class, user_class, interface";
+
+/// One stored row as SQLite gives it, before it is checked.
+pub(super) struct Row {
+    ip: String,
+    mac: String,
+    state: String,
+    expires: i64,
+    hostname: Option<String>,
+    vendor_class: Option<String>,
+    user_class: Option<String>,
+    interface: String,
+}
+
+impl Row {
+    /// A row read from a page of the file (see `pages`).
+    pub(super) fn from_page(p: super::pages::PageRow) -> Row {
+        Row {
+            ip: p.ip,
+            mac: p.mac,
+            state: p.state,
+            expires: p.expires,
+            hostname: p.hostname,
+            vendor_class: p.vendor_class,
+            user_class: p.user_class,
+            interface: p.interface,
+        }
+    }
+
+    pub(super) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+        Ok(Row {
+            ip: r.get(0)?,
+            mac: r.get(1)?,
+            state: r.get(2)?,
+            expires: r.get(3)?,
+            hostname: r.get(4)?,
+            vendor_class: r.get(5)?,
+            user_class: r.get(6)?,
+            interface: r.get(7)?,
+        })
+    }
+
+    /// The lease, or `None` (logged) for a row whose address, MAC or state
+    /// does not parse: one bad row never keeps the server from starting.
+    pub(super) fn lease(self) -> Option<Lease> {
+        match (
+            self.ip.parse::<Ipv4Addr>(),
+            self.mac.parse::<Mac>(),
+            LeaseState::parse(&self.state),
+        ) {
+            (Ok(ip), Ok(mac), Some(state)) => Some(Lease {
+                ip,
+                mac,
+                hostname: self.hostname,
+                vendor_class: self.vendor_class,
+                user_class: self.user_class,
+                interface: self.interface,
+                state,
+                expires: u64::try_from(self.expires).unwrap_or(0),
+            }),
+            _ => {
+                tracing::warn!(
+                    target: "dialtone::leases",
+                    ip = %self.ip.escape_debug(), mac = %self.mac.escape_debug(),
+                    state = %self.state.escape_debug(), "skipping unreadable lease row"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// What an SQLite error says about the file, when it says it is damaged
+/// (malformed pages, not a database at all).
+pub(super) fn damage(e: &rusqlite::Error) -> Option<String> {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt) => Some(format!("malformed ({e})")),
+        Some(ErrorCode::NotADatabase) => Some(format!("not an SQLite database ({e})")),
+        _ => None,
+    }
+}
+
+/// `PRAGMA quick_check`: every page and B-tree is read and checked (cheap
+/// for a lease table). Anything but "ok" is damage.
+fn check_integrity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.display().to_string(),
+        detail,
+    };
+    let mut problems: Vec<String> = Vec::new();
+    let outcome = conn.prepare("PRAGMA quick_check(5)").and_then(|mut stmt| {
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        for r in rows {
+            problems.push(r?);
+        }
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        return Err(match damage(&e) {
+            Some(detail) => damaged(detail),
+            None => StoreError::Sqlite {
+                path: path.display().to_string(),
+                source: e,
+            },
+        });
+    }
+    if problems != ["ok"] {
+        return Err(damaged(format!("integrity check: {}", problems.join("; "))));
+    }
+    Ok(())
+}
+
+/// The leases table must have the columns this version reads.
+fn check_columns(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let have: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('leases')")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|source| StoreError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let missing: Vec<&str> = COLUMNS
+        .split(", ")
+        .filter(|c| !have.iter().any(|h| h == c))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Damaged {
+        path: path.display().to_string(),
+        detail: format!(
+            "the leases table lacks the columns {} (it has {})",
+            missing.join(", "),
+            have.join(", ")
+        ),
+    })
 }
 
 /// What to do once a job's leases are committed (or the commit failed).
