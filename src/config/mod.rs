@@ -107,6 +107,10 @@ pub struct Dhcp {
     pub authoritative: bool,
     /// Packets per second accepted from one MAC; the rest are dropped.
     pub rate_limit: u32,
+    /// DISCOVERs and REQUESTs from clients this server has no record of
+    /// (no lease, offer, reservation or inventory entry) admitted per subnet
+    /// per second; the rest are dropped. 0: no limit.
+    pub new_clients_per_second: u32,
     /// siaddr, the BOOTP "next server" a loader fetches `file` from, when
     /// set here (the host's, then the last matching class's, the subnet's,
     /// the global one win in that order).
@@ -452,6 +456,16 @@ impl Cx<'_> {
                 })?,
             None => 20,
         };
+        let new_clients_per_second = match &raw.new_clients_per_second {
+            Some(r) => u32::try_from(*r.get_ref()).map_err(|_| {
+                self.err(
+                    r,
+                    "dhcp.new_clients_per_second",
+                    "expected new clients per second, or 0 for no limit",
+                )
+            })?,
+            None => 200,
+        };
         let options = self.options(raw.options, "dhcp.options")?;
         let next_server = self.next_server(&raw.next_server, "dhcp.next_server")?;
 
@@ -505,6 +519,7 @@ impl Cx<'_> {
             decline_time,
             authoritative: raw.authoritative.unwrap_or(true),
             rate_limit,
+            new_clients_per_second,
             next_server,
             options,
             subnets,

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use super::classes;
+use super::flood;
 use super::options::{self as opt, OptionValue, RenderCtx, Template};
 use super::packet::{self, Encoded, ReplyHeader, Request, encode_reply};
 use crate::config::{Config, Host, Subnet, hosts_by_mac, reserved_ips};
@@ -83,6 +84,23 @@ pub struct Engine {
     pub leases: LeaseTable,
     hosts: HashMap<Mac, usize>,
     reserved: HashSet<Ipv4Addr>,
+    /// MACs of `[[dhcp.host]]` entries and inventory phones: never new.
+    known: HashSet<Mac>,
+    admission: flood::Admission,
+    /// Warnings of dropped new clients and of exhausted pools.
+    over_cap: flood::Quiet,
+    exhausted: flood::Quiet,
+}
+
+/// MACs the configuration names: hosts and inventory phones.
+fn known_macs(config: &Config) -> HashSet<Mac> {
+    config
+        .dhcp
+        .hosts
+        .iter()
+        .map(|h| h.mac)
+        .chain(config.phones.phones.iter().filter_map(|p| p.mac))
+        .collect()
 }
 
 /// Per-request facts the reply is built from.
@@ -99,10 +117,14 @@ impl Engine {
         let hosts = hosts_by_mac(&config.dhcp.hosts);
         let reserved = reserved_ips(&config.dhcp.hosts);
         Engine {
+            known: known_macs(&config),
             config,
             leases,
             hosts,
             reserved,
+            admission: flood::Admission::default(),
+            over_cap: flood::Quiet::default(),
+            exhausted: flood::Quiet::default(),
         }
     }
 
@@ -117,6 +139,7 @@ impl Engine {
     pub fn set_config(&mut self, config: Arc<Config>) {
         self.hosts = hosts_by_mac(&config.dhcp.hosts);
         self.reserved = reserved_ips(&config.dhcp.hosts);
+        self.known = known_macs(&config);
         self.config = config;
     }
 
@@ -165,6 +188,30 @@ impl Engine {
             persist: Vec::new(),
             exchange: ex,
         };
+        if matches!(req.msg_type, packet::DISCOVER | packet::REQUEST)
+            && !self.known.contains(&req.mac)
+            && !self.leases.knows(req.mac)
+            && !self.admission.admit(
+                subnet.net.network(),
+                config.dhcp.new_clients_per_second,
+                now,
+            )
+        {
+            // A flood of new clients (random MACs) is bounded per subnet;
+            // phones with a lease, an offer, a reservation or an inventory
+            // entry are never held back by it.
+            out.exchange.level = Level::Debug;
+            if let Some(quiet) = self.over_cap.occur(subnet.net.network(), now) {
+                out.exchange.level = Level::Warn;
+                out.exchange.note = Some(format!(
+                    "more than {} new clients a second in {}: dropping the rest (a flood?); {quiet} dropped since the last warning",
+                    config.dhcp.new_clients_per_second, subnet.net
+                ));
+            } else {
+                out.exchange.note = Some("new client over new_clients_per_second".into());
+            }
+            return out;
+        }
         match req.msg_type {
             packet::DISCOVER => self.discover(&client, now, &mut out),
             packet::REQUEST => self.request(&client, ingress, now, &mut out),
@@ -254,10 +301,17 @@ impl Engine {
                 out.exchange.level = Level::Warn;
                 out.exchange.note = Some(match self.reservation(c) {
                     Some(r) => format!("reserved address {r} is held by another client"),
-                    None => format!(
-                        "pool exhausted in {}: {used} of {size} addresses leased or quarantined",
-                        c.subnet.net
-                    ),
+                    None => match self.exhausted.occur(c.subnet.net.network(), now) {
+                        // Said once a minute, with the count in between.
+                        Some(quiet) => format!(
+                            "pool exhausted in {}: {used} of {size} addresses leased or quarantined; {quiet} more clients found it exhausted since the last warning",
+                            c.subnet.net
+                        ),
+                        None => {
+                            out.exchange.level = Level::Debug;
+                            format!("pool exhausted in {}", c.subnet.net)
+                        }
+                    },
                 });
             }
         }

@@ -3,6 +3,7 @@
 pub mod classes;
 pub mod client;
 pub mod engine;
+pub mod flood;
 pub mod options;
 pub mod packet;
 pub mod ratelimit;

@@ -229,13 +229,37 @@ impl LeaseTable {
             return Some(ip);
         }
         // Every address has been used once: reuse the longest-expired one.
-        self.by_ip
+        let expired = self
+            .by_ip
             .values()
             .filter(|l| subnet.in_pool(l.ip) && !reserved.contains(&l.ip))
             .filter(|l| !l.active(now) && !l.quarantined(now))
             .filter(|l| self.available_for(l.ip, mac, now))
             .min_by_key(|l| (l.expires, u32::from(l.ip)))
-            .map(|l| l.ip)
+            .map(|l| l.ip);
+        if expired.is_some() {
+            return expired;
+        }
+        // Every address is leased or offered. An offer is not a lease: the
+        // oldest offer to another client goes to this one (its client's
+        // REQUEST will be refused and it starts over), so a flood of
+        // DISCOVERs from made-up MACs cannot hold the pool against a phone.
+        self.offers
+            .iter()
+            .filter(|(ip, o)| o.mac != mac && subnet.in_pool(**ip) && !reserved.contains(ip))
+            .filter(|(ip, _)| {
+                self.by_ip
+                    .get(ip)
+                    .is_none_or(|l| !l.active(now) && !l.quarantined(now))
+            })
+            .min_by_key(|(ip, o)| (o.until, u32::from(**ip)))
+            .map(|(ip, _)| *ip)
+    }
+
+    /// Whether the table has any record of `mac`: a lease (of any state) or
+    /// an offer.
+    pub fn knows(&self, mac: Mac) -> bool {
+        self.by_mac.get(&mac).is_some_and(|l| !l.is_empty()) || self.offered_to.contains_key(&mac)
     }
 
     /// Counts of active leases and pool size for a subnet, for logs.

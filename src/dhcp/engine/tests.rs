@@ -543,3 +543,117 @@ fn next_server_must_be_an_address_or_self() {
     );
     assert!(e.contains("not an IPv4 address or \"self\""), "{e}");
 }
+
+fn small(extra: &str) -> (Engine, Ingress) {
+    let c = Config::parse(
+        "t",
+        &format!("[dhcp]\n{extra}\n[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.12\"]\n[[dhcp.host]]\nmac = \"00:90:8f:aa:bb:f0\"\n"),
+    )
+    .unwrap();
+    let i = Ingress {
+        interface: "v".into(),
+        addrs: vec!["10.0.0.1/24".parse().unwrap()],
+    };
+    (Engine::new(Arc::new(c), LeaseTable::new()), i)
+}
+
+fn discover_at(e: &mut Engine, m: Mac, i: &Ingress, now: u64) -> Outcome {
+    let req = Request::parse(&ClientMessage::new(DISCOVER, m, 9).encode()).unwrap();
+    e.handle(&req, i, now)
+}
+
+#[test]
+fn a_flood_of_offers_cannot_hold_the_pool_against_a_phone() {
+    let (mut e, i) = small("");
+    // Three made-up MACs hold every address of the pool with offers.
+    let mut offered = Vec::new();
+    for n in 1..=3 {
+        let out = discover_at(&mut e, mac(n), &i, NOW + u64::from(n));
+        offered.push(out.exchange.ip.expect("offer"));
+    }
+    // A phone still gets an offer: the oldest one is taken back.
+    let out = discover_at(&mut e, mac(10), &i, NOW + 5);
+    assert_eq!(out.exchange.ip, Some(offered[0]));
+    // The first client's REQUEST for it is refused.
+    let (_, nak) = run(
+        &mut e,
+        &ClientMessage::new(REQUEST, mac(1), 3)
+            .requested_ip(offered[0])
+            .server_id(Ipv4Addr::new(10, 0, 0, 1)),
+        &i,
+    );
+    assert_eq!(nak.unwrap().msg_type(), Some(NAK));
+    // Leases are never taken back: with all three bound, nothing is offered.
+    let (mut e, i) = small("");
+    for n in 1..=3u8 {
+        let (_, offer) = run(&mut e, &ClientMessage::new(DISCOVER, mac(n), 1), &i);
+        let ip = offer.unwrap().yiaddr;
+        let (_, ack) = run(
+            &mut e,
+            &ClientMessage::new(REQUEST, mac(n), 2)
+                .requested_ip(ip)
+                .server_id(Ipv4Addr::new(10, 0, 0, 1)),
+            &i,
+        );
+        assert_eq!(ack.unwrap().msg_type(), Some(ACK));
+    }
+    assert!(discover_at(&mut e, mac(10), &i, NOW).reply.is_none());
+}
+
+#[test]
+fn new_clients_are_admitted_per_second_and_known_ones_always() {
+    let (mut e, i) = small("new_clients_per_second = 2");
+    let outs: Vec<Outcome> = (1..=5)
+        .map(|n| discover_at(&mut e, mac(n), &i, NOW))
+        .collect();
+    let served = outs.iter().filter(|o| o.reply.is_some()).count();
+    assert_eq!(served, 2);
+    // The first drop warns (naming the limit), the rest are quiet.
+    let warned: Vec<&Outcome> = outs
+        .iter()
+        .filter(|o| o.reply.is_none() && o.exchange.level == Level::Warn)
+        .collect();
+    assert_eq!(warned.len(), 1);
+    let note = warned[0].exchange.note.as_deref().unwrap_or_default();
+    assert!(
+        note.contains("more than 2 new clients a second in 10.0.0.0/24"),
+        "{note}"
+    );
+    // Known clients pass in the same second: one with an offer already, and
+    // a reserved host.
+    assert!(discover_at(&mut e, mac(1), &i, NOW).reply.is_some());
+    assert!(discover_at(&mut e, mac(0xf0), &i, NOW).reply.is_some());
+    // The next second admits new clients again.
+    assert!(discover_at(&mut e, mac(3), &i, NOW + 1).reply.is_some());
+    // 0: no limit.
+    let (mut e, i) = small("new_clients_per_second = 0");
+    assert!((1..=3).all(|n| discover_at(&mut e, mac(n), &i, NOW).reply.is_some()));
+}
+
+#[test]
+fn an_exhausted_pool_is_a_warning_once_a_minute() {
+    let (mut e, i) = small("");
+    for n in 1..=3u8 {
+        let (_, offer) = run(&mut e, &ClientMessage::new(DISCOVER, mac(n), 1), &i);
+        let ip = offer.unwrap().yiaddr;
+        run(
+            &mut e,
+            &ClientMessage::new(REQUEST, mac(n), 2)
+                .requested_ip(ip)
+                .server_id(Ipv4Addr::new(10, 0, 0, 1)),
+            &i,
+        );
+    }
+    let levels: Vec<Level> = (0..10u64)
+        .map(|k| {
+            discover_at(&mut e, mac(20 + k as u8), &i, NOW + k)
+                .exchange
+                .level
+        })
+        .collect();
+    assert_eq!(levels.iter().filter(|l| **l == Level::Warn).count(), 1);
+    let later = discover_at(&mut e, mac(40), &i, NOW + 61);
+    assert_eq!(later.exchange.level, Level::Warn);
+    let note = later.exchange.note.unwrap_or_default();
+    assert!(note.contains("9 more clients found it exhausted"), "{note}");
+}
