@@ -181,8 +181,10 @@ cat >"$ROOT/etc/fstab" <<EOF
 # dialtone appliance (written by images/build.sh)
 # root grows with the partition (systemd-repart on first boot, see /usr/lib/repart.d)
 PARTUUID=$ROOT_PARTUUID  /          ext4  rw,errors=remount-ro,x-systemd.growfs  0 1
-# EFI system partition: systemd-boot, kernels and initrds (kernel-install keeps it current)
-PARTUUID=$ESP_PARTUUID  /boot/efi  vfat  umask=0077,nofail,x-systemd.device-timeout=10s  0 2
+# EFI system partition: systemd-boot, kernels and initrds (kernel-install keeps it current).
+# nofail: the boot never waits for it; 90 s for its device to show up (a loaded
+# host or a slow disk can keep udev from starting for half a minute)
+PARTUUID=$ESP_PARTUUID  /boot/efi  vfat  umask=0077,nofail,x-systemd.device-timeout=90s  0 2
 EOF
 mkdir -p "$ROOT/boot/efi"
 # Kernel command line for every boot entry (kernel-install reads /etc/kernel/cmdline):

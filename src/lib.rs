@@ -63,6 +63,7 @@ pub mod demo;
 pub mod dns;
 pub mod explain;
 pub mod files;
+pub mod fuzz;
 pub mod inventory;
 pub mod lab;
 pub mod logline;

@@ -245,10 +245,23 @@ impl Config {
 
     /// Checks configuration text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(file, text, true)
+    }
+
+    /// As `parse`, but a host name `[dns]` does not define is an error
+    /// rather than a question to the system resolver: the result depends
+    /// on the text alone (for fuzzing, and checks that must not touch the
+    /// network).
+    pub fn parse_offline(file: &str, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(file, text, false)
+    }
+
+    fn parse_with(file: &str, text: &str, resolve: bool) -> Result<Config, ConfigError> {
         let mut cx = Cx {
             file,
             text,
             local: HashMap::new(),
+            resolve,
         };
         let de = toml::de::Deserializer::parse(text).map_err(|e| cx.toml_error("", &e))?;
         let mut raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -293,6 +306,9 @@ struct Cx<'a> {
     /// configuration, not from the system resolver (which on a bare
     /// appliance may know nothing, or dialtone itself).
     local: HashMap<String, Vec<AddrSpec>>,
+    /// Whether names `[dns]` does not define go to the system resolver;
+    /// when not, such a name is an error (`Config::parse_offline`).
+    resolve: bool,
 }
 
 /// The names `[dns]` gives addresses to, as DHCP options resolve them.
@@ -881,6 +897,13 @@ impl Cx<'_> {
         if let Some(addrs) = self.local.get(&lower) {
             return Ok(addrs.clone());
         }
+        if !self.resolve {
+            return Err(self.err(
+                at,
+                key,
+                format!("`{s}` is not defined in [dns] (names are not resolved here)"),
+            ));
+        }
         let resolved: Vec<AddrSpec> = (s, 0u16)
             .to_socket_addrs()
             .map_err(|e| self.err(at, key, format!("cannot resolve `{s}`: {e}")))?
@@ -1123,6 +1146,7 @@ pub fn load_profile(p: &profiles::Profile) -> Result<Class, ConfigError> {
         file: &file,
         text: p.toml,
         local: HashMap::new(),
+        resolve: false,
     };
     let de = toml::de::Deserializer::parse(p.toml).map_err(|e| cx.toml_error("", &e))?;
     let raw: RawProfile = serde_path_to_error::deserialize(de).map_err(|e| {

@@ -229,7 +229,8 @@ pub struct Negotiated {
 /// the wire, i.e. after netascii conversion). Values out of range are
 /// ignored (the option is left out of the OACK, so the default applies),
 /// except blksize and windowsize above the limit, which are lowered, as RFC
-/// 2348 and 7440 allow. Unknown options are ignored.
+/// 2348 and 7440 allow. Unknown options are ignored, and so is an option
+/// sent again (the first counts: an OACK names each option once).
 pub fn negotiate(options: &[(String, String)], size: u64, limits: Limits) -> Negotiated {
     let mut n = Negotiated {
         blksize: DEFAULT_BLKSIZE,
@@ -237,7 +238,18 @@ pub fn negotiate(options: &[(String, String)], size: u64, limits: Limits) -> Neg
         timeout: limits.default_timeout,
         oack: Vec::new(),
     };
+    // The options this server knows, as met (at most four: a request with
+    // thousands of options costs one pass).
+    let mut seen: Vec<&str> = Vec::with_capacity(4);
     for (name, value) in options {
+        let known = matches!(
+            name.as_str(),
+            "blksize" | "tsize" | "timeout" | "windowsize"
+        );
+        if !known || seen.contains(&name.as_str()) {
+            continue;
+        }
+        seen.push(name.as_str());
         let num = value.trim().parse::<u64>().ok();
         match (name.as_str(), num) {
             ("blksize", Some(v)) if v >= u64::from(MIN_BLKSIZE) => {

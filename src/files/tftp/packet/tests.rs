@@ -146,3 +146,32 @@ fn client_requests_and_option_acks_round_trip() {
     assert_eq!(oack_value(&o, "windowsize"), None);
     assert_eq!(oack_value(b"\x00", "blksize"), None);
 }
+
+#[test]
+fn an_option_sent_twice_counts_once() {
+    let opts: Vec<(String, String)> = [
+        ("blksize", "1024"),
+        ("blksize", "512"),
+        ("windowsize", "8"),
+        ("windowsize", "4"),
+        ("tsize", "0"),
+        ("tsize", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let limits = Limits {
+        max_window: 64,
+        default_timeout: std::time::Duration::from_secs(1),
+    };
+    let n = negotiate(&opts, 1000, limits);
+    assert_eq!((n.blksize, n.window), (1024, 8));
+    assert_eq!(
+        n.oack,
+        vec![
+            ("blksize", "1024".to_string()),
+            ("windowsize", "8".to_string()),
+            ("tsize", "1000".to_string())
+        ]
+    );
+}
