@@ -257,6 +257,8 @@ impl FileParts {
             http: Arc::new(Http {
                 resolver,
                 counters: Arc::clone(&self.counters),
+                head_timeout: files.http_head_timeout,
+                per_source: files.http_per_source,
             }),
         }))
     }

@@ -1121,3 +1121,117 @@ fn tftp_uploads_land_in_the_upload_folder() {
     assert!(log.contains(&format!("\"mac\":\"{mac}\"")), "{log}");
     f.lab.stop();
 }
+
+/// A TCP connection to the HTTP server from the phone namespace.
+fn tcp(f: &Files) -> std::net::TcpStream {
+    let s = f
+        .lab
+        .cli
+        .run_in(|| Ok(std::net::TcpStream::connect((SERVER, 8088))?))
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    s
+}
+
+/// Everything the server sends until it closes (or 6 s pass).
+fn read_all(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn exchange(f: &Files, request: &[u8]) -> String {
+    use std::io::Write;
+    let mut s = tcp(f);
+    let _ = s.write_all(request);
+    read_all(&mut s)
+}
+
+/// Requests a phone never sends, over a real connection: a request line or
+/// head over the limits (414, 431), two lengths or a length and a transfer
+/// coding (400: request smuggling), a client that dribbles its head (408
+/// at the deadline), and more connections from one address than allowed
+/// (503 with Retry-After, one warning, and served again once one closes).
+#[test]
+fn http_refuses_hostile_requests_and_bounds_each_source() {
+    use std::io::Write;
+    let mut f = Files::new(
+        "httphostile",
+        "http_head_timeout = \"2s\"\nhttp_per_source = 4\n",
+    );
+    f.put("a.txt", b"hello\n");
+    f.start();
+
+    let line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+    let r = exchange(&f, line.as_bytes());
+    assert!(r.starts_with("HTTP/1.1 414 "), "{r}");
+    let big = format!("GET /a.txt HTTP/1.1\r\nX: {}\r\n\r\n", "b".repeat(20_000));
+    assert!(exchange(&f, big.as_bytes()).starts_with("HTTP/1.1 431 "));
+    for smuggle in [
+        "POST /a.txt HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        "POST /a.txt HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+    ] {
+        let r = exchange(&f, smuggle.as_bytes());
+        assert!(r.starts_with("HTTP/1.1 400 "), "{smuggle:?}: {r}");
+        assert!(
+            r.contains("Connection: close") || r.contains("connection: close"),
+            "{r}"
+        );
+    }
+
+    // Slowloris: a byte every 300 ms never completes a head; at the 2 s
+    // deadline the server answers 408 and closes.
+    let mut s = tcp(&f);
+    let started = std::time::Instant::now();
+    s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut got = String::new();
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(300));
+        if s.write_all(b"X").is_err() {
+            break;
+        }
+        s.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 512];
+        if let Ok(n) = std::io::Read::read(&mut s, &mut buf)
+            && n > 0
+        {
+            got = String::from_utf8_lossy(&buf[..n]).into_owned();
+            break;
+        }
+        s.set_nonblocking(false).unwrap();
+    }
+    let took = started.elapsed();
+    assert!(got.starts_with("HTTP/1.1 408 "), "{got:?} after {took:?}");
+    assert!(
+        took >= Duration::from_millis(1800) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+
+    // Four connections from one address are served; the fifth, sixth and
+    // seventh get 503 at once; when one closes, a new one is served.
+    let held: Vec<_> = (0..4).map(|_| tcp(&f)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..3 {
+        let r = exchange(&f, b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(r.starts_with("HTTP/1.1 503 "), "{r}");
+        assert!(r.contains("Retry-After: 5"), "{r}");
+    }
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let r = exchange(
+        &f,
+        b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        r.starts_with("HTTP/1.1 200 ") && r.ends_with("hello\n"),
+        "{r}"
+    );
+    let log = f.lab.log();
+    assert_eq!(
+        log.matches("too many HTTP connections from one address")
+            .count(),
+        1,
+        "{log}"
+    );
+}

@@ -38,6 +38,12 @@ pub struct Files {
     pub upload: Option<PathBuf>,
     /// The largest upload accepted, in bytes.
     pub upload_max: u64,
+    /// How long an HTTP client has to send a whole request head (408
+    /// after it: a slow sender holds a connection no longer).
+    pub http_head_timeout: Duration,
+    /// HTTP connections open at once from one source address (per
+    /// listener); more are answered 503 and closed.
+    pub http_per_source: usize,
 }
 
 impl Default for Files {
@@ -54,6 +60,8 @@ impl Default for Files {
             tftp_retries: 5,
             upload: None,
             upload_max: 16 << 20,
+            http_head_timeout: Duration::from_secs(30),
+            http_per_source: 32,
         }
     }
 }
@@ -186,6 +194,25 @@ impl Cx<'_> {
                 return Err(self.err(m, "files.upload_max", "expected a size above 0"));
             }
             f.upload_max = bytes;
+        }
+        if let Some(t) = &raw.http_head_timeout {
+            let secs = self.duration(t, "files.http_head_timeout")?;
+            if !(1..=3600).contains(&secs) {
+                return Err(self.err(
+                    t,
+                    "files.http_head_timeout",
+                    "expected a duration from 1s to 1h",
+                ));
+            }
+            f.http_head_timeout = Duration::from_secs(u64::from(secs));
+        }
+        if let Some(n) = &raw.http_per_source {
+            f.http_per_source = usize::try_from(*n.get_ref())
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| {
+                    self.err(n, "files.http_per_source", "expected a number, 1-10000")
+                })?;
         }
         Ok(f)
     }

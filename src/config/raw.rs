@@ -314,4 +314,6 @@ pub struct RawFiles {
     pub tftp_retries: Option<Spanned<i64>>,
     pub upload: Option<Spanned<String>>,
     pub upload_max: Option<Spanned<RawSize>>,
+    pub http_head_timeout: Option<Spanned<RawDuration>>,
+    pub http_per_source: Option<Spanned<i64>>,
 }

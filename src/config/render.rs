@@ -201,6 +201,8 @@ pub fn normalized(c: &Config) -> String {
             let _ = writeln!(o, "upload = {}", quote(&u.display().to_string()));
         }
         let _ = writeln!(o, "upload_max = {}", f.upload_max);
+        let _ = writeln!(o, "http_head_timeout = {}", f.http_head_timeout.as_secs());
+        let _ = writeln!(o, "http_per_source = {}", f.http_per_source);
     }
     let inv = &c.inventory;
     let _ = writeln!(o, "\n[inventory]");

@@ -27,8 +27,6 @@ use crate::net::ready::{Readiness, Report};
 use crate::net::sockets;
 use crate::sys::cache;
 
-/// A connection waiting longer than this for a request head is closed.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// A response whose client takes nothing for this long is abandoned.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// A request body (GET and HEAD need none) up to this size is read and
@@ -40,6 +38,58 @@ const SENDFILE_MAX: usize = 16 << 20;
 pub struct Http {
     pub resolver: Arc<Resolver>,
     pub counters: Arc<Counters>,
+    /// How long a client has to send a whole request head (`[files]
+    /// http_head_timeout`); then 408 and the connection is closed.
+    pub head_timeout: Duration,
+    /// Connections at once from one source address (`[files]
+    /// http_per_source`).
+    pub per_source: usize,
+}
+
+/// Open connections per source address on one listener. A connection
+/// holds a `SourceSlot`, which gives its place back when dropped. Bounded:
+/// an address is kept only while it has connections open.
+#[derive(Default)]
+struct Sources {
+    open: std::sync::Mutex<std::collections::HashMap<IpAddr, (usize, bool)>>,
+}
+
+struct SourceSlot {
+    sources: Arc<Sources>,
+    ip: IpAddr,
+}
+
+impl Sources {
+    /// A slot for a connection from `ip`, or `Err(first)` when `ip` has
+    /// `cap` open already (`first`: the first refusal of this burst, to be
+    /// logged).
+    fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Result<SourceSlot, bool> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (n, warned) = open.entry(ip).or_insert((0, false));
+        if *n >= cap {
+            let first = !*warned;
+            *warned = true;
+            return Err(first);
+        }
+        *n += 1;
+        Ok(SourceSlot {
+            sources: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = self.sources.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((n, warned)) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            *warned = false;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Serves every listener until dropped. `0.0.0.0:port` is that port on
@@ -124,6 +174,7 @@ async fn serve_interface(
 /// Accepts connections; each is answered by the file services of the live
 /// configuration when it came in (a reload does not change a connection's).
 async fn accept(listener: TcpListener, services: LiveServices) -> anyhow::Result<()> {
+    let sources = Arc::new(Sources::default());
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -137,7 +188,24 @@ async fn accept(listener: TcpListener, services: LiveServices) -> anyhow::Result
         let Some(http) = services.borrow().as_ref().map(|s| Arc::clone(&s.http)) else {
             continue;
         };
+        let slot = match sources.take(peer.ip(), http.per_source) {
+            Ok(slot) => slot,
+            Err(first) => {
+                if first {
+                    tracing::warn!(target: "dialtone::files", client = %peer.ip(), open = http.per_source, "too many HTTP connections from one address: further ones are refused (503) until some close");
+                }
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let mut r = Response::text(503, reason_text(503));
+                    r.headers.push(("Retry-After", "5".into()));
+                    let _ = send(&mut stream, r, false, false).await;
+                    linger(&mut stream).await;
+                });
+                continue;
+            }
+        };
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(e) = connection(stream, peer, &http).await {
                 tracing::debug!(target: "dialtone::files", client = %peer, error = %e, "HTTP connection ended");
             }
@@ -150,9 +218,24 @@ async fn accept(listener: TcpListener, services: LiveServices) -> anyhow::Result
 async fn connection(mut stream: TcpStream, peer: SocketAddr, http: &Http) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     loop {
-        let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buf)).await
+        let head = match tokio::time::timeout(http.head_timeout, read_head(&mut stream, &mut buf))
+            .await
         {
-            Err(_) => return Ok(()),
+            // Idle between requests: closed quietly. Inside a head (a slow
+            // sender): 408, then closed.
+            Err(_) if buf.is_empty() => return Ok(()),
+            Err(_) => {
+                tracing::info!(target: "dialtone::files", client = %peer, status = 408, seconds = http.head_timeout.as_secs(), "HTTP request head not complete in time");
+                send(
+                    &mut stream,
+                    Response::text(408, reason_text(408)),
+                    false,
+                    false,
+                )
+                .await?;
+                linger(&mut stream).await;
+                return Ok(());
+            }
             Ok(Ok(Some(h))) => h,
             Ok(Ok(None)) => return Ok(()),
             Ok(Err(Refusal(status, why))) => {
@@ -258,7 +341,7 @@ async fn discard(stream: &mut TcpStream, buf: &mut Vec<u8>, mut n: usize) -> io:
     let mut sink = [0u8; 4096];
     while n > 0 {
         let want = n.min(sink.len());
-        let got = within(HEAD_TIMEOUT, stream.read(&mut sink[..want])).await?;
+        let got = within(SEND_TIMEOUT, stream.read(&mut sink[..want])).await?;
         if got == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }

@@ -6,6 +6,8 @@ use thiserror::Error;
 
 /// A request head longer than this is refused (431).
 pub const MAX_HEAD: usize = 16 << 10;
+/// A request line longer than this is refused (414).
+pub const MAX_LINE: usize = 8 << 10;
 /// Headers per request at most.
 const MAX_HEADERS: usize = 64;
 
@@ -37,12 +39,15 @@ pub enum WireError {
     TooLarge,
     #[error("request target must be a path")]
     Target,
+    #[error("request line over {MAX_LINE} bytes")]
+    LineTooLong,
 }
 
 impl WireError {
     pub fn status(&self) -> u16 {
         match self {
             WireError::TooLarge => 431,
+            WireError::LineTooLong => 414,
             WireError::Malformed(_) | WireError::Target => 400,
         }
     }
@@ -61,6 +66,11 @@ impl Head {
 /// A request head from the start of `buf`: `Ok(None)` while it is
 /// incomplete, else the head and the number of bytes it took.
 pub fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, WireError> {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(end) if end > MAX_LINE => return Err(WireError::LineTooLong),
+        None if buf.len() > MAX_LINE => return Err(WireError::LineTooLong),
+        _ => {}
+    }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let used = match req.parse(buf) {
@@ -103,10 +113,30 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, WireError> {
             head.keep_alive = true;
         }
     }
+    // Two ways to delimit one body, or two lengths, are how requests are
+    // smuggled past a proxy: refused (RFC 9112 6.1 and 6.3).
+    let lengths: Vec<&str> = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .collect();
+    if lengths.windows(2).any(|w| w[0] != w[1]) {
+        return Err(WireError::Malformed(format!(
+            "Content-Length given as {}",
+            lengths.join(" and ")
+        )));
+    }
+    if head.header("transfer-encoding").is_some() && !lengths.is_empty() {
+        return Err(WireError::Malformed(
+            "both Transfer-Encoding and Content-Length".into(),
+        ));
+    }
     head.body = if head.header("transfer-encoding").is_some() {
         BodyLen::Chunked
     } else {
-        match head.header("content-length") {
+        match lengths.first() {
             None => BodyLen::None,
             Some(v) => match v.parse::<u64>() {
                 Ok(0) => BodyLen::None,
@@ -149,10 +179,12 @@ pub fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         411 => "Length Required",
         413 => "Content Too Large",
+        414 => "URI Too Long",
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
+        503 => "Service Unavailable",
         _ => "",
     }
 }
@@ -243,6 +275,34 @@ mod tests {
             parse(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()),
             Err(WireError::TooLarge)
         );
+    }
+
+    #[test]
+    fn long_lines_and_smuggled_bodies_are_refused() {
+        // A request line over 8 KiB is 414, whether or not its end came.
+        let line = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_LINE));
+        assert_eq!(
+            parse(line.as_bytes()).map(|_| ()),
+            Err(WireError::LineTooLong)
+        );
+        assert_eq!(
+            parse(&line.as_bytes()[..MAX_LINE + 1]).map(|_| ()),
+            Err(WireError::LineTooLong)
+        );
+        assert_eq!(WireError::LineTooLong.status(), 414);
+        // Two lengths that differ, or a length and a transfer coding: 400.
+        for bad in [
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        ] {
+            let e = parse(bad.as_bytes()).map(|_| ());
+            assert!(matches!(e, Err(WireError::Malformed(_))), "{bad:?}: {e:?}");
+            assert_eq!(e.err().map(|e| e.status()), Some(400));
+        }
+        // The same length twice is one length.
+        let h = head("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(h.body, BodyLen::Length(5));
     }
 
     #[test]
