@@ -615,6 +615,8 @@ fn files(
                     format!(": private file of {owner}, refused to this phone")
                 }
                 Err(Miss::Io(e)) => format!(": cannot be read ({e})"),
+                // explain's resolver has no sweep guard.
+                Err(Miss::Slowed) => ": refused (too many misses from this address)".into(),
             },
         };
         let _ = writeln!(o, "  {}. {name}{note}{source}", i + 1);

@@ -73,6 +73,7 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
         counters: Arc::clone(&counters),
         generator: extras.generator,
         live: extras.live.unwrap_or_default(),
+        sweep: Arc::default(),
     };
     let (files_tx, files) = watch::channel(parts.build(&config)?);
     let hook = lease_hook(live.clone(), zone.clone(), &parts, extras.on_lease);
@@ -215,6 +216,8 @@ struct FileParts {
     counters: Arc<Counters>,
     generator: Option<Arc<dyn Generator>>,
     live: Arc<Live>,
+    /// Misses on MAC-named files per source, for TFTP and HTTP alike.
+    sweep: Arc<crate::files::resolve::Sweep>,
 }
 
 impl FileParts {
@@ -224,12 +227,14 @@ impl FileParts {
         let Some(files) = &config.files else {
             return Ok(None);
         };
-        let resolver = Resolver::new(files, self.owners.clone()).with_context(|| {
-            format!(
-                "[files] root {}: cannot read the tree to serve",
-                files.root.display()
-            )
-        })?;
+        let resolver = Resolver::new(files, self.owners.clone())
+            .with_context(|| {
+                format!(
+                    "[files] root {}: cannot read the tree to serve",
+                    files.root.display()
+                )
+            })?
+            .with_sweep_guard(Arc::clone(&self.sweep));
         if let Some(dir) = &files.upload {
             std::fs::create_dir_all(dir).with_context(|| {
                 format!(

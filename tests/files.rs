@@ -1235,3 +1235,63 @@ fn http_refuses_hostile_requests_and_bounds_each_source() {
         "{log}"
     );
 }
+
+/// A MAC sweep (a laptop asking for `<MAC>.cfg` for one MAC after another
+/// to scrape SIP passwords) gets nothing private, and after a handful of
+/// misses is slowed: HTTP answers 429 with Retry-After without looking,
+/// TFTP answers nothing at all (each guess costs the scanner its timeout).
+/// One warning names the address. Other files still reach that address,
+/// and another address is not affected.
+#[test]
+fn a_mac_sweep_is_slowed_and_named_once() {
+    let mut f = Files::new("macsweep", "");
+    f.put("00908f123456.cfg", b"voip/line/0/auth_password=secret\n");
+    f.put("450HD.img", b"firmware");
+    f.start();
+    let mut codes = Vec::new();
+    for n in 0..12u32 {
+        let (code, headers, body) = http(&f, &format!("/00908f{:06x}.cfg", 0x123450 + n), &[]);
+        assert!(
+            !String::from_utf8_lossy(&body).contains("secret"),
+            "{n}: {body:?}"
+        );
+        if code == "429" {
+            assert_eq!(header(&headers, "retry-after"), "5", "{headers}");
+        }
+        codes.push(code);
+    }
+    // The owner's file is private (this address holds no lease): 404 like
+    // the missing ones, and never its contents.
+    assert_eq!(codes[..7], ["404"; 7], "{codes:?}");
+    assert!(codes[8..].iter().all(|c| c == "429"), "{codes:?}");
+    // TFTP from the same address: a MAC-named name gets no answer at all.
+    let started = std::time::Instant::now();
+    let o = f.out("swept.cfg");
+    let (ok, text) = f.client(
+        "timeout",
+        &[
+            "3",
+            "tftp",
+            "-m",
+            "binary",
+            SERVER,
+            "-c",
+            "get",
+            "00908f999999.cfg",
+            o.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && !text.contains("Error code"), "{text}");
+    assert!(started.elapsed() >= Duration::from_millis(2900));
+    // Files that carry no MAC are still served to it.
+    let (ok, text) = f.tftp_hpa("binary", "450HD.img", &f.out("fw.img"));
+    assert!(ok, "{text}");
+    assert_eq!(http(&f, "/450HD.img", &[]).0, "200");
+    // Another address on the same network is not slowed.
+    f.lab.cli.addr(&f.lab.native_if, "192.168.1.51/24").unwrap();
+    let (code, _, _) = http(&f, "/00908f000001.cfg", &["--interface", "192.168.1.51"]);
+    assert_eq!(code, "404");
+    let log = f.lab.log();
+    assert_eq!(log.matches("a MAC sweep?").count(), 1, "{log}");
+    assert!(log.contains("\"client\":\"192.168.1.50\""), "{log}");
+}

@@ -4,6 +4,7 @@ pub mod http;
 pub mod owners;
 pub mod path;
 pub mod resolve;
+pub mod sweep;
 pub mod tftp;
 pub mod transfers;
 

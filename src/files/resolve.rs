@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use super::owners::Owners;
 use super::path::{self, Refusal};
+use super::sweep::{SweepGuard, Verdict};
 use crate::config::Files;
 use crate::units::Mac;
 
@@ -81,6 +82,9 @@ pub enum Miss {
     Refused(String),
     /// A private file of another phone.
     Private { path: String, owner: Mac },
+    /// A MAC-named file asked for by a source that has missed too many
+    /// (a MAC sweep): not looked up.
+    Slowed,
     /// The file exists but cannot be read.
     Io(io::Error),
 }
@@ -108,6 +112,48 @@ pub struct Resolver {
     private: Vec<String>,
     owners: Arc<dyn Owners>,
     generators: Vec<Arc<dyn Generator>>,
+    /// Misses on MAC-named files per source (shared by TFTP and HTTP, and
+    /// kept across reloads by whoever made it).
+    sweep: Option<Arc<Sweep>>,
+}
+
+/// The MAC-sweep guard with its clock.
+pub struct Sweep {
+    guard: std::sync::Mutex<SweepGuard>,
+    epoch: std::time::Instant,
+}
+
+impl Default for Sweep {
+    fn default() -> Sweep {
+        Sweep {
+            guard: std::sync::Mutex::new(SweepGuard::default()),
+            epoch: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Sweep {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+    fn slowed(&self, ip: Ipv4Addr) -> bool {
+        let now = self.now_ms();
+        self.guard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .slowed(ip, now)
+    }
+    fn miss(&self, ip: Ipv4Addr, name: &str) {
+        let now = self.now_ms();
+        let verdict = self
+            .guard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .miss(ip, now);
+        if verdict == (Verdict::Over { first: true }) {
+            tracing::warn!(target: "dialtone::files", client = %ip, last = %name.escape_debug(), "many requests for other phones' MAC-named files (a MAC sweep?): this address is slowed down");
+        }
+    }
 }
 
 impl Resolver {
@@ -127,7 +173,15 @@ impl Resolver {
             private: files.private.clone(),
             owners,
             generators: Vec::new(),
+            sweep: None,
         })
+    }
+
+    /// Counts misses on MAC-named files per source in `sweep`, and refuses
+    /// a source that has missed too many.
+    pub fn with_sweep_guard(mut self, sweep: Arc<Sweep>) -> Resolver {
+        self.sweep = Some(sweep);
+        self
     }
 
     pub fn with_generator(mut self, g: Arc<dyn Generator>) -> Resolver {
@@ -148,11 +202,28 @@ impl Resolver {
     /// runtime's threads.
     pub fn resolve(&self, raw: &str, client: &Client, http: bool) -> Result<Found, Miss> {
         let parts = path::components(raw, &self.root_text, http)?;
-        let Some(walked) = self.walk(&parts).map_err(Miss::Io)? else {
+        let mac_named = parts
+            .last()
+            .is_some_and(|name| path::mac_in_name(name).is_some());
+        let Some(sweep) = self.sweep.as_ref().filter(|_| mac_named) else {
+            return self.lookup(&parts, client);
+        };
+        if sweep.slowed(client.ip) {
+            return Err(Miss::Slowed);
+        }
+        let found = self.lookup(&parts, client);
+        if matches!(found, Err(Miss::NotFound | Miss::Private { .. })) {
+            sweep.miss(client.ip, raw);
+        }
+        found
+    }
+
+    fn lookup(&self, parts: &[String], client: &Client) -> Result<Found, Miss> {
+        let Some(walked) = self.walk(parts).map_err(Miss::Io)? else {
             return self
                 .generators
                 .iter()
-                .find_map(|g| g.generate(&parts, client))
+                .find_map(|g| g.generate(parts, client))
                 .unwrap_or(Err(Miss::NotFound));
         };
         let real = fs::canonicalize(&walked).map_err(|e| match e.kind() {

@@ -93,6 +93,10 @@ impl Transfer {
                 (Outcome::Private, format!("{path} belongs to {owner}"))
             }
             Miss::Refused(why) => (Outcome::Refused, why.clone()),
+            Miss::Slowed => (
+                Outcome::Refused,
+                "too many misses on MAC-named files from this address".into(),
+            ),
             Miss::Io(e) => (Outcome::Failed, e.to_string()),
         };
     }

@@ -433,13 +433,21 @@ async fn handle(http: &Http, req: &Head, peer: SocketAddr) -> Response {
             let status = match &miss {
                 Miss::NotFound | Miss::Private { .. } => 404,
                 Miss::Refused(_) => 403,
+                Miss::Slowed => 429,
                 Miss::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => 403,
                 Miss::Io(_) => 500,
             };
             record.missed(&miss);
             record.detail = format!("{status} {}", record.detail).trim_end().to_string();
             http.counters.finish(&record);
-            return Response::text(status, wire::reason(status));
+            let mut r = Response::text(status, wire::reason(status));
+            if status == 429 {
+                r.headers.push((
+                    "Retry-After",
+                    (super::super::sweep::REFILL_MS / 1000).to_string(),
+                ));
+            }
+            return r;
         }
     };
     let meta = Meta::new(found.size, found.modified);

@@ -390,13 +390,18 @@ async fn transfer(
         Err(miss) => {
             let error = match miss {
                 Miss::NotFound | Miss::Private { .. } => {
-                    packet::error(packet::ERR_NOT_FOUND, "File not found")
+                    Some(packet::error(packet::ERR_NOT_FOUND, "File not found"))
                 }
                 Miss::Refused(_) | Miss::Io(_) => {
-                    packet::error(packet::ERR_ACCESS, "Access violation")
+                    Some(packet::error(packet::ERR_ACCESS, "Access violation"))
                 }
+                // A MAC sweep: no answer at all, so each guess costs the
+                // scanner its whole timeout.
+                Miss::Slowed => None,
             };
-            let _ = mux.socket().send_to(&error, from).await;
+            if let Some(error) = error {
+                let _ = mux.socket().send_to(&error, from).await;
+            }
             record.missed(&miss);
             tftp.counters.finish(&record);
             return;
