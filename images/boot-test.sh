@@ -49,6 +49,16 @@ skip() { SKIPPED=$((SKIPPED+1)); RESULTS+=("SKIP  $*"); log "SKIP  $*"; }
 measure() { MEASURES+=("$(printf '%-40s %s' "$1" "$2")"); log "measure: $1: $2"; }
 # check NAME CMD...: run CMD, PASS or FAIL (never aborts the run)
 check() { local name=$1; shift; if "$@" >>"$T/checks.log" 2>&1; then pass "$name"; else failc "$name"; fi; }
+# eventually SECS NAME CMD...: CMD passes within SECS seconds (polled every 2 s), for what a
+# service does a moment after the event the test waits on
+eventually() {
+    local secs=$1 name=$2 t0; shift 2; t0=$(date +%s)
+    until "$@" >>"$T/checks.log" 2>&1; do
+        if [ $(( $(date +%s) - t0 )) -ge "$secs" ]; then failc "$name (not within ${secs} s)"; return; fi
+        sleep 2
+    done
+    pass "$name"
+}
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 # fatal: print the tail of the serial console, then clean up (trap)
@@ -277,12 +287,16 @@ wait_for "the login prompt on the serial console" "$BOOT_TIMEOUT" serial_has 'di
 measure "qemu start -> serial login prompt" "$(since "$T_QEMU") s"
 wait_for "SSH on $GUEST" 120 gssh true
 measure "qemu start -> SSH" "$(since "$T_QEMU") s"
+# sshd can be up before dialtone (it waits for the network): the checks below
+# look at a started system, so wait for dialtone (a failure to start shows
+# as a timeout here, with the serial console)
+wait_for "dialtone.service to start" 180 gssh "systemctl is-active -q dialtone.service || systemctl is-failed -q dialtone.service"
 
 # ---------------------------------------------------------------------------------------------
 # 4. checks, first boot
 # ---------------------------------------------------------------------------------------------
 check "boot: UEFI + systemd-boot + serial console" serial_has 'Debian GNU/Linux 12'
-check "console shows addresses and dialtone state (issue)" serial_has "dialtone: "
+eventually 60 "console shows addresses and dialtone state (issue)" serial_has "dialtone: "
 check "network: eth0 has $GUEST/24 from the network.eth0.network credential" \
     gssh "ip -4 -o addr show dev eth0 | grep -q ' $GUEST/24 '"
 check "ssh: root login with the authorized_keys credential" gssh "test \"\$(id -u)\" = 0"
@@ -427,7 +441,9 @@ for _ in $(seq 1 45); do
 done
 [ $ok = 1 ] && pass "hotplug: USB stick labelled DIALTONE imported while running (files/ copied)" ||
     failc "hotplug: the USB stick's files/hotplug.cfg did not reach /srv/dialtone within 90 s"
-check "hotplug: dialtone reloaded after the import" \
+# the files are copied before the reload runs: the unit may still be reloading
+# dialtone when the file shows up
+eventually 60 "hotplug: dialtone reloaded after the import" \
     gssh "journalctl -b -o cat -u 'dialtone-import-medium@*' | grep -q 'dialtone reloaded'"
 { hmp "device_del stickdev"; } >>"$T/monitor.log" 2>&1 || true
 sleep 3
@@ -441,6 +457,7 @@ gssh "systemctl reboot" >/dev/null 2>&1 || true
 T_REBOOT=$(now)
 wait_for "SSH after the reboot" "$BOOT_TIMEOUT" gssh "test \"\$(cat /proc/sys/kernel/random/boot_id)\" != $bootid1"
 measure "reboot -> SSH" "$(since "$T_REBOOT") s"
+wait_for "dialtone.service to start after the reboot" 180 gssh "systemctl is-active -q dialtone.service || systemctl is-failed -q dialtone.service"
 check "reboot: second boot recorded in the persistent journal" gssh "test \"\$(journalctl --list-boots --no-pager | wc -l)\" -ge 2"
 check "reboot: import idempotent (nothing installed again)" \
     gssh "journalctl -b -u dialtone-import -o cat | grep -q 'importing from' && ! journalctl -b -u dialtone-import -o cat | grep -q '^dialtone-import: installed'"

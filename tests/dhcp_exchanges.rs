@@ -630,3 +630,105 @@ fn a_discover_flood_from_random_macs_does_not_starve_the_phones() {
             .join("\n")
     );
 }
+
+/// A tmpfs mounted for one test, unmounted when dropped (declared after the
+/// lab, so it goes first, also when the test fails).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount tmpfs on {}", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The state folder's disk fills up: no ACK leaves without its lease on
+/// disk, DNS keeps answering, the failure is one error (not one per
+/// request), and once space returns the waiting phone's REQUEST is
+/// acknowledged without a restart.
+#[test]
+fn a_full_disk_holds_acks_back_until_space_returns() {
+    use std::io::Write;
+    let mut lab = Lab::new("diskfull");
+    lab.write_config(&format!("{}{}", base_config(), dialtone::demo::LAB_DNS));
+    let _tmpfs = Tmpfs::mount(&lab.state_dir(), "8m");
+    lab.start();
+    let voice = lab.voice_if.clone();
+    let p = lab.probe(&voice);
+    lease(&p, mac(11, 1), 100);
+
+    // Fill the disk.
+    let filler_path = lab.state_dir().join("filler");
+    {
+        let mut filler = std::fs::File::create(&filler_path).unwrap();
+        let chunk = vec![0x5a; 64 << 10];
+        while filler
+            .write_all(&chunk)
+            .and_then(|_| filler.sync_data())
+            .is_ok()
+        {}
+    }
+    // A new phone is offered an address, but its REQUESTs are not
+    // acknowledged: the lease cannot be committed.
+    p.send(&ClientMessage::new(DISCOVER, mac(11, 2), 200).broadcast());
+    let offer = p.reply(200, WAIT).expect("OFFER on a full disk");
+    let request = |xid: u32| {
+        ClientMessage::new(REQUEST, mac(11, 2), xid)
+            .broadcast()
+            .requested_ip(offer.yiaddr)
+            .server_id(Ipv4Addr::new(10, 250, 0, 1))
+    };
+    for xid in 201..205 {
+        p.send(&request(xid));
+        assert!(
+            p.reply(xid, Duration::from_millis(800)).is_none(),
+            "ACK without a commit"
+        );
+    }
+    // DNS is not held up.
+    let dig = lab
+        .cli
+        .run(
+            "dig",
+            &[
+                "+short",
+                "+time=2",
+                "+tries=1",
+                "@10.250.0.1",
+                "sfb.lab.voip",
+            ],
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&dig.stdout).trim(), "10.250.1.160");
+
+    // Space returns: the phone's next REQUEST is acknowledged.
+    std::fs::remove_file(&filler_path).unwrap();
+    p.send(&request(300));
+    let ack = p.reply(300, WAIT).expect("ACK once space returned");
+    assert_eq!(ack.msg_type(), Some(ACK));
+    assert_eq!(ack.yiaddr, offer.yiaddr);
+    let log = lab.log();
+    assert_eq!(log.matches("lease commit failed").count(), 1, "{log}");
+    assert!(log.contains("lease commits succeed again"), "{log}");
+    // And it is on disk.
+    assert!(
+        lab.leases()
+            .iter()
+            .any(|l| l["mac"] == mac(11, 2).to_string().as_str() && l["state"] == "bound")
+    );
+}

@@ -395,6 +395,46 @@ const GATHER: Duration = Duration::from_millis(1);
 /// At most this many jobs in one commit.
 const BATCH: usize = 1024;
 
+/// Failed commits (a full disk, a read-only state folder) are logged once a
+/// minute with the count in between, and their end once: the phones whose
+/// ACKs wait on them retry, and the log must not fill the disk further.
+#[derive(Default)]
+struct Failing {
+    since: Option<Instant>,
+    warned: Option<Instant>,
+    quiet: u64,
+    total: u64,
+}
+
+const FAILING_QUIET: Duration = Duration::from_secs(60);
+
+impl Failing {
+    fn after(&mut self, result: &Result<(), String>, leases: usize, now: Instant) {
+        match result {
+            Err(e) => {
+                self.since.get_or_insert(now);
+                self.total += 1;
+                if self
+                    .warned
+                    .is_none_or(|w| now.duration_since(w) >= FAILING_QUIET)
+                {
+                    tracing::error!(target: "dialtone::leases", error = %e, leases, failed_quietly = self.quiet, "lease commit failed; the replies waiting on it are not sent (the phones ask again). Said once a minute while it lasts");
+                    self.warned = Some(now);
+                    self.quiet = 0;
+                } else {
+                    self.quiet += 1;
+                }
+            }
+            Ok(()) => {
+                if let Some(since) = self.since.take() {
+                    tracing::warn!(target: "dialtone::leases", failed = self.total, seconds = since.elapsed().as_secs(), "lease commits succeed again");
+                    *self = Failing::default();
+                }
+            }
+        }
+    }
+}
+
 /// The writer thread's handle; cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
@@ -409,6 +449,7 @@ impl Writer {
             .name("lease-writer".into())
             .spawn(move || {
                 let mut last_commit: Option<Instant> = None;
+                let mut failing = Failing::default();
                 while let Ok(first) = rx.recv() {
                     let mut jobs = vec![first];
                     while let Ok(more) = rx.try_recv() {
@@ -431,9 +472,7 @@ impl Writer {
                     }
                     let all: Vec<&Lease> = jobs.iter().flat_map(|j| j.leases.iter()).collect();
                     let result = store.write(all.iter().copied()).map_err(|e| e.to_string());
-                    if let Err(e) = &result {
-                        tracing::error!(target: "dialtone::leases", error = %e, leases = all.len(), "lease commit failed; the replies waiting on it are not sent");
-                    }
+                    failing.after(&result, all.len(), Instant::now());
                     drop(all);
                     for j in jobs {
                         (j.then)(result.clone().map_err(StoreError::Write));
