@@ -701,6 +701,7 @@ fn a_full_disk_holds_acks_back_until_space_returns() {
         );
     }
     // DNS is not held up.
+    lab.cli.addr(&voice, "10.250.0.60/24").unwrap();
     let dig = lab
         .cli
         .run(
