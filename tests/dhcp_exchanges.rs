@@ -733,3 +733,55 @@ fn a_full_disk_holds_acks_back_until_space_returns() {
             .any(|l| l["mac"] == mac(11, 2).to_string().as_str() && l["state"] == "bound")
     );
 }
+
+/// The system clock steps two hours forward under a running server (an NTP
+/// client setting a clock that was behind), seen through libfaketime: the
+/// leases move with it, so an address whose lease has most of its hour
+/// left is not given to another phone, and the step is logged.
+#[test]
+fn a_clock_step_forward_expires_no_lease_early() {
+    let mut lab = Lab::new("clockstep");
+    let cfg = base_config().replace(
+        "pool = [\"10.250.0.100-10.250.0.250\"]",
+        "pool = [\"10.250.0.100-10.250.0.101\"]",
+    );
+    assert!(cfg.contains("10.250.0.100-10.250.0.101"));
+    lab.write_config(&cfg);
+    let offset = lab.dir.join("faketime");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+    assert!(
+        std::path::Path::new(lib).exists(),
+        "libfaketime (Debian package faketime)"
+    );
+    lab.spawn(
+        &[],
+        &[
+            ("LD_PRELOAD", lib.to_string()),
+            ("FAKETIME_TIMESTAMP_FILE", offset.display().to_string()),
+            ("FAKETIME_NO_CACHE", "1".to_string()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+        ],
+    );
+    lab.wait_started();
+    let voice = lab.voice_if.clone();
+    let p = lab.probe(&voice);
+    let a = lease(&p, mac(12, 1), 100).yiaddr;
+    let b = lease(&p, mac(12, 2), 200).yiaddr;
+    assert_ne!(a, b);
+    // Two hours forward: without moving the leases, both would have
+    // expired, and a third phone would be given one of their addresses.
+    std::fs::write(&offset, "+2h\n").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    p.send(&ClientMessage::new(DISCOVER, mac(12, 3), 300).broadcast());
+    if let Some(offer) = p.reply(300, WAIT) {
+        panic!("{} offered while {a} and {b} are held", offer.yiaddr);
+    }
+    // The phones keep theirs.
+    assert_eq!(lease(&p, mac(12, 1), 400).yiaddr, a);
+    let log = lab.log();
+    assert!(
+        log.contains("the system clock stepped") && log.contains("\"seconds\":7200"),
+        "{log}"
+    );
+}

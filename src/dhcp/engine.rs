@@ -143,6 +143,16 @@ impl Engine {
         self.config = config;
     }
 
+    /// The system clock stepped by `seconds`: every lease and offer moves
+    /// with it (see `clock`), and the flood windows start afresh. Returns
+    /// the leases to write back.
+    pub fn clock_stepped(&mut self, seconds: i64) -> Vec<Lease> {
+        self.admission = flood::Admission::default();
+        self.over_cap = flood::Quiet::default();
+        self.exhausted = flood::Quiet::default();
+        self.leases.shift(seconds)
+    }
+
     /// Decides the answer to one request.
     pub fn handle(&mut self, req: &Request, ingress: &Ingress, now: u64) -> Outcome {
         let config = Arc::clone(&self.config);

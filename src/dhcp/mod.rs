@@ -2,6 +2,7 @@
 
 pub mod classes;
 pub mod client;
+pub mod clock;
 pub mod engine;
 pub mod flood;
 pub mod options;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::net::UdpSocket;
 
+use super::clock::StepWatch;
 use super::engine::{Destination, Engine, Exchange, Ingress, Level, Outcome};
 use super::packet::Request;
 use super::ratelimit::{RateLimiter, Verdict};
@@ -37,6 +38,50 @@ struct Shared {
     limiter: Mutex<RateLimiter>,
     writer: Writer,
     started: Instant,
+    /// The last look at the clocks, to tell a step of the system clock.
+    clock: Mutex<StepWatch>,
+}
+
+/// The wall clock (unix milliseconds) and the monotonic one (milliseconds
+/// since `epoch`), read together.
+fn readings(epoch: Instant) -> (i64, u64) {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let mono = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+    (wall, mono)
+}
+
+/// Looks for a step of the system clock since the last look; after one,
+/// every lease and offer is moved by it (each keeps the time it had left)
+/// and the leases are written back. Called before each request is decided
+/// and every second.
+fn watch_clock(shared: &Shared) {
+    let (wall, mono) = readings(shared.started);
+    let step = match shared.clock.lock() {
+        Ok(mut w) => w.observe(wall, mono),
+        Err(_) => None,
+    };
+    let Some(seconds) = step else {
+        return;
+    };
+    let leases = match shared.engine.lock() {
+        Ok(mut e) => e.clock_stepped(seconds),
+        Err(_) => return,
+    };
+    tracing::warn!(target: "dialtone::dhcp", seconds, leases = leases.len(), "the system clock stepped: every lease and offer moved with it, keeping the time it had left");
+    let hook = shared.hook.clone();
+    shared.writer.persist_then(leases.clone(), move |stored| match stored {
+        Ok(()) => {
+            if let Some(h) = hook {
+                leases.iter().for_each(|l| h(l));
+            }
+        }
+        Err(e) => {
+            tracing::error!(target: "dialtone::dhcp", error = %e, "leases moved with the clock could not be written; they are moved again at the next start only if the clock steps again")
+        }
+    });
 }
 
 /// Where DHCP listens under `config`: port 67 of each served interface.
@@ -72,13 +117,16 @@ impl Dhcp {
             }
         }
         let writer = Writer::spawn(store);
+        let started = Instant::now();
+        let (wall, mono) = readings(started);
         Ok(Dhcp {
             shared: Arc::new(Shared {
                 hook,
                 limiter: Mutex::new(RateLimiter::new(config.dhcp.rate_limit)),
                 engine: Mutex::new(Engine::new(config, LeaseTable::from_leases(leases))),
                 writer,
-                started: Instant::now(),
+                started,
+                clock: Mutex::new(StepWatch::new(wall, mono)),
             }),
         })
     }
@@ -162,13 +210,17 @@ fn bind(interface: &str) -> std::io::Result<UdpSocket> {
 }
 
 async fn housekeeping(shared: Arc<Shared>) -> anyhow::Result<()> {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
-    loop {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    for n in 0u64.. {
         tick.tick().await;
-        if let Ok(mut e) = shared.engine.lock() {
+        watch_clock(&shared);
+        if n % 10 == 0
+            && let Ok(mut e) = shared.engine.lock()
+        {
             e.leases.expire_offers(crate::now());
         }
     }
+    Ok(())
 }
 
 /// DHCP on one interface, until dropped.
@@ -227,6 +279,7 @@ async fn serve_interface(shared: Arc<Shared>, name: String, report: Report) -> a
         if current != ingress.addrs.as_slice() {
             ingress.addrs = current.to_vec();
         }
+        watch_clock(&shared);
         let outcome = match shared.engine.lock() {
             Ok(mut e) => e.handle(&req, &ingress, crate::now()),
             Err(_) => bail!("DHCP state lock poisoned"),

@@ -262,6 +262,25 @@ impl LeaseTable {
         self.by_mac.get(&mac).is_some_and(|l| !l.is_empty()) || self.offered_to.contains_key(&mac)
     }
 
+    /// Moves every lease's expiry and every offer by `seconds` (the system
+    /// clock stepped by that much), so each keeps the time it had left.
+    /// Returns the leases to write back.
+    pub fn shift(&mut self, seconds: i64) -> Vec<Lease> {
+        let by = |t: u64| {
+            u64::try_from(i64::try_from(t).unwrap_or(i64::MAX).saturating_add(seconds)).unwrap_or(0)
+        };
+        for o in self.offers.values_mut() {
+            o.until = by(o.until);
+        }
+        self.by_ip
+            .values_mut()
+            .map(|l| {
+                l.expires = by(l.expires);
+                l.clone()
+            })
+            .collect()
+    }
+
     /// Counts of active leases and pool size for a subnet, for logs.
     pub fn usage(&self, subnet: &Subnet, now: u64) -> (usize, u64) {
         let used = self

@@ -657,3 +657,30 @@ fn an_exhausted_pool_is_a_warning_once_a_minute() {
     let note = later.exchange.note.unwrap_or_default();
     assert!(note.contains("9 more clients found it exhausted"), "{note}");
 }
+
+#[test]
+fn a_clock_step_moves_every_lease_so_none_expires_early_or_lives_on() {
+    let (mut e, i) = small("");
+    let (_, offer) = run(&mut e, &ClientMessage::new(DISCOVER, mac(1), 1), &i);
+    let ip = offer.unwrap().yiaddr;
+    let (_, ack) = run(
+        &mut e,
+        &ClientMessage::new(REQUEST, mac(1), 2)
+            .requested_ip(ip)
+            .server_id(Ipv4Addr::new(10, 0, 0, 1)),
+        &i,
+    );
+    assert_eq!(ack.unwrap().msg_type(), Some(ACK));
+    let expires = e.leases.get(ip).unwrap().expires;
+    // The clock steps an hour forward: the lease moves with it and is still
+    // held; another client is not given its address.
+    let moved = e.clock_stepped(3600);
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].expires, expires + 3600);
+    assert!(e.leases.get(ip).unwrap().active(NOW + 3600 + 10));
+    let other = discover_at(&mut e, mac(2), &i, NOW + 3600 + 10);
+    assert_ne!(other.exchange.ip, Some(ip));
+    // Two hours back: it ends when it had left to run, not an hour later.
+    e.clock_stepped(-7200);
+    assert_eq!(e.leases.get(ip).unwrap().expires, expires - 3600);
+}
