@@ -186,6 +186,9 @@ pub fn respond(
     let mut bytes = Vec::with_capacity(512);
     let mut enc = BinEncoder::new(&mut bytes);
     enc.set_max_size(limit);
+    // An answer larger than the client takes (a switchover with many
+    // members, a client without EDNS) is cut by the encoder, with TC set,
+    // so the client asks again over TCP (RFC 2181 9).
     if out.emit(&mut enc).is_err() {
         return (Outcome::Drop("answer could not be encoded"), false);
     }
@@ -373,6 +376,52 @@ mod tests {
         assert_eq!(m.queries[0].name().to_ascii(), "VM40IC1.Lab.Voip.");
         assert_eq!(m.answers.len(), 1);
         assert_eq!(cache.map.len(), 1, "served from the cache");
+    }
+
+    #[test]
+    fn an_answer_over_the_clients_size_is_sent_truncated() {
+        let mut cfg = String::from("[dns]\nzone = \"lab.voip\"\n");
+        for n in 1..=20 {
+            cfg.push_str(&format!(
+                "[[dns.host]]\nname = \"cic-member-{n}\"\nip = \"10.250.1.{n}\"\n"
+            ));
+        }
+        let members: Vec<String> = (1..=20).map(|n| format!("\"cic-member-{n}\"")).collect();
+        cfg.push_str(&format!(
+            "[[dns.switchover]]\nname = \"cic\"\nmembers = [{}]\nservices = [{{ srv = \"_sip._udp\", port = 5060 }}]\n",
+            members.join(", ")
+        ));
+        let c = Config::parse("t.toml", &cfg).unwrap();
+        let z = Zone::new(c.dns.as_ref().unwrap(), &[], false);
+        let srv = |edns: bool| {
+            let mut m = Message::new(3, MessageType::Query, OpCode::Query);
+            m.add_query(Query::query(
+                Name::from_ascii("_sip._udp.lab.voip.").unwrap(),
+                RecordType::SRV,
+            ));
+            if edns {
+                let mut e = Edns::new();
+                e.set_max_payload(4096);
+                m.set_edns(e);
+            }
+            m.to_vec().unwrap()
+        };
+        // Without EDNS: 512 bytes at most, so what fits, with TC.
+        let Outcome::Reply(b) = respond(&z, &srv(false), None, 0, false).0 else {
+            panic!("no reply");
+        };
+        let m = Message::from_vec(&b).unwrap();
+        assert!(b.len() <= 512, "{}", b.len());
+        assert!(m.metadata.truncation);
+        assert!(m.answers.len() < 20, "{}", m.answers.len());
+        assert_eq!(m.queries.len(), 1);
+        // With EDNS (up to 1232 bytes) the whole answer fits.
+        let Outcome::Reply(b) = respond(&z, &srv(true), None, 0, false).0 else {
+            panic!("no reply");
+        };
+        let m = Message::from_vec(&b).unwrap();
+        assert!(!m.metadata.truncation);
+        assert_eq!(m.answers.len(), 20);
     }
 
     #[test]
