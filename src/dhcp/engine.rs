@@ -654,11 +654,17 @@ impl Engine {
         let mut mandatory = vec![
             (opt::MESSAGE_TYPE, vec![packet::NAK]),
             (opt::SERVER_ID, c.server_id.octets().to_vec()),
-            (
-                opt::MESSAGE,
-                why.as_bytes().iter().take(200).copied().collect(),
-            ),
         ];
+        // The reason is for people reading captures: it gives way when the
+        // client's size leaves no room for it (a long client identifier).
+        let message = [(
+            opt::MESSAGE,
+            why.as_bytes()
+                .iter()
+                .take(200)
+                .copied()
+                .collect::<Vec<u8>>(),
+        )];
         if let Some(id) = req.option(opt::CLIENT_ID) {
             mandatory.push((opt::CLIENT_ID, id.to_vec()));
         }
@@ -683,7 +689,7 @@ impl Engine {
             chaddr: req.chaddr,
             file: None,
         };
-        let e = encode_reply(&hdr, &mandatory, &[], &last, req.max_reply());
+        let e = encode_reply(&hdr, &mandatory, &message, &last, req.max_reply());
         ex.reply = Some("NAK");
         ex.sent = e.sent;
         ex.level = Level::Info;

@@ -70,7 +70,14 @@ pub enum ParseError {
     NoMessageType,
     #[error("message type {0} is not one a client sends")]
     BadMessageType(u8),
+    #[error("client identifier of {0} bytes (at most {MAX_CLIENT_ID})")]
+    ClientIdTooLong(usize),
 }
+
+/// The longest client identifier (option 61) accepted, as Kea does. It is
+/// echoed in every reply (RFC 6842), so a longer one would not leave room
+/// for the answer within the 576 bytes every client takes.
+pub const MAX_CLIENT_ID: usize = 255;
 
 /// A client's request, decoded and checked.
 #[derive(Debug, Clone)]
@@ -118,6 +125,11 @@ impl Request {
             if o & 2 != 0 {
                 collect(DhcpOptionIterator::new(&buf[44..108]), &mut options);
             }
+        }
+        if let Some(id) = options.get(&opt::CLIENT_ID)
+            && id.len() > MAX_CLIENT_ID
+        {
+            return Err(ParseError::ClientIdTooLong(id.len()));
         }
         let msg_type = match options.get(&opt::MESSAGE_TYPE).map(Vec::as_slice) {
             Some([t]) if *t != BOOTP => *t,

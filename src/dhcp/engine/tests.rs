@@ -684,3 +684,37 @@ fn a_clock_step_moves_every_lease_so_none_expires_early_or_lives_on() {
     e.clock_stepped(-7200);
     assert_eq!(e.leases.get(ip).unwrap().expires, expires - 3600);
 }
+
+/// Found by the DHCP fuzzer: a client identifier of 400 bytes (option 61
+/// repeated, RFC 3396) made every reply, which echoes it, larger than the
+/// client's 576 bytes. Over 255 bytes is refused; up to 255, every reply
+/// fits, a NAK too (its reason gives way).
+#[test]
+fn a_long_client_id_fits_every_reply_or_is_refused() {
+    let (mut e, i) = small("");
+    let id = vec![7u8; 255];
+    let m = ClientMessage::new(REQUEST, mac(1), 5)
+        .option(61, id.clone())
+        .option(57, vec![2, 0x40])
+        .requested_ip(Ipv4Addr::new(10, 0, 0, 99));
+    let req = Request::parse(&m.encode()).unwrap();
+    let r = e.handle(&req, &i, NOW).reply.expect("NAK");
+    assert!(r.bytes.len() <= 548, "{}", r.bytes.len());
+    let p = ParsedReply::parse(&r.bytes).unwrap();
+    assert_eq!(p.msg_type(), Some(NAK));
+    assert_eq!(p.get(61), Some(&id[..]));
+    let (_, offer) = run(
+        &mut e,
+        &ClientMessage::new(DISCOVER, mac(2), 6)
+            .option(61, id.clone())
+            .option(57, vec![2, 0x40])
+            .requests(&(1..=254).collect::<Vec<u8>>()),
+        &i,
+    );
+    assert!(offer.unwrap().len <= 548);
+    let m = ClientMessage::new(DISCOVER, mac(1), 7).option(61, vec![7u8; 256]);
+    assert!(matches!(
+        Request::parse(&m.encode()),
+        Err(packet::ParseError::ClientIdTooLong(256))
+    ));
+}
