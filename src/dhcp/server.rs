@@ -40,6 +40,10 @@ struct Shared {
     started: Instant,
     /// The last look at the clocks, to tell a step of the system clock.
     clock: Mutex<StepWatch>,
+    /// The live configuration (set when serving starts): each request is
+    /// decided with the newest, so an answer after a reload's READY=1 is
+    /// always the reloaded one.
+    live: std::sync::OnceLock<watch::Receiver<Arc<Config>>>,
 }
 
 /// The wall clock (unix milliseconds) and the monotonic one (milliseconds
@@ -127,6 +131,7 @@ impl Dhcp {
                 writer,
                 started,
                 clock: Mutex::new(StepWatch::new(wall, mono)),
+                live: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -140,6 +145,7 @@ impl Dhcp {
         ready: Arc<Readiness>,
     ) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
+        let _ = self.shared.live.set(live.clone());
         let serving = Arc::clone(&self.shared);
         tasks.spawn(places::serve(
             live.clone(),
@@ -280,8 +286,16 @@ async fn serve_interface(shared: Arc<Shared>, name: String, report: Report) -> a
             ingress.addrs = current.to_vec();
         }
         watch_clock(&shared);
+        let newest = shared.live.get().map(|l| Arc::clone(&l.borrow()));
         let outcome = match shared.engine.lock() {
-            Ok(mut e) => e.handle(&req, &ingress, crate::now()),
+            Ok(mut e) => {
+                if let Some(next) = newest
+                    && !Arc::ptr_eq(e.config(), &next)
+                {
+                    e.set_config(next);
+                }
+                e.handle(&req, &ingress, crate::now())
+            }
             Err(_) => bail!("DHCP state lock poisoned"),
         };
         let Outcome {
