@@ -154,16 +154,15 @@ impl Dhcp {
             |c| places(c),
             move |place, report| serve_interface(Arc::clone(&serving), place.label, report),
         ));
+        // The engine takes the newest configuration per request (see
+        // `serve_interface`); the rate limiter is told here.
         let shared = Arc::clone(&self.shared);
         let mut follow = live;
         tasks.spawn(async move {
             while follow.changed().await.is_ok() {
-                let next = Arc::clone(&follow.borrow_and_update());
+                let rate = follow.borrow_and_update().dhcp.rate_limit;
                 if let Ok(mut l) = shared.limiter.lock() {
-                    l.set_rate(next.dhcp.rate_limit);
-                }
-                if let Ok(mut e) = shared.engine.lock() {
-                    e.set_config(next);
+                    l.set_rate(rate);
                 }
             }
             std::future::pending().await

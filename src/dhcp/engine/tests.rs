@@ -473,12 +473,7 @@ fn bootp_is_answered_for_reservations_only() {
 /// A loader that reads only the BOOTP header: it asks for 1, 3, 6, 12, 17
 /// and never for 66 or 67, then fetches `file` from `siaddr`.
 fn header_only(config: &str, m: Mac) -> (Vec<u8>, Ipv4Addr, Vec<u8>) {
-    let c = Config::parse("t", config).unwrap();
-    let mut e = Engine::new(Arc::new(c), LeaseTable::new());
-    let i = Ingress {
-        interface: "v".into(),
-        addrs: vec!["10.0.0.1/24".parse().unwrap()],
-    };
+    let (mut e, i) = engine_on_v(config);
     let req = ClientMessage::new(DISCOVER, m, 1).requests(&[1, 3, 6, 12, 17]);
     let out = e.handle(&Request::parse(&req.encode()).unwrap(), &i, NOW);
     let bytes = out.reply.expect("offer").bytes;
@@ -544,17 +539,23 @@ fn next_server_must_be_an_address_or_self() {
     assert!(e.contains("not an IPv4 address or \"self\""), "{e}");
 }
 
-fn small(extra: &str) -> (Engine, Ingress) {
-    let c = Config::parse(
-        "t",
-        &format!("[dhcp]\n{extra}\n[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.12\"]\n[[dhcp.host]]\nmac = \"00:90:8f:aa:bb:f0\"\n"),
-    )
-    .unwrap();
+/// An engine for `config` (test text: a failure to load is the test's
+/// failure) and the interface `v` at 10.0.0.1/24.
+fn engine_on_v(config: &str) -> (Engine, Ingress) {
+    let c = Config::parse("t", config).unwrap();
     let i = Ingress {
         interface: "v".into(),
         addrs: vec!["10.0.0.1/24".parse().unwrap()],
     };
     (Engine::new(Arc::new(c), LeaseTable::new()), i)
+}
+
+/// A pool of three in 10.0.0.0/24 and one reserved host, with `extra`
+/// under `[dhcp]`.
+fn small(extra: &str) -> (Engine, Ingress) {
+    engine_on_v(&format!(
+        "[dhcp]\n{extra}\n[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.12\"]\n[[dhcp.host]]\nmac = \"00:90:8f:aa:bb:f0\"\n"
+    ))
 }
 
 fn discover_at(e: &mut Engine, m: Mac, i: &Ingress, now: u64) -> Outcome {
