@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use hickory_server::proto::rr::RecordType;
+use hickory_proto::rr::RecordType;
 
 use crate::lab::phone::{self, Boot, Spec};
 use crate::lab::{CallServer, Netns, clients, unique, veth};

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use hickory_server::proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::config::{Class, Config, profiles};
 use crate::dhcp::client::{ClientMessage, ParsedReply};

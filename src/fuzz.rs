@@ -214,7 +214,7 @@ pub fn dhcp(data: &[u8]) {
 /// the client may take (512 bytes, or its EDNS size up to 1232).
 pub fn dns(data: &[u8]) {
     use crate::dns::udp::{Outcome, quick_parse, respond};
-    use hickory_server::proto::op::Message;
+    use hickory_proto::op::Message;
     let appliance = Some(Ipv4Addr::new(10, 250, 0, 1));
     let _ = quick_parse(data, appliance);
     let (outcome, _) = respond(zone(), data, appliance, NOW, false);

@@ -5,6 +5,7 @@
 //! that put them on sockets.
 
 pub mod config;
+pub mod counters;
 pub mod dhcp;
 pub mod glob;
 pub mod leases;

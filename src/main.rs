@@ -373,6 +373,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                     r = dialtone::serve::run_with(c, extras) => r,
                     _ = dialtone::shutdown_signal() => {
                         dialtone::daemon::notify::Notifier.stopping();
+                        dialtone::counters::log();
                         tracing::info!("shutting down");
                         Ok(())
                     }

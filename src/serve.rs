@@ -135,7 +135,19 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
         ready,
     };
     tasks.spawn(reloader.run());
+    tasks.spawn(counters_on_usr1());
     crate::first_exit(&mut tasks).await
+}
+
+/// Logs the counters of dropped and refused input on every SIGUSR1
+/// (`systemctl kill -s USR1 dialtone`), as dnsmasq logs its statistics.
+async fn counters_on_usr1() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut usr1 = signal(SignalKind::user_defined1()).context("cannot listen for SIGUSR1")?;
+    while usr1.recv().await.is_some() {
+        crate::counters::log();
+    }
+    Ok(())
 }
 
 /// Every place each service will serve, expected before any binds, so

@@ -260,9 +260,9 @@ fn sntp_client_gets_the_time() {
 
 /// An upstream resolver stand-in: answers every A question with 192.0.2.7.
 fn upstream(ns: &Netns, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<anyhow::Result<()>> {
-    use hickory_server::proto::op::{Message, MessageType};
-    use hickory_server::proto::rr::rdata::A;
-    use hickory_server::proto::rr::{RData, Record};
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, Record};
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let t = ns.spawn_thread(move || {
         let sock = UdpSocket::bind(("10.250.0.9", 5353))?;

@@ -350,13 +350,15 @@ fn tftp_reads_share_a_transfer_port_and_stay_apart() {
     assert_eq!(tid_a, tid_b, "one transfer port per server address");
     assert_ne!(tid_a.port(), 69);
 
-    // An ACK from a port with no transfer is dropped and moves nothing.
+    // An ACK from a port with no transfer gets ERROR 5 (unknown transfer
+    // ID), sent to it alone, and moves nothing (RFC 1350 4).
     let stranger = raw_client(&f);
     stranger.send_to(&[0, 4, 0, 1], tid_a).unwrap();
-    assert!(
-        stranger.recv_from(&mut buf).is_err(),
-        "the stranger got an answer"
-    );
+    let (n, from) = stranger
+        .recv_from(&mut buf)
+        .expect("ERROR 5 for the stranger");
+    assert_eq!(&buf[..4], &[0, 5, 0, 5], "{:?}", &buf[..n]);
+    assert_eq!(from, tid_a);
     a.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     assert!(

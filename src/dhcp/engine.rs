@@ -52,6 +52,9 @@ pub enum Level {
     Warn,
 }
 
+/// How many addresses one client can hold in quarantine (declined) at once.
+pub const DECLINES_PER_CLIENT: usize = 4;
+
 /// What happened in one exchange: one structured log event.
 #[derive(Debug, Clone)]
 pub struct Exchange {
@@ -421,6 +424,17 @@ impl Engine {
             out.exchange.note = Some(format!("DECLINE of {ip}, which this client does not hold"));
             return;
         }
+        // One client cannot quarantine more than a few addresses at once:
+        // a DECLINE storm (a broken phone, or a script taking leases and
+        // declining them) would otherwise empty the pool for decline_time.
+        // Past the bound, the address goes back to the pool instead.
+        let quarantined = self
+            .leases
+            .leases_of(req.mac, c.subnet)
+            .iter()
+            .filter(|l| l.quarantined(now))
+            .count();
+        let over = quarantined >= DECLINES_PER_CLIENT;
         let lease = Lease {
             ip,
             mac: req.mac,
@@ -428,17 +442,31 @@ impl Engine {
             vendor_class: req.vendor_class.clone(),
             user_class: req.user_class().map(str::to_string),
             interface: ingress.interface.clone(),
-            state: LeaseState::Declined,
-            expires: now + u64::from(self.config.dhcp.decline_time),
+            state: if over {
+                LeaseState::Released
+            } else {
+                LeaseState::Declined
+            },
+            expires: if over {
+                now
+            } else {
+                now + u64::from(self.config.dhcp.decline_time)
+            },
         };
         self.leases.drop_offer(req.mac);
         self.leases.put(lease.clone());
         out.persist.push(lease);
         out.exchange.level = Level::Warn;
-        out.exchange.note = Some(format!(
-            "{ip} is in use by another device; quarantined for {}s",
-            self.config.dhcp.decline_time
-        ));
+        out.exchange.note = Some(if over {
+            format!(
+                "{ip} declined, but this client already holds {quarantined} addresses in quarantine: {ip} goes back to the pool instead (a DECLINE storm?)"
+            )
+        } else {
+            format!(
+                "{ip} is in use by another device; quarantined for {}s",
+                self.config.dhcp.decline_time
+            )
+        });
     }
 
     fn release(&mut self, c: &Client<'_>, now: u64, out: &mut Outcome) {

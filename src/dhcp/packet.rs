@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use dhcproto::v4::borrowed::{DhcpOptionIterator, Message};
+use dhcproto::v4::borrowed::Message;
 use thiserror::Error;
 
 use super::options::{self as opt, user_class_instances};
@@ -56,7 +56,7 @@ pub fn message_type_code(name: &str) -> Option<u8> {
 }
 
 /// Why a packet was dropped before the exchange logic saw it.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum ParseError {
     #[error("packet of {0} bytes is shorter than a DHCP message (240)")]
     TooShort(usize),
@@ -72,6 +72,8 @@ pub enum ParseError {
     BadMessageType(u8),
     #[error("client identifier of {0} bytes (at most {MAX_CLIENT_ID})")]
     ClientIdTooLong(usize),
+    #[error("option {code} runs past the end of the {area}")]
+    OptionPastEnd { code: u8, area: &'static str },
 }
 
 /// The longest client identifier (option 61) accepted, as Kea does. It is
@@ -114,16 +116,16 @@ impl Request {
         let cookie = buf[236..240] == MAGIC;
         let mut options: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
         if cookie {
-            collect(msg.opts(), &mut options);
+            collect(&buf[240..], "packet", &mut options)?;
         }
         // Option 52: more options in the file and/or sname fields.
         let overload = options.get(&opt::OVERLOAD).and_then(|v| v.first().copied());
         if let Some(o) = overload {
             if o & 1 != 0 {
-                collect(DhcpOptionIterator::new(&buf[108..236]), &mut options);
+                collect(&buf[108..236], "file field", &mut options)?;
             }
             if o & 2 != 0 {
-                collect(DhcpOptionIterator::new(&buf[44..108]), &mut options);
+                collect(&buf[44..108], "sname field", &mut options)?;
             }
         }
         if let Some(id) = options.get(&opt::CLIENT_ID)
@@ -215,12 +217,32 @@ impl Request {
     }
 }
 
-fn collect(iter: DhcpOptionIterator<'_>, into: &mut BTreeMap<u8, Vec<u8>>) {
-    for o in iter {
-        into.entry(u8::from(o.code()))
-            .or_default()
-            .extend_from_slice(o.data());
+/// Reads the options of one area (the options field, or the file or sname
+/// field under option 52) into `into`, repeated ones concatenated (RFC
+/// 3396). Pads are skipped and END stops; an area without END ends with its
+/// bytes (as Kea and dnsmasq take it), but an option whose length runs past
+/// the area makes the whole packet unreadable (as in Kea): its other
+/// options cannot be trusted either.
+fn collect(
+    area: &[u8],
+    name: &'static str,
+    into: &mut BTreeMap<u8, Vec<u8>>,
+) -> Result<(), ParseError> {
+    let mut i = 0;
+    while let Some(&code) = area.get(i) {
+        match code {
+            opt::PAD => i += 1,
+            opt::END => break,
+            _ => {
+                let past = ParseError::OptionPastEnd { code, area: name };
+                let len = usize::from(*area.get(i + 1).ok_or(past.clone())?);
+                let data = area.get(i + 2..i + 2 + len).ok_or(past)?;
+                into.entry(code).or_default().extend_from_slice(data);
+                i += 2 + len;
+            }
+        }
     }
+    Ok(())
 }
 
 /// Text from a phone, with anything unprintable escaped so it is safe to log and match.

@@ -261,6 +261,7 @@ async fn serve_interface(shared: Arc<Shared>, name: String, report: Report) -> a
         let req = match Request::parse(&buf[..len]) {
             Ok(r) => r,
             Err(e) => {
+                crate::counters::bump(crate::counters::Counter::DhcpParseFailed);
                 tracing::debug!(target: "dialtone::dhcp", interface = %name, %from, len, reason = %e, "dropped packet");
                 continue;
             }
@@ -272,6 +273,7 @@ async fn serve_interface(shared: Arc<Shared>, name: String, report: Report) -> a
             .map(|mut l| l.check(req.mac, now_ms))
             .unwrap_or(Verdict::Pass);
         if let Verdict::Drop { first } = verdict {
+            crate::counters::bump(crate::counters::Counter::DhcpRateLimited);
             if first {
                 tracing::warn!(target: "dialtone::dhcp", mac = %req.mac, interface = %name, "client is flooding; dropping its packets above the rate limit");
             } else {
@@ -302,6 +304,7 @@ async fn serve_interface(shared: Arc<Shared>, name: String, report: Report) -> a
             persist,
             exchange,
         } = outcome;
+        count(reply.as_ref(), &persist, &exchange);
         if persist.is_empty() {
             log_exchange(&exchange);
             if let Some(r) = reply {
@@ -332,6 +335,16 @@ async fn serve_interface(shared: Arc<Shared>, name: String, report: Report) -> a
                 }
             });
         }
+    }
+}
+
+/// Counts an exchange that was refused (NAK) or not answered at all.
+fn count(reply: Option<&super::engine::Reply>, persist: &[Lease], exchange: &Exchange) {
+    use crate::counters::{Counter, bump};
+    if exchange.reply == Some("NAK") {
+        bump(Counter::DhcpNak);
+    } else if reply.is_none() && persist.is_empty() {
+        bump(Counter::DhcpIgnored);
     }
 }
 

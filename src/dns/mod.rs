@@ -4,5 +4,6 @@
 pub mod health;
 pub mod reply;
 pub mod server;
+pub mod tcp;
 pub mod udp;
 pub mod zone;

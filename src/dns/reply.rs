@@ -4,8 +4,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use hickory_server::proto::op::{Edns, Metadata, OpCode, Query, ResponseCode};
-use hickory_server::proto::rr::DNSClass;
+use hickory_proto::op::{Edns, Metadata, OpCode, Query, ResponseCode};
+use hickory_proto::rr::DNSClass;
 
 use super::zone::{Answer, Rcode, Zone};
 

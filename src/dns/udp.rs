@@ -10,14 +10,14 @@
 //! back). Everything else, and every cache miss, goes through hickory-proto's
 //! decoder and encoder (`respond`). Cached answers are dropped when the zone
 //! changes (health, lease names) and after one second, so lease expiry shows.
-//! TCP stays with hickory-server (`server.rs`).
+//! TCP is `tcp.rs`, through the same `respond`.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hickory_server::proto::op::{Edns, Message, MessageType, ResponseCode};
-use hickory_server::proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::reply::{Decision, EDNS_PAYLOAD, decide, forward, reply_edns};
 use super::server::SharedZone;
@@ -134,14 +134,34 @@ pub enum Outcome {
     Drop(&'static str),
 }
 
-/// The full answer to a query, through hickory-proto. Returns the encoded
-/// reply and whether it may be cached.
+/// How large an answer may be: over UDP, the client's EDNS size or 512
+/// (cut with TC past it); over TCP, a whole message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// The full answer to a query over UDP, through hickory-proto. Returns the
+/// encoded reply and whether it may be cached.
 pub fn respond(
     zone: &Zone,
     query: &[u8],
     appliance: Option<Ipv4Addr>,
     now: u64,
     forwarding: bool,
+) -> (Outcome, bool) {
+    respond_over(zone, query, appliance, now, forwarding, Transport::Udp)
+}
+
+/// The full answer to a query arriving over `transport`.
+pub fn respond_over(
+    zone: &Zone,
+    query: &[u8],
+    appliance: Option<Ipv4Addr>,
+    now: u64,
+    forwarding: bool,
+    transport: Transport,
 ) -> (Outcome, bool) {
     let req = match Message::from_vec(query) {
         Ok(m) => m,
@@ -176,7 +196,10 @@ pub fn respond(
     out.metadata = meta;
     out.queries = req.queries;
     out.edns = req.edns.as_ref().map(reply_edns);
-    let limit = out.edns.as_ref().map_or(512, Edns::max_payload);
+    let limit = match transport {
+        Transport::Udp => out.edns.as_ref().map_or(512, Edns::max_payload),
+        Transport::Tcp => u16::MAX,
+    };
     let cacheable = answer.is_some();
     if let Some(a) = answer {
         out.answers = a.answers;
@@ -193,6 +216,17 @@ pub fn respond(
         return (Outcome::Drop("answer could not be encoded"), false);
     }
     (Outcome::Reply(bytes), cacheable)
+}
+
+/// SERVFAIL with the query's question, as a resolver whose upstream
+/// servers are down answers. `query` has at least a header.
+pub fn servfail(query: &[u8]) -> Vec<u8> {
+    let mut out = query.to_vec();
+    if out.len() >= 4 {
+        out[2] = 0x80 | (query[2] & 0x79);
+        out[3] = 0x80 | ResponseCode::ServFail.low();
+    }
+    out
 }
 
 struct Cached {
@@ -278,6 +312,9 @@ pub async fn serve(
         };
         match outcome {
             Outcome::Reply(bytes) => {
+                if bytes.len() >= 4 && bytes[3] & 0x0f == ResponseCode::FormErr.low() {
+                    crate::counters::bump(crate::counters::Counter::DnsFormErr);
+                }
                 if let Err(e) = socket.send_to(&bytes, from).await {
                     tracing::debug!(target: "dialtone::dns", client = %from, error = %e, "send failed");
                 }
@@ -292,17 +329,14 @@ pub async fn serve(
                             let _ = socket.send_to(&answer, from).await;
                         }
                         None => {
-                            // SERVFAIL with the question, like a resolver whose upstream is down.
-                            let mut out = query.clone();
-                            out[2] = 0x80 | (query[2] & 0x79);
-                            out[3] = 0x80 | ResponseCode::ServFail.low();
-                            let _ = socket.send_to(&out, from).await;
+                            let _ = socket.send_to(&servfail(&query), from).await;
                             tracing::info!(target: "dialtone::dns", client = %from, "no upstream server answered");
                         }
                     }
                 });
             }
             Outcome::Drop(why) => {
+                crate::counters::bump(crate::counters::Counter::DnsDropped);
                 tracing::debug!(target: "dialtone::dns", client = %from, interface = %interface, reason = why, "dns packet dropped");
             }
         }
@@ -313,8 +347,8 @@ pub async fn serve(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use hickory_server::proto::op::{OpCode, Query};
-    use hickory_server::proto::rr::{Name, RecordType};
+    use hickory_proto::op::{OpCode, Query};
+    use hickory_proto::rr::{Name, RecordType};
 
     fn zone() -> Zone {
         let c = Config::parse(

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use hickory_server::proto::rr::rdata::{A, NS, PTR, SOA, SRV};
-use hickory_server::proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::rdata::{A, NS, PTR, SOA, SRV};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::config::{Dns, SwitchoverMode};
 use crate::units::Ipv4Net;
@@ -481,6 +481,15 @@ impl Zone {
                 }
                 None => out.rcode = Rcode::NxDomain,
             },
+        }
+        // ANY gets one RRset, not everything the name has (RFC 8482): the
+        // query is a favourite of amplification, and no phone needs it.
+        if qtype == RecordType::ANY
+            && let Some(first) = out.answers.first().map(Record::record_type)
+            && out.answers.iter().any(|r| r.record_type() != first)
+        {
+            out.answers.retain(|r| r.record_type() == first);
+            out.additionals.clear();
         }
         if out.answers.is_empty() {
             out.authority.push(self.soa(self.origin_name.clone()));

@@ -209,6 +209,7 @@ impl Resolver {
             return self.lookup(&parts, client);
         };
         if sweep.slowed(client.ip) {
+            crate::counters::bump(crate::counters::Counter::SweepSlowed);
             return Err(Miss::Slowed);
         }
         let found = self.lookup(&parts, client);

@@ -135,6 +135,14 @@ impl Counters {
     /// Logs the transfer (one event) and counts it.
     pub fn finish(&self, t: &Transfer) {
         log(t);
+        if t.protocol.starts_with("tftp")
+            && matches!(
+                t.outcome,
+                Outcome::NotFound | Outcome::Refused | Outcome::Private | Outcome::Busy
+            )
+        {
+            crate::counters::bump(crate::counters::Counter::TftpRefused);
+        }
         if let Some(o) = &self.observer {
             o(t);
         }

@@ -7,7 +7,7 @@
 
 use std::net::Ipv4Addr;
 
-use hickory_server::proto::rr::RecordType;
+use hickory_proto::rr::RecordType;
 
 use super::Netns;
 use super::clients::{self, Identity};

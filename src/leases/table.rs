@@ -53,7 +53,8 @@ impl Lease {
     pub fn active(&self, now: u64) -> bool {
         self.state == LeaseState::Bound && self.expires > now
     }
-    fn quarantined(&self, now: u64) -> bool {
+    /// Declined and still held out of the pool at `now`.
+    pub fn quarantined(&self, now: u64) -> bool {
         self.state == LeaseState::Declined && self.expires > now
     }
 }

@@ -5,3 +5,4 @@ pub mod ifaces;
 pub mod places;
 pub mod ready;
 pub mod sockets;
+pub mod sources;

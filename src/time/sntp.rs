@@ -161,6 +161,7 @@ async fn serve_interface(
                 tracing::debug!(target: "dialtone::time", client = %from, interface = %name, "sntp answered");
             }
             Err(why) => {
+                crate::counters::bump(crate::counters::Counter::SntpDropped);
                 tracing::debug!(target: "dialtone::time", client = %from, interface = %name, reason = %why, "sntp packet dropped");
             }
         }

@@ -208,6 +208,41 @@ impl Lab {
         }
     }
 
+    /// The server's counters of dropped and refused input: sends it SIGUSR1
+    /// and reads the event it logs in answer.
+    pub fn counters(&self) -> HashMap<String, u64> {
+        const EVENT: &str = "dropped and refused input so far";
+        let before = self.log().matches(EVENT).count();
+        let pid = self.server.as_ref().expect("server running").id();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGUSR1,
+        )
+        .expect("SIGUSR1");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            if log.matches(EVENT).count() > before {
+                let line = log
+                    .lines()
+                    .rfind(|l| l.contains(EVENT))
+                    .expect("the counters' event");
+                let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+                let text = v["fields"]["counters"]
+                    .as_str()
+                    .or_else(|| v["counters"].as_str())
+                    .unwrap_or_else(|| panic!("no counters in {line}"));
+                return text
+                    .split_whitespace()
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.parse().expect("a count")))
+                    .collect();
+            }
+            assert!(Instant::now() < deadline, "no counters logged on SIGUSR1");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Runs udhcpc once on a phone interface; returns the variables its script saw
     /// on `bound` (empty if no lease).
     pub fn udhcpc(&self, interface: &str, args: &[&str]) -> HashMap<String, String> {

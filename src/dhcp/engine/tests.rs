@@ -292,6 +292,44 @@ fn decline_quarantines_and_release_frees() {
 }
 
 #[test]
+fn a_decline_storm_from_one_client_quarantines_a_bounded_number_of_addresses() {
+    let mut e = engine();
+    let sid = Ipv4Addr::new(10, 250, 0, 1);
+    let mut outcomes = Vec::new();
+    for round in 0..10u32 {
+        let ack = lease(&mut e, mac(9), &voice(), &[1]);
+        let (out, r) = run(
+            &mut e,
+            &ClientMessage::new(DECLINE, mac(9), 100 + round)
+                .requested_ip(ack.yiaddr)
+                .server_id(sid),
+            &voice(),
+        );
+        assert!(r.is_none());
+        outcomes.push(out.persist[0].state);
+    }
+    let quarantined = e.leases.all().filter(|l| l.quarantined(NOW)).count();
+    assert_eq!(quarantined, DECLINES_PER_CLIENT);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|s| **s == LeaseState::Released)
+            .count(),
+        10 - DECLINES_PER_CLIENT
+    );
+    // Another client's DECLINE is still honoured.
+    let ack = lease(&mut e, mac(13), &voice(), &[1]);
+    let (out, _) = run(
+        &mut e,
+        &ClientMessage::new(DECLINE, mac(13), 1)
+            .requested_ip(ack.yiaddr)
+            .server_id(sid),
+        &voice(),
+    );
+    assert_eq!(out.persist[0].state, LeaseState::Declined);
+}
+
+#[test]
 fn inform_gets_options_without_lease() {
     let mut e = engine();
     let ciaddr = Ipv4Addr::new(10, 250, 0, 77);

@@ -49,12 +49,60 @@ fn rejects_malformed() {
         Request::parse(&b).unwrap_err(),
         ParseError::BadMessageType(OFFER)
     );
-    // Truncated option length runs off the end: options stop, no panic.
+    // An option whose length runs off the end: the packet is unreadable.
     let mut b = ClientMessage::new(DISCOVER, mac(), 1).encode();
     b.truncate(243);
     b.extend_from_slice(&[55, 200, 1]);
+    assert_eq!(
+        Request::parse(&b).unwrap_err(),
+        ParseError::OptionPastEnd {
+            code: 55,
+            area: "packet"
+        }
+    );
+    // An option code as the last byte, its length missing: the same.
+    let mut b = ClientMessage::new(DISCOVER, mac(), 1).encode();
+    b.truncate(243);
+    b.push(12);
+    assert!(matches!(
+        Request::parse(&b),
+        Err(ParseError::OptionPastEnd { code: 12, .. })
+    ));
+}
+
+#[test]
+fn a_packet_without_end_is_read_to_its_last_byte() {
+    let mut b = ClientMessage::new(DISCOVER, mac(), 1)
+        .requests(&[1, 3])
+        .encode();
+    b.truncate(240 + 3 + 4);
+    assert_ne!(b.last(), Some(&opt::END));
     let r = Request::parse(&b).unwrap();
-    assert!(r.param_list.is_empty());
+    assert_eq!(r.msg_type, DISCOVER);
+    assert_eq!(r.param_list, vec![1, 3]);
+}
+
+#[test]
+fn option_52_over_garbage_makes_the_packet_unreadable() {
+    let mut b = ClientMessage::new(DISCOVER, mac(), 1)
+        .option(opt::OVERLOAD, vec![3])
+        .encode();
+    // A boot file name where options are promised: 'p' (112) of length
+    // 'x' (120) runs past the sname field.
+    b[44..56].copy_from_slice(b"pxelinux.0\0\0");
+    assert!(matches!(
+        Request::parse(&b),
+        Err(ParseError::OptionPastEnd {
+            area: "sname field",
+            ..
+        })
+    ));
+    // Options that do fit in the file field are read.
+    let mut b = ClientMessage::new(DISCOVER, mac(), 1)
+        .option(opt::OVERLOAD, vec![1])
+        .encode();
+    b[108..114].copy_from_slice(&[55, 2, 1, 3, 255, 0]);
+    assert_eq!(Request::parse(&b).unwrap().param_list, vec![1, 3]);
 }
 
 #[test]

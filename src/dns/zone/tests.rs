@@ -1,6 +1,6 @@
 use std::net::Ipv4Addr;
 
-use hickory_server::proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::*;
 use crate::config::Config;
@@ -124,6 +124,20 @@ fn nxdomain_nodata_and_refused() {
         ask(&z, "8.8.8.8.in-addr.arpa.", RecordType::PTR).rcode,
         Rcode::Refused
     );
+}
+
+#[test]
+fn any_gets_one_rrset() {
+    let z = zone(EXAMPLE);
+    // The apex has an SOA and an NS: ANY gets the SOA alone (RFC 8482).
+    let any = ask(&z, "lab.voip.", RecordType::ANY);
+    assert_eq!(any.rcode, Rcode::NoError);
+    assert_eq!(any.answers.len(), 1);
+    assert!(matches!(any.answers[0].data, RData::SOA(_)));
+    assert!(any.additionals.is_empty());
+    // A host's addresses are one RRset: all of them.
+    let host = ask(&z, "vm40ic1.lab.voip.", RecordType::ANY);
+    assert_eq!(a_of(&host.answers), vec![Ipv4Addr::new(10, 250, 1, 151)]);
 }
 
 #[test]

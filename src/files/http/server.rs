@@ -18,6 +18,7 @@ use super::wire::{self, BodyLen, Head};
 use crate::files::path::percent_decode;
 use crate::files::resolve::{Body as FoundBody, Miss, Resolver, fill_at};
 use crate::files::transfers::{Counters, Outcome, Transfer};
+use crate::net::sources::Sources;
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -44,52 +45,6 @@ pub struct Http {
     /// Connections at once from one source address (`[files]
     /// http_per_source`).
     pub per_source: usize,
-}
-
-/// Open connections per source address on one listener. A connection
-/// holds a `SourceSlot`, which gives its place back when dropped. Bounded:
-/// an address is kept only while it has connections open.
-#[derive(Default)]
-struct Sources {
-    open: std::sync::Mutex<std::collections::HashMap<IpAddr, (usize, bool)>>,
-}
-
-struct SourceSlot {
-    sources: Arc<Sources>,
-    ip: IpAddr,
-}
-
-impl Sources {
-    /// A slot for a connection from `ip`, or `Err(first)` when `ip` has
-    /// `cap` open already (`first`: the first refusal of this burst, to be
-    /// logged).
-    fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Result<SourceSlot, bool> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let (n, warned) = open.entry(ip).or_insert((0, false));
-        if *n >= cap {
-            let first = !*warned;
-            *warned = true;
-            return Err(first);
-        }
-        *n += 1;
-        Ok(SourceSlot {
-            sources: Arc::clone(self),
-            ip,
-        })
-    }
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut open = self.sources.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((n, warned)) = open.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            *warned = false;
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
 }
 
 /// Serves every listener until dropped. `0.0.0.0:port` is that port on
@@ -191,6 +146,7 @@ async fn accept(listener: TcpListener, services: LiveServices) -> anyhow::Result
         let slot = match sources.take(peer.ip(), http.per_source) {
             Ok(slot) => slot,
             Err(first) => {
+                crate::counters::bump(crate::counters::Counter::HttpRefused);
                 if first {
                     tracing::warn!(target: "dialtone::files", client = %peer.ip(), open = http.per_source, "too many HTTP connections from one address: further ones are refused (503) until some close");
                 }
@@ -225,6 +181,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, http: &Http) -> io:
             // sender): 408, then closed.
             Err(_) if buf.is_empty() => return Ok(()),
             Err(_) => {
+                crate::counters::bump(crate::counters::Counter::HttpRefused);
                 tracing::info!(target: "dialtone::files", client = %peer, status = 408, seconds = http.head_timeout.as_secs(), "HTTP request head not complete in time");
                 send(
                     &mut stream,
@@ -239,6 +196,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, http: &Http) -> io:
             Ok(Ok(Some(h))) => h,
             Ok(Ok(None)) => return Ok(()),
             Ok(Err(Refusal(status, why))) => {
+                crate::counters::bump(crate::counters::Counter::HttpRefused);
                 tracing::info!(target: "dialtone::files", client = %peer, status, reason = %why, "HTTP request refused");
                 let r = Response::text(status, reason_text(status));
                 send(&mut stream, r, false, false).await?;
@@ -260,6 +218,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, http: &Http) -> io:
                 } else {
                     413
                 };
+                crate::counters::bump(crate::counters::Counter::HttpRefused);
                 tracing::info!(target: "dialtone::files", client = %peer, status, "HTTP request with a body refused");
                 send(
                     &mut stream,

@@ -554,17 +554,23 @@ impl Task {
         let got = std::mem::take(&mut self.got);
         for (i, &(len, from)) in got.iter().enumerate() {
             let at = i * DATAGRAM;
-            let end = match packet::parse(&self.inbox[at..at + len]) {
+            let parsed = packet::parse(&self.inbox[at..at + len]);
+            // From an address no transfer of this socket belongs to: ERROR
+            // 5 to that address only, the transfers untouched (RFC 1350
+            // 4). An ERROR is never answered with one.
+            if !self.flows.contains_key(&from) {
+                crate::counters::bump(crate::counters::Counter::TftpWrongTid);
+                tracing::debug!(target: "dialtone::files", client = %from, "TFTP datagram for no transfer in progress; answered ERROR 5");
+                if !matches!(parsed, Ok(Packet::Error { .. })) {
+                    let e = packet::error(packet::ERR_UNKNOWN_TID, "unknown transfer ID");
+                    self.outbox.out.push(Out::whole(from, e.into()));
+                }
+                continue;
+            }
+            let end = match parsed {
                 Ok(Packet::Ack(block)) => self.ack(from, block),
-                Ok(Packet::Error { .. }) if self.flows.contains_key(&from) => {
-                    Some((Outcome::AbortedByClient, None))
-                }
-                _ => {
-                    if !self.flows.contains_key(&from) {
-                        tracing::debug!(target: "dialtone::files", client = %from, "TFTP datagram for no transfer in progress; dropped");
-                    }
-                    None
-                }
+                Ok(Packet::Error { .. }) => Some((Outcome::AbortedByClient, None)),
+                _ => None,
             };
             if let Some(end) = end {
                 self.finish(from, end);

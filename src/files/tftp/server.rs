@@ -273,9 +273,11 @@ async fn serve_interface(
                 }
             },
             Ok(_) => {
+                crate::counters::bump(crate::counters::Counter::TftpDropped);
                 tracing::debug!(target: "dialtone::files", client = %from, "TFTP packet on port {port} that is not a request; dropped");
             }
             Err(e) => {
+                crate::counters::bump(crate::counters::Counter::TftpDropped);
                 tracing::debug!(target: "dialtone::files", client = %from, reason = %e, "malformed TFTP request");
                 let _ = sock
                     .send_to(&packet::error(packet::ERR_ILLEGAL, &e.to_string()), from)
