@@ -75,6 +75,8 @@ pub enum ParseError {
     BadMode(String),
     #[error("option `{0}` has no value")]
     OptionValue(String),
+    #[error("request not ended by a NUL byte")]
+    Unterminated,
 }
 
 /// Parses one datagram.
@@ -111,8 +113,9 @@ pub fn parse(buf: &[u8]) -> Result<Packet<'_>, ParseError> {
 }
 
 fn request(body: &[u8]) -> Result<Request, ParseError> {
-    // Fields are NUL-terminated; a missing final NUL is tolerated.
-    let body = body.strip_suffix(&[0]).unwrap_or(body);
+    // Every field ends with a NUL (RFC 1350), the last one too: a request
+    // cut short is refused, as dnsmasq and tftp-hpa refuse it.
+    let body = body.strip_suffix(&[0]).ok_or(ParseError::Unterminated)?;
     let mut fields = body.split(|&b| b == 0);
     let text = |f: &[u8]| {
         std::str::from_utf8(f)

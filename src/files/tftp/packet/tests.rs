@@ -30,7 +30,15 @@ fn read_request_with_options() {
 fn malformed_requests_are_errors_not_panics() {
     assert_eq!(parse(b""), Err(ParseError::Short));
     assert_eq!(parse(b"\x00"), Err(ParseError::Short));
-    assert_eq!(parse(b"\x00\x01"), Err(ParseError::EmptyName));
+    assert_eq!(parse(b"\x00\x01"), Err(ParseError::Unterminated));
+    assert_eq!(parse(b"\x00\x01\x00"), Err(ParseError::EmptyName));
+    // A request or an option without its final NUL (atftp's
+    // CVE-2021-46671 read past the end of such a packet).
+    assert_eq!(parse(b"\x00\x01a\x00octet"), Err(ParseError::Unterminated));
+    assert_eq!(
+        parse(b"\x00\x01a\x00octet\x00blksize\x001024"),
+        Err(ParseError::Unterminated)
+    );
     assert_eq!(parse(b"\x00\x01a\x00"), Err(ParseError::Fields));
     assert_eq!(parse(b"\x00\x01\x00octet\x00"), Err(ParseError::EmptyName));
     assert_eq!(
