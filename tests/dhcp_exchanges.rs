@@ -785,3 +785,156 @@ fn a_clock_step_forward_expires_no_lease_early() {
         "{log}"
     );
 }
+
+/// A small deterministic generator for kill times.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// The CSV list of `n` AudioCodes phones, each labelled `label`.
+fn phone_list(n: u32, label: &str) -> String {
+    let mut s = String::from(
+        "Name,Type,Manufacturer,Model,Proxy Group,Extension,Identification Address,Label,Address\r\n",
+    );
+    for i in 0..n {
+        s.push_str(&format!(
+            "Desk{i},Stand-alone Phone,AudioCodes,420HD,,{e},{e},{label},00908F{i:06X}\r\n",
+            e = 10_000 + i
+        ));
+    }
+    s
+}
+
+/// kill -9 at random moments while the server reloads, saves its state
+/// files (every 5 s) and an import rewrites the phones file: after each
+/// crash every file is whole (the old one or the new one, never a mix),
+/// the server starts again, and no acknowledged lease is lost.
+#[test]
+fn kill_9_during_a_reload_an_import_and_a_state_save_leaves_every_file_whole() {
+    let mut lab = Lab::new("kill9files");
+    let root = lab.dir.join("tree");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("fw.img"), common::pattern(200_000, 4)).unwrap();
+    let config = |round: u32| {
+        format!(
+            "{}\n[files]\nroot = \"{}\"\n\n[[dhcp.class]]\nname = \"round\"\nmatch.vendor_class = \"round{round}\"\n",
+            base_config(),
+            root.display()
+        )
+    };
+    lab.write_config(&config(0));
+    let native = lab.native_if.clone();
+    lab.cli.addr(&native, "192.168.1.50/24").unwrap();
+    let phones = lab.dir.join("phones.toml");
+    let (list_a, list_b) = (lab.dir.join("a.csv"), lab.dir.join("b.csv"));
+    std::fs::write(&list_a, phone_list(1000, "A")).unwrap();
+    std::fs::write(&list_b, phone_list(1000, "B")).unwrap();
+    let config_path = lab.config_path();
+    let import = |list: &std::path::Path| {
+        std::process::Command::new(common::BIN)
+            .arg("import")
+            .arg(list)
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dialtone import")
+    };
+    // The two whole versions of the phones file, and how long an import takes.
+    assert!(import(&list_a).wait().unwrap().success());
+    let started = std::time::Instant::now();
+    assert!(import(&list_b).wait().unwrap().success());
+    let import_ms = started.elapsed().as_millis() as u64;
+    eprintln!("an import of 1,000 phones takes {import_ms} ms");
+    let text_b = std::fs::read_to_string(&phones).unwrap();
+    assert!(import(&list_a).wait().unwrap().success());
+    let text_a = std::fs::read_to_string(&phones).unwrap();
+    assert_ne!(text_a, text_b);
+
+    let voice = lab.voice_if.clone();
+    let mut dice = Dice(common::rand_tag() | 1);
+    let mut acked: HashMap<Mac, Ipv4Addr> = HashMap::new();
+    for round in 1..=6u32 {
+        lab.start();
+        let p = lab.probe(&voice);
+        let ack = lease(&p, mac(9, round as u8), 40_000 + round * 10);
+        acked.insert(mac(9, round as u8), ack.yiaddr);
+        // Something for the state files to save: a transfer, a phone seen.
+        let fetched = lab
+            .cli
+            .run(
+                "curl",
+                &["-s", "-o", "/dev/null", "tftp://192.168.1.1/fw.img"],
+            )
+            .unwrap();
+        assert!(fetched.status.success());
+        // A reload, an import, and the kill at a random moment of them, or
+        // of the next state save (within 5.5 s).
+        lab.write_config(&config(round));
+        let pid = nix::unistd::Pid::from_raw(lab.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+        let mut importer = import(if round % 2 == 0 { &list_a } else { &list_b });
+        let (wait_import, wait_server) = (dice.below(import_ms + 1), dice.below(5500));
+        std::thread::sleep(Duration::from_millis(wait_import));
+        let _ = importer.kill();
+        let _ = importer.wait();
+        std::thread::sleep(Duration::from_millis(
+            wait_server.saturating_sub(wait_import),
+        ));
+        lab.kill9();
+
+        // Every file whole.
+        let text = std::fs::read_to_string(&phones).unwrap();
+        assert!(
+            text == text_a || text == text_b,
+            "round {round}: the phones file is neither version ({} bytes)",
+            text.len()
+        );
+        for entry in std::fs::read_dir(lab.state_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let body = std::fs::read_to_string(&path).unwrap();
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+                    "round {round}: {} is not whole: {body:?}",
+                    path.display()
+                );
+            }
+        }
+        let checked = std::process::Command::new(common::BIN)
+            .args(["check", "--quiet", "--config"])
+            .arg(lab.config_path())
+            .output()
+            .unwrap();
+        assert!(
+            checked.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        let stored = lab.leases();
+        for (m, ip) in &acked {
+            assert!(
+                stored.iter().any(|l| l["mac"] == m.to_string().as_str()
+                    && l["ip"] == ip.to_string().as_str()
+                    && l["state"] == "bound"),
+                "round {round}: the acknowledged lease {m} -> {ip} is lost"
+            );
+        }
+    }
+    // A last start: it serves, with every lease.
+    lab.start();
+    let p = lab.probe(&voice);
+    for (m, ip) in acked.clone() {
+        let again = lease(&p, m, 50_000 + u32::from(m.0[5]) * 10);
+        assert_eq!(again.yiaddr, ip);
+    }
+    lab.stop();
+}

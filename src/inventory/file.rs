@@ -183,19 +183,9 @@ pub fn new_password() -> std::io::Result<String> {
 }
 
 /// Replaces the phones file at `path` with `text`: written beside it with
-/// mode 0600 (it holds passwords), synced, then renamed over it, so a crash
-/// leaves the old file or the new one, never half of one.
+/// mode 0600 (it holds passwords), synced, then renamed over it and the
+/// folder synced, so a crash leaves the old file or the new one, never half
+/// of one.
 pub fn write(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("toml.new");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::statefile::replace(path, text.as_bytes(), 0o600)
 }

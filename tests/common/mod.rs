@@ -142,6 +142,11 @@ impl Lab {
         pid
     }
 
+    /// The running server's pid.
+    pub fn pid(&self) -> u32 {
+        self.server.as_ref().expect("server running").id()
+    }
+
     /// Whether the server has exited, and how.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.server

@@ -299,7 +299,11 @@ async fn put_in_place(
 ) -> io::Result<()> {
     out.flush().await?;
     out.get_ref().sync_all().await?;
-    tokio::fs::rename(partial, target).await
+    tokio::fs::rename(partial, target).await?;
+    let target = target.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::statefile::sync_folder_of(&target))
+        .await
+        .map_err(io::Error::other)?
 }
 
 #[cfg(test)]
