@@ -99,16 +99,16 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
         files,
         Arc::clone(&ready),
     ));
-    tasks.spawn(save_every_5s(SaveOnDrop {
-        what: "the file counters",
-        path: counters_path(&config.server.state_dir),
-        save: Box::new(move |p| counters.save_if_changed(p)),
-    }));
-    tasks.spawn(save_every_5s(SaveOnDrop {
-        what: "the phones seen",
-        path: seen_file,
-        save: Box::new(move |p| seen.save_if_changed(p)),
-    }));
+    tasks.spawn(save_every_5s(SaveOnDrop::new(
+        "the file counters",
+        counters_path(&config.server.state_dir),
+        Box::new(move |p| counters.save_if_changed(p)),
+    )));
+    tasks.spawn(save_every_5s(SaveOnDrop::new(
+        "the phones seen",
+        seen_file,
+        Box::new(move |p| seen.save_if_changed(p)),
+    )));
     let reloads = extras.source.is_some();
     let source = extras
         .source
@@ -499,12 +499,38 @@ struct SaveOnDrop {
     what: &'static str,
     path: std::path::PathBuf,
     save: Save,
+    /// While saves fail (a full or read-only disk): when the last warning
+    /// went out. One a minute, then one line when a save succeeds again.
+    failing: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl SaveOnDrop {
+    fn new(what: &'static str, path: std::path::PathBuf, save: Save) -> SaveOnDrop {
+        SaveOnDrop {
+            what,
+            path,
+            save,
+            failing: std::sync::Mutex::new(None),
+        }
+    }
+
     fn save(&self) {
-        if let Err(e) = (self.save)(&self.path) {
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot write {}", self.what);
+        let result = (self.save)(&self.path);
+        let Ok(mut failing) = self.failing.lock() else {
+            return;
+        };
+        match result {
+            Err(e) => {
+                if failing.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(60)) {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot write {}; kept in memory and tried again every 5 s", self.what);
+                    *failing = Some(std::time::Instant::now());
+                }
+            }
+            Ok(()) => {
+                if failing.take().is_some() {
+                    tracing::info!(path = %self.path.display(), "{} written again", self.what);
+                }
+            }
         }
     }
 }

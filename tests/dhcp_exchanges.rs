@@ -734,6 +734,196 @@ fn a_full_disk_holds_acks_back_until_space_returns() {
     );
 }
 
+/// An ext4 file system in an image file, loop-mounted with
+/// `errors=remount-ro`; unmounted and removed on drop.
+struct Ext4 {
+    image: std::path::PathBuf,
+    at: std::path::PathBuf,
+}
+
+impl Ext4 {
+    fn mount(image: &std::path::Path, at: &std::path::Path) -> Ext4 {
+        let run = |cmd: &str, args: &[&std::ffi::OsStr]| {
+            let ok = std::process::Command::new(cmd)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "{cmd} {args:?}");
+        };
+        std::fs::create_dir_all(at).unwrap();
+        std::fs::File::create(image)
+            .unwrap()
+            .set_len(32 << 20)
+            .unwrap();
+        run(
+            "mkfs.ext4",
+            &["-q".as_ref(), "-F".as_ref(), image.as_os_str()],
+        );
+        let fs = Ext4 {
+            image: image.to_path_buf(),
+            at: at.to_path_buf(),
+        };
+        fs.attach();
+        fs
+    }
+
+    fn attach(&self) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", "loop,errors=remount-ro"])
+            .arg(&self.image)
+            .arg(&self.at)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount {}", self.image.display());
+    }
+
+    /// An error in the file system: the kernel remounts it read-only, as
+    /// after a failing disk, until it is unmounted and checked.
+    fn fail(&self) {
+        let out = std::process::Command::new("findmnt")
+            .args(["-n", "-o", "SOURCE"])
+            .arg(&self.at)
+            .output()
+            .unwrap();
+        let source = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let dev = source.rsplit('/').next().unwrap_or_default().to_string();
+        std::fs::write(format!("/sys/fs/ext4/{dev}/trigger_fs_error"), "1").unwrap();
+    }
+
+    /// What an administrator does: unmount, check, mount again.
+    fn repair(&self) {
+        let _ = std::process::Command::new("umount").arg(&self.at).status();
+        let _ = std::process::Command::new("e2fsck")
+            .args(["-f", "-y"])
+            .arg(&self.image)
+            .stdout(std::process::Stdio::null())
+            .status();
+        self.attach();
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.at)
+            .status();
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+/// The state folder's file system turns read-only under a running server
+/// (the kernel's answer to a disk error, `errors=remount-ro`): no ACK
+/// leaves without its lease on disk, DNS, TFTP and HTTP keep serving, each
+/// failure is one warning, not one per request or per save; after the
+/// administrator's repair and a restart, every acknowledged lease is there
+/// and the phone that waited is acknowledged.
+#[test]
+fn a_read_only_state_folder_holds_acks_back_while_files_and_dns_serve() {
+    let mut lab = Lab::new("readonly");
+    let root = lab.dir.join("tree");
+    std::fs::create_dir_all(&root).unwrap();
+    let image = common::pattern(100_000, 8);
+    std::fs::write(root.join("fw.img"), &image).unwrap();
+    lab.write_config(&format!(
+        "{}{}\n[files]\nroot = \"{}\"\nhttp = [\"0.0.0.0:8088\"]\n",
+        base_config(),
+        dialtone::demo::LAB_DNS,
+        root.display()
+    ));
+    let disk = Ext4::mount(&lab.dir.join("state.ext4"), &lab.state_dir());
+    lab.start();
+    let voice = lab.voice_if.clone();
+    let native = lab.native_if.clone();
+    lab.cli.addr(&native, "192.168.1.50/24").unwrap();
+    let p = lab.probe(&voice);
+    let first = lease(&p, mac(12, 1), 100);
+    disk.fail();
+    assert!(
+        std::fs::write(lab.state_dir().join("probe"), "x").is_err(),
+        "the folder is still writable"
+    );
+
+    p.send(&ClientMessage::new(DISCOVER, mac(12, 2), 200).broadcast());
+    let offer = p.reply(200, WAIT).expect("OFFER on a read-only folder");
+    let request = |xid: u32| {
+        ClientMessage::new(REQUEST, mac(12, 2), xid)
+            .broadcast()
+            .requested_ip(offer.yiaddr)
+            .server_id(Ipv4Addr::new(10, 250, 0, 1))
+    };
+    for xid in 201..204 {
+        p.send(&request(xid));
+        assert!(
+            p.reply(xid, Duration::from_millis(800)).is_none(),
+            "ACK without a commit"
+        );
+    }
+    // DNS, HTTP and TFTP go on; the transfers change the file counters,
+    // whose saves now fail.
+    lab.cli.addr(&voice, "10.250.0.60/24").unwrap();
+    let dig = lab
+        .cli
+        .run(
+            "dig",
+            &[
+                "+short",
+                "+time=2",
+                "+tries=1",
+                "@10.250.0.1",
+                "sfb.lab.voip",
+            ],
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&dig.stdout).trim(), "10.250.1.160");
+    let out = lab.dir.join("got.img");
+    for url in [
+        "http://192.168.1.1:8088/fw.img",
+        "tftp://192.168.1.1/fw.img",
+    ] {
+        let _ = std::fs::remove_file(&out);
+        let r = lab
+            .cli
+            .run("curl", &["-sS", "-o", &out.display().to_string(), url])
+            .unwrap();
+        assert!(
+            r.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), image, "{url}");
+    }
+    // Two save periods go by: one warning for them.
+    std::thread::sleep(Duration::from_millis(11_000));
+    let log = lab.log();
+    assert_eq!(log.matches("lease commit failed").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("cannot write the file counters").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("Read-only file system"), "{log}");
+
+    // The administrator repairs the file system and restarts dialtone.
+    lab.stop();
+    disk.repair();
+    lab.start();
+    let leases = lab.leases();
+    assert!(
+        leases
+            .iter()
+            .any(|l| l["mac"] == mac(12, 1).to_string().as_str()
+                && l["ip"] == first.yiaddr.to_string().as_str()
+                && l["state"] == "bound"),
+        "{leases:?}"
+    );
+    let p = lab.probe(&voice);
+    let again = lease(&p, mac(12, 2), 400);
+    assert_ne!(again.yiaddr, first.yiaddr);
+    lab.stop();
+}
+
 /// The system clock steps two hours forward under a running server (an NTP
 /// client setting a clock that was behind), seen through libfaketime: the
 /// leases move with it, so an address whose lease has most of its hour
