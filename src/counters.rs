@@ -40,7 +40,7 @@ counters! {
     DhcpRateLimited => "dhcp_rate_limited": "DHCP packets over one client's rate limit (dropped)",
     DhcpIgnored => "dhcp_ignored": "DHCP requests read but not answered: no subnet, another server's, a new client over the cap, a DECLINE or RELEASE of an address the client does not hold",
     DhcpNak => "dhcp_nak": "DHCP REQUESTs refused with a NAK",
-    DnsDropped => "dns_dropped": "DNS packets dropped: unreadable headers, responses (QR=1)",
+    DnsDropped => "dns_dropped": "DNS packets dropped: unreadable headers, responses (QR=1), queries to forward over the in-flight limit",
     DnsFormErr => "dns_formerr": "DNS queries answered FORMERR (a header that can be read, a body that cannot)",
     DnsTcpRefused => "dns_tcp_refused": "DNS TCP connections refused or closed: over the per-source cap, stalled past the deadline",
     SntpDropped => "sntp_dropped": "SNTP packets that are not client requests (dropped)",

@@ -32,7 +32,8 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Serve the configured interfaces. SIGHUP reloads the configuration;
+    /// Serve the configured interfaces. SIGHUP reloads the configuration,
+    /// SIGUSR1 logs the counters of dropped and refused input;
     /// under systemd (Type=notify) readiness, status and the watchdog are
     /// reported to the service manager.
     Serve {

@@ -26,6 +26,8 @@ use crate::net::ifaces;
 
 const CACHE_MAX: usize = 8192;
 const CACHE_AGE: Duration = Duration::from_secs(1);
+/// Queries forwarded upstream and waiting for the answer, per interface.
+pub const FORWARDS_IN_FLIGHT: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -295,6 +297,7 @@ pub async fn serve(
     let mut buf = vec![0u8; 4096];
     let mut addrs = ifaces::Addrs::new(&interface);
     let forwarding = !upstream.is_empty();
+    let forwards = std::sync::Arc::new(tokio::sync::Semaphore::new(FORWARDS_IN_FLIGHT));
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
             Ok(x) => x,
@@ -320,10 +323,20 @@ pub async fn serve(
                 }
             }
             Outcome::Forward => {
+                // Each forwarded query waits for its upstream answer in a
+                // task of its own; a flood of outside names holds at most
+                // this many, and the rest are dropped (the client asks
+                // again).
+                let Ok(permit) = std::sync::Arc::clone(&forwards).try_acquire_owned() else {
+                    crate::counters::bump(crate::counters::Counter::DnsDropped);
+                    tracing::debug!(target: "dialtone::dns", client = %from, in_flight = FORWARDS_IN_FLIGHT, "dns query not forwarded: too many waiting for upstream");
+                    continue;
+                };
                 let query = query.to_vec();
                 let upstream = upstream.clone();
                 let socket = std::sync::Arc::clone(&socket);
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match forward(&query, &upstream).await {
                         Some(answer) => {
                             let _ = socket.send_to(&answer, from).await;
