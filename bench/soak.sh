@@ -126,7 +126,7 @@ LOADS+=($!)
 sweep() {
     local mac
     while :; do
-        mac=$(printf '00908f%06x' $((RANDOM * 32768 + RANDOM)))
+        mac=$(printf '00908f%06x' $(((RANDOM * 32768 + RANDOM) % 16777216)))
         curl -s -o /dev/null "http://10.20.0.1:8088/$mac.cfg" || true
         curl -s -o /dev/null --max-time 1 "tftp://10.20.0.1/$mac.cfg" || true
     done
@@ -138,7 +138,9 @@ stop_loads() {
     local p
     for p in "${LOADS[@]}"; do kill "$p" 2>/dev/null || true; done
     ip netns pids "$CLI" 2>/dev/null | xargs -r kill 2>/dev/null || true
-    wait 2>/dev/null || true
+    # Not a bare `wait`: the server is a child too.
+    for p in "${LOADS[@]}"; do wait "$p" 2>/dev/null || true; done
+    LOADS=()
 }
 trap 'stop_loads; bench_cleanup' EXIT
 
@@ -195,13 +197,14 @@ awk -F, 'NR > 1 && $1 >= 300 {
 kill -USR1 "$SERVER_PID"
 sleep 1
 echo "== dialtone's counters"
-grep -o 'counters=.*' "$WORK/dialtone/log" | tail -1 | tr ' ' '\n' | sed 's/^counters=//; s/^/  /'
+grep -o 'counters=.*' "$WORK/dialtone/log" | tail -1 | tr -d '"' | tr ' ' '\n' | sed 's/^counters=//; s/^/  /' || true
 echo "== warnings and errors in the log (by message)"
-grep -E ' (WARN|ERROR) ' "$WORK/dialtone/log" | sed -E 's/^[^ ]+ +[A-Z]+ //' | cut -c1-110 | sort | uniq -c | sort -rn | head -12 | sed 's/^/  /'
+{ grep -E ' (WARN|ERROR) ' "$WORK/dialtone/log" || true; } | sed -E 's/^[^ ]+ +[A-Z]+ //' | cut -c1-110 \
+    | sort | uniq -c | sort -rn | head -12 | sed 's/^/  /'
 grep -q panicked "$WORK/dialtone/log" && echo "  PANIC in the log" || true
 echo "== still answering"
 ip netns exec "$CLI" dig @10.20.0.1 +time=2 +tries=1 +short vm40ic1.lab.voip | sed 's/^/  /'
 awk '/Queries completed:|Queries lost:/' "$WORK/dnsperf.out" | sed 's/^ */  dnsperf: /'
-awk '/Statistics for: REQUEST-ACK/ { s = 1 } s && /^(sent|received) packets:/ { print "  perfdhcp REQUEST-ACK " $0 }' "$WORK/perfdhcp.out" | head -2
+awk '/Statistics for: REQUEST-ACK/ { s = 1 } s && /^(sent|received) packets:/ { print "  perfdhcp REQUEST-ACK " $0 }' "$WORK/perfdhcp.out" | head -2 || true
 cp "$WORK/soak.csv" "${SOAK_CSV:-/tmp/dialtone-soak.csv}"
 echo "samples copied to ${SOAK_CSV:-/tmp/dialtone-soak.csv}"
