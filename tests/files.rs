@@ -1297,3 +1297,124 @@ fn a_mac_sweep_is_slowed_and_named_once() {
     assert_eq!(log.matches("a MAC sweep?").count(), 1, "{log}");
     assert!(log.contains("\"client\":\"192.168.1.50\""), "{log}");
 }
+
+/// A file replaced while it is being sent: by a rename (how `install` and
+/// `mv` replace a file), the client gets the old file whole; written in
+/// place (as `cp` does), the transfer breaks before it completes. Never a
+/// mix of old and new bytes taken for the file, over HTTP or TFTP.
+#[test]
+fn a_file_replaced_while_it_is_sent_arrives_whole_or_not_at_all() {
+    let mut f = Files::new("replaced", "");
+    let old = pattern(6 << 20, 21);
+    let new = pattern(6 << 20, 22);
+    // Small TCP buffers on both sides (per namespace), so the body is still
+    // being sent when the file changes, not already queued whole.
+    for (ns, key, value) in [
+        (&f.lab.cli, "net.ipv4.tcp_rmem", "4096 65536 131072"),
+        (&f.lab.srv, "net.ipv4.tcp_wmem", "4096 65536 262144"),
+    ] {
+        let out = ns
+            .run("sysctl", &["-q", "-w", &format!("{key}={value}")])
+            .unwrap();
+        assert!(out.status.success(), "{key}");
+    }
+    f.start();
+    let rewrite = |in_place: bool| {
+        let path = f.root.join("fw.img");
+        if in_place {
+            use std::io::{Seek, Write};
+            let mut w = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            w.seek(std::io::SeekFrom::Start(0)).unwrap();
+            w.write_all(&new).unwrap();
+            w.sync_all().unwrap();
+        } else {
+            let tmp = f.root.join(".fw.img.new");
+            std::fs::write(&tmp, &new).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+        }
+    };
+    // HTTP: curl at 2 MB/s, the file changing a second in.
+    let url = format!("http://{SERVER}:8088/fw.img");
+    for in_place in [false, true] {
+        f.put("fw.img", &old);
+        let o = f.out("got");
+        let _ = std::fs::remove_file(&o);
+        let mut client = f
+            .lab
+            .cli
+            .spawn(
+                "curl",
+                &[
+                    "-sS",
+                    "--limit-rate",
+                    "2M",
+                    "-o",
+                    &o.display().to_string(),
+                    &url,
+                ],
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1000));
+        rewrite(in_place);
+        let ok = client.wait().unwrap().success();
+        let got = std::fs::read(&o).unwrap_or_default();
+        if in_place {
+            assert!(!ok, "HTTP: a file written in place arrived as if whole");
+            assert!(got.len() < old.len(), "HTTP: {} bytes", got.len());
+        } else {
+            assert!(ok && got == old, "HTTP: not the old file whole");
+        }
+    }
+    // TFTP: a client that takes 200 blocks (past nothing but the first
+    // chunk the server read), then the file changes, then it goes on.
+    let server: SocketAddr = format!("{SERVER}:69").parse().unwrap();
+    for in_place in [false, true] {
+        f.put("fw.img", &old);
+        let s = raw_client(&f);
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.send_to(&rrq("fw.img", &[("blksize", "1024")]), server)
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        let (_, tid) = s.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..2], &[0, 6], "OACK");
+        s.send_to(&[0, 4, 0, 0], tid).unwrap();
+        let mut got = Vec::new();
+        let mut error = None;
+        loop {
+            let (n, _) = s.recv_from(&mut buf).expect("DATA or ERROR");
+            if buf[..2] == [0, 5] {
+                error = Some(String::from_utf8_lossy(&buf[4..n]).to_string());
+                break;
+            }
+            assert_eq!(&buf[..2], &[0, 3]);
+            got.extend_from_slice(&buf[4..n]);
+            let block = [buf[2], buf[3]];
+            if got.len() == 200 * 1024 {
+                rewrite(in_place);
+            }
+            s.send_to(&[0, 4, block[0], block[1]], tid).unwrap();
+            if n < 4 + 1024 {
+                break;
+            }
+        }
+        assert!(
+            old.starts_with(&got),
+            "TFTP: bytes that are not the old file's"
+        );
+        if in_place {
+            let e = error.expect("TFTP: an ERROR for a file written in place");
+            assert!(e.contains("changed while being sent"), "{e}");
+        } else {
+            assert!(
+                error.is_none() && got == old,
+                "TFTP: not the old file whole"
+            );
+        }
+    }
+    let log = f.lab.log();
+    assert!(
+        log.matches("the file changed while being sent").count() >= 2,
+        "{log}"
+    );
+    f.lab.stop();
+}

@@ -35,6 +35,41 @@ pub enum Body {
     Bytes(Bytes),
 }
 
+/// What tells that an open file's contents changed under its descriptor
+/// (written in place, truncated): its size and modification time, which
+/// every write moves. Not its change time: a rename over the file moves
+/// that too (the old file loses its name), and a file replaced by a rename
+/// is still the old file under the old descriptor, whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    len: u64,
+    modified: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(file: &File) -> io::Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = file.metadata()?;
+        Ok(Stamp {
+            len: m.len(),
+            modified: (m.mtime(), m.mtime_nsec()),
+        })
+    }
+
+    /// An error when `file` no longer has this stamp.
+    pub fn check(&self, file: &File) -> io::Result<()> {
+        if Stamp::of(file)? == *self {
+            Ok(())
+        } else {
+            // As for a file that shrank: the file, not the client, failed.
+            Err(io::Error::new(io::ErrorKind::UnexpectedEof, CHANGED))
+        }
+    }
+}
+
+/// The error of a file written to while it was being sent.
+pub const CHANGED: &str = "the file changed while being sent";
+
 /// Reads up to `want` bytes of `file` from `at` (fewer only at its end),
 /// off the runtime's threads.
 pub async fn read_chunk(file: Arc<File>, at: u64, want: usize) -> io::Result<Vec<u8>> {

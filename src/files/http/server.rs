@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::conditional::{Conditions, Meta, Plan, plan};
 use super::wire::{self, BodyLen, Head};
 use crate::files::path::percent_decode;
-use crate::files::resolve::{Body as FoundBody, Miss, Resolver, fill_at};
+use crate::files::resolve::{Body as FoundBody, Miss, Resolver, Stamp, fill_at};
 use crate::files::transfers::{Counters, Outcome, Transfer};
 use crate::net::sources::Sources;
 use tokio::sync::watch;
@@ -35,6 +35,9 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 const BODY_DISCARD: u64 = 64 << 10;
 /// Bytes per sendfile(2) call at most.
 const SENDFILE_MAX: usize = 16 << 20;
+/// Bodies larger than this send their last byte on its own, after a last
+/// look at whether the file changed.
+const HOLD_BACK_FROM: u64 = 1 << 20;
 
 pub struct Http {
     pub resolver: Arc<Resolver>,
@@ -572,8 +575,25 @@ async fn send_file(
 ) -> io::Result<()> {
     // Bytes before this were found in the cache or read into it.
     let mut ready_until = start;
+    // A file written in place while it is sent breaks the connection
+    // before its body is complete, so the client never takes a mix of old
+    // and new bytes for the file: its stamp is checked before each
+    // sendfile(2) call, and a large body's last byte goes alone, after the
+    // last check. (A file replaced by a rename is the old file under this
+    // descriptor: sent whole.)
+    let stamp = Stamp::of(file)?;
+    let hold_back = u64::from(len > HOLD_BACK_FROM);
     while *sent < len {
-        let left = usize::try_from(len - *sent)
+        if *sent > 0 {
+            stamp.check(file)?;
+        }
+        let body_left = len - *sent;
+        let this_call = if body_left > hold_back {
+            body_left - hold_back
+        } else {
+            body_left
+        };
+        let left = usize::try_from(this_call)
             .unwrap_or(usize::MAX)
             .min(SENDFILE_MAX);
         let at = start + *sent;

@@ -39,7 +39,7 @@ use super::pace;
 use super::packet::{self, Mode, Packet};
 use super::server::Tftp;
 use super::window::{Resend, Step, Window, wire_number};
-use crate::files::resolve::{Body, Found, fill_at, read_chunk};
+use crate::files::resolve::{Body, Found, Stamp, fill_at, read_chunk};
 use crate::files::transfers::{Outcome, Tracked, Transfer};
 
 /// Datagrams taken per receive call, and at most sent per send call.
@@ -134,6 +134,10 @@ pub(super) struct Read {
 /// or (generated files, netascii) bytes in memory.
 pub(super) struct Source {
     file: Option<Arc<std::fs::File>>,
+    /// The file as it was when the transfer began: every chunk is checked
+    /// against it before and after it is read, so a file written in place
+    /// meanwhile ends the transfer with an ERROR, never a mix.
+    stamp: Option<Stamp>,
     pub size: u64,
     /// Bytes `chunk_at..` of the transfer (all of them when in memory).
     chunk: Bytes,
@@ -155,6 +159,7 @@ impl Source {
         let bytes = match (found.body, mode) {
             (Body::File(f), Mode::Octet) => {
                 return Ok(Source {
+                    stamp: Some(Stamp::of(&f)?),
                     file: Some(Arc::new(f)),
                     size: found.size,
                     chunk: Bytes::new(),
@@ -181,6 +186,7 @@ impl Source {
     fn in_memory(bytes: Bytes) -> Source {
         Source {
             file: None,
+            stamp: None,
             size: bytes.len() as u64,
             chunk: bytes,
             chunk_at: 0,
@@ -209,14 +215,17 @@ impl Source {
     /// Reads the chunk at `at` off the runtime and posts it to `done`,
     /// reusing the current chunk's memory when nothing else holds it.
     fn load(&mut self, at: u64, want: usize, done: mpsc::UnboundedSender<Loaded>, key: Key) {
-        let Some(file) = self.file.clone() else {
+        let (Some(file), Some(stamp)) = (self.file.clone(), self.stamp) else {
             return;
         };
         let old = std::mem::take(&mut self.chunk);
         let mut buf = old.try_into_mut().unwrap_or_else(|_| BytesMut::new());
         tokio::task::spawn_blocking(move || {
             buf.resize(want, 0);
-            let result = fill_at(&file, &mut buf, at);
+            let result = stamp
+                .check(&file)
+                .and_then(|()| fill_at(&file, &mut buf, at))
+                .and_then(|n| stamp.check(&file).map(|()| n));
             buf.truncate(*result.as_ref().unwrap_or(&0));
             let _ = done.send(Loaded {
                 key,
@@ -913,6 +922,7 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
         let f = std::fs::File::open(&path).unwrap();
         let s = Source {
+            stamp: Some(Stamp::of(&f).unwrap()),
             file: Some(Arc::new(f)),
             size: bytes.len() as u64,
             chunk: Bytes::new(),
@@ -955,6 +965,25 @@ mod tests {
         s.chunk = l.result.unwrap();
         s.chunk_at = l.at;
         assert_eq!(s.slice(8, 4), Slice::Shrank);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_written_in_place_during_a_transfer_fails_its_next_chunk() {
+        let (mut s, path) = file_source(b"abcdefghij", "inplace");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let key = Key {
+            client: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1),
+            serial: 1,
+        };
+        s.load(0, 4, tx.clone(), key);
+        assert!(rx.recv().await.unwrap().result.is_ok());
+        // The same size, other bytes, written into the same file.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::fs::write(&path, b"ABCDEFGHIJ").unwrap();
+        s.load(4, 6, tx, key);
+        let err = rx.recv().await.unwrap().result.unwrap_err();
+        assert_eq!(err.to_string(), crate::files::resolve::CHANGED);
         std::fs::remove_file(path).unwrap();
     }
 
