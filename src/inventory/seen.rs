@@ -21,6 +21,12 @@ use crate::units::Mac;
 /// Files remembered per phone (the most recent, one entry per file).
 pub const FILES_KEPT: usize = 24;
 
+/// Phones remembered at most: past this, the one seen longest ago is
+/// forgotten. Every MAC that takes a lease is a sighting, so without a
+/// bound a flood of random MACs (or years of visitors) would grow the
+/// table, and the file written every 5 s, without end.
+pub const PHONES_KEPT: usize = 10_000;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Sighting {
     /// Unix seconds.
@@ -75,6 +81,15 @@ impl Seen {
             });
             s.last_seen = s.last_seen.max(now);
             f(s);
+            if phones.len() > PHONES_KEPT
+                && let Some(oldest) = phones
+                    .iter()
+                    .filter(|(m, _)| **m != mac)
+                    .min_by_key(|(_, s)| s.last_seen)
+                    .map(|(m, _)| *m)
+            {
+                phones.remove(&oldest);
+            }
         });
     }
 
@@ -271,6 +286,22 @@ mod tests {
             state: LeaseState::Bound,
             expires: 2000,
         }
+    }
+
+    #[test]
+    fn the_table_keeps_the_phones_seen_last_up_to_its_bound() {
+        let seen = Seen::default();
+        for i in 0..(PHONES_KEPT as u64 + 50) {
+            let m = Mac([0x02, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            let mut l = lease("00:90:8f:aa:bb:cc", [10, 0, 0, 5], None);
+            l.mac = m;
+            seen.lease(&l, 1000 + i);
+        }
+        let all = seen.snapshot();
+        assert_eq!(all.len(), PHONES_KEPT);
+        // The first 50 (seen longest ago) went; the last one stayed.
+        assert!(!all.contains_key(&Mac([0x02, 0, 0, 0, 0, 0])));
+        assert!(all.contains_key(&Mac([0x02, 0, 0, 0, 0x27, 0x41])));
     }
 
     #[test]
