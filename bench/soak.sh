@@ -183,16 +183,27 @@ done
 stop_loads
 
 echo
-echo "== after the first 5 minutes"
-awk -F, 'NR > 1 && $1 >= 300 {
-        if (n == 0 || $2 < rmin) rmin = $2; if ($2 > rmax) rmax = $2
-        if (n == 0 || $3 < fmin) fmin = $3; if ($3 > fmax) fmax = $3
-        if (n == 0) { first = $2 }; last = $2; n++
+echo "== memory and descriptors"
+# After the first 5 minutes (the lease table fills up to its 20,000
+# clients), and over the last third of the run (after the flood: what a
+# leak would keep growing).
+awk -F, -v total="$TOTAL" 'NR > 1 {
+        if ($1 >= 300) { span("after 5 min", $2, $3) }
+        if ($1 >= total * 2 / 3) { span("last third", $2, $3) }
+    }
+    function span(k, r, f) {
+        if (!(k in n)) { rmin[k] = r; rmax[k] = r; fmin[k] = f; fmax[k] = f; first[k] = r; order[++keys] = k }
+        if (r < rmin[k]) rmin[k] = r; if (r > rmax[k]) rmax[k] = r
+        if (f < fmin[k]) fmin[k] = f; if (f > fmax[k]) fmax[k] = f
+        last[k] = r; n[k]++
     }
     END {
-        if (n == 0) { print "  (the run was shorter than 5 minutes)"; exit }
-        printf "  RSS %d-%d KiB (first %d, last %d: %+.1f %%)\n", rmin, rmax, first, last, 100 * (last - first) / first
-        printf "  open descriptors %d-%d\n", fmin, fmax
+        if (keys == 0) { print "  (the run was shorter than 5 minutes)"; exit }
+        for (i = 1; i <= keys; i++) {
+            k = order[i]
+            printf "  %-12s RSS %d-%d KiB (first %d, last %d: %+.1f %%), open descriptors %d-%d\n",
+                k, rmin[k], rmax[k], first[k], last[k], 100 * (last[k] - first[k]) / first[k], fmin[k], fmax[k]
+        }
     }' "$WORK/soak.csv"
 kill -USR1 "$SERVER_PID"
 sleep 1

@@ -46,7 +46,10 @@ impl SweepGuard {
         let gained = now_ms.saturating_sub(b.at_ms) as f64 / REFILL_MS as f64;
         b.misses = (b.misses + gained).min(BURST);
         b.at_ms = now_ms;
-        if b.misses >= 1.0 {
+        // A burst ends when the source has been quiet long enough to have
+        // its whole budget back; a sweep that goes on at one miss every
+        // few seconds is one burst, warned about once.
+        if b.misses >= BURST {
             b.warned = false;
         }
     }
@@ -114,13 +117,18 @@ mod tests {
         assert_eq!(g.miss(A, 10), Verdict::Over { first: false });
         // Another source is not affected.
         assert!(!g.slowed(B, 10));
-        // One refill later, one more request is looked up.
+        // One refill later, one more request is looked up; the sweep goes
+        // on, still the same burst: no second warning.
         assert!(!g.slowed(A, REFILL_MS + 10));
-        assert_eq!(g.miss(A, REFILL_MS + 10), Verdict::Over { first: true });
+        assert_eq!(g.miss(A, REFILL_MS + 10), Verdict::Over { first: false });
         assert!(g.slowed(A, REFILL_MS + 20));
-        // A quiet minute gives the whole budget back.
+        // A quiet minute gives the whole budget back and ends the burst.
         assert!(!g.slowed(A, 60_000));
         assert_eq!(g.miss(A, 60_000), Verdict::Within);
+        for _ in 0..6 {
+            g.miss(A, 60_000);
+        }
+        assert_eq!(g.miss(A, 60_000), Verdict::Over { first: true });
     }
 
     #[test]

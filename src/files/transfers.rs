@@ -30,6 +30,10 @@ pub enum Outcome {
     Private,
     /// The transfer limit was reached.
     Busy,
+    /// A MAC-named file asked for by a source that is sweeping MACs: not
+    /// looked up (the sweep has its own warning and counter, so each of
+    /// these is a debug event).
+    Slowed,
     Failed,
 }
 
@@ -45,6 +49,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Private => "private",
             Outcome::Busy => "busy",
+            Outcome::Slowed => "slowed",
             Outcome::Failed => "failed",
         }
     }
@@ -94,7 +99,7 @@ impl Transfer {
             }
             Miss::Refused(why) => (Outcome::Refused, why.clone()),
             Miss::Slowed => (
-                Outcome::Refused,
+                Outcome::Slowed,
                 "too many misses on MAC-named files from this address".into(),
             ),
             Miss::Io(e) => (Outcome::Failed, e.to_string()),
@@ -157,7 +162,7 @@ impl Counters {
                 Outcome::NotModified => c.not_modified += 1,
                 Outcome::AbortedByClient => c.aborted += 1,
                 Outcome::Timeout => c.timeouts += 1,
-                Outcome::Refused | Outcome::Private => c.refused += 1,
+                Outcome::Refused | Outcome::Private | Outcome::Slowed => c.refused += 1,
                 Outcome::NotFound | Outcome::Busy | Outcome::Failed => {}
             }
         });
@@ -267,6 +272,7 @@ fn log(t: &Transfer) {
         Outcome::Private | Outcome::Refused | Outcome::Busy | Outcome::Failed => {
             ev!(tracing::Level::WARN)
         }
+        Outcome::Slowed => ev!(tracing::Level::DEBUG),
         _ => ev!(tracing::Level::INFO),
     }
 }
