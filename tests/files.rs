@@ -1333,7 +1333,7 @@ fn a_file_replaced_while_it_is_sent_arrives_whole_or_not_at_all() {
             std::fs::rename(&tmp, &path).unwrap();
         }
     };
-    // HTTP: curl at 2 MB/s, the file changing a second in.
+    // HTTP: curl at 2 MB/s, the file changing half a megabyte in.
     let url = format!("http://{SERVER}:8088/fw.img");
     for in_place in [false, true] {
         f.put("fw.img", &old);
@@ -1354,7 +1354,13 @@ fn a_file_replaced_while_it_is_sent_arrives_whole_or_not_at_all() {
                 ],
             )
             .unwrap();
-        std::thread::sleep(Duration::from_millis(1000));
+        // The file changes once the body is under way (a loaded machine
+        // can take a while to start curl).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&o).map_or(0, |m| m.len()) < 512 << 10 {
+            assert!(std::time::Instant::now() < deadline, "HTTP: no bytes came");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         rewrite(in_place);
         let ok = client.wait().unwrap().success();
         let got = std::fs::read(&o).unwrap_or_default();
