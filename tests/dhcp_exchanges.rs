@@ -929,7 +929,7 @@ fn a_read_only_state_folder_holds_acks_back_while_files_and_dns_serve() {
 /// leases move with it, so an address whose lease has most of its hour
 /// left is not given to another phone, and the step is logged.
 #[test]
-fn a_clock_step_forward_expires_no_lease_early() {
+fn a_clock_step_forward_or_back_expires_no_lease_early_and_keeps_none_longer() {
     let mut lab = Lab::new("clockstep");
     let cfg = base_config().replace(
         "pool = [\"10.250.0.100-10.250.0.250\"]",
@@ -974,6 +974,31 @@ fn a_clock_step_forward_expires_no_lease_early() {
         log.contains("the system clock stepped") && log.contains("\"seconds\":7200"),
         "{log}"
     );
+
+    // One hour back: the leases move back with the clock, each keeping
+    // the time it had left, so none lives an hour longer; the pool is
+    // still held.
+    let expires = |lab: &Lab| -> i64 {
+        lab.leases()
+            .iter()
+            .find(|l| l["mac"] == mac(12, 1).to_string().as_str())
+            .and_then(|l| l["expires"].as_i64())
+            .expect("the lease")
+    };
+    let before = expires(&lab);
+    std::fs::write(&offset, "+1h\n").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let after = expires(&lab);
+    assert!(
+        (after - (before - 3600)).abs() <= 5,
+        "expiry {before} became {after} after a step back of an hour"
+    );
+    p.send(&ClientMessage::new(DISCOVER, mac(12, 4), 500).broadcast());
+    if let Some(offer) = p.reply(500, WAIT) {
+        panic!("{} offered after the step back", offer.yiaddr);
+    }
+    let log = lab.log();
+    assert!(log.contains("\"seconds\":-3600"), "{log}");
 }
 
 /// A small deterministic generator for kill times.
