@@ -768,14 +768,47 @@ impl Ext4 {
         fs
     }
 
+    /// Mounts the image read-write and checks that it is (a loop device
+    /// set up read-only would mount read-only with a mere warning).
     fn attach(&self) {
-        let ok = std::process::Command::new("mount")
-            .args(["-o", "loop,errors=remount-ro"])
-            .arg(&self.image)
-            .arg(&self.at)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "mount {}", self.image.display());
+        let probe = self.at.join(".writable");
+        for attempt in 0..5 {
+            let out = std::process::Command::new("mount")
+                .args(["-o", "loop,rw,errors=remount-ro"])
+                .arg(&self.image)
+                .arg(&self.at)
+                .output()
+                .unwrap();
+            if out.status.success() && std::fs::write(&probe, "x").is_ok() {
+                let _ = std::fs::remove_file(&probe);
+                return;
+            }
+            eprintln!(
+                "mount {} (attempt {attempt}): {}",
+                self.image.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            self.detach();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("{} does not mount writable", self.image.display());
+    }
+
+    /// Unmounts it, waiting for the last user to let go.
+    fn detach(&self) {
+        for _ in 0..50 {
+            let mounted = std::process::Command::new("mountpoint")
+                .arg("-q")
+                .arg(&self.at)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !mounted {
+                return;
+            }
+            let _ = std::process::Command::new("umount").arg(&self.at).status();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("{} stays mounted", self.at.display());
     }
 
     /// An error in the file system: the kernel remounts it read-only, as
@@ -793,7 +826,7 @@ impl Ext4 {
 
     /// What an administrator does: unmount, check, mount again.
     fn repair(&self) {
-        let _ = std::process::Command::new("umount").arg(&self.at).status();
+        self.detach();
         let _ = std::process::Command::new("e2fsck")
             .args(["-f", "-y"])
             .arg(&self.image)
