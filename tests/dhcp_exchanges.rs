@@ -657,6 +657,50 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A REQUEST from `m` for the address of `offer`.
+fn request_for(m: Mac, offer: &ParsedReply, xid: u32) -> ClientMessage {
+    ClientMessage::new(REQUEST, m, xid)
+        .broadcast()
+        .requested_ip(offer.yiaddr)
+        .server_id(Ipv4Addr::new(10, 250, 0, 1))
+}
+
+/// A new phone `m` is offered an address, but none of `tries` REQUESTs
+/// for it is acknowledged: its lease cannot be committed. The offer.
+fn offered_but_not_acked(p: &common::Probe, m: Mac, xid: u32, tries: u32) -> ParsedReply {
+    p.send(&ClientMessage::new(DISCOVER, m, xid).broadcast());
+    let offer = p
+        .reply(xid, WAIT)
+        .expect("an OFFER without a writable disk");
+    for x in xid + 1..=xid + tries {
+        p.send(&request_for(m, &offer, x));
+        assert!(
+            p.reply(x, Duration::from_millis(800)).is_none(),
+            "ACK without a commit"
+        );
+    }
+    offer
+}
+
+/// DNS answers from the voice side (10.250.0.60 is given to `voice`).
+fn dns_answers(lab: &Lab, voice: &str) {
+    lab.cli.addr(voice, "10.250.0.60/24").unwrap();
+    let dig = lab
+        .cli
+        .run(
+            "dig",
+            &[
+                "+short",
+                "+time=2",
+                "+tries=1",
+                "@10.250.0.1",
+                "sfb.lab.voip",
+            ],
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&dig.stdout).trim(), "10.250.1.160");
+}
+
 /// The state folder's disk fills up: no ACK leaves without its lease on
 /// disk, DNS keeps answering, the failure is one error (not one per
 /// request), and once space returns the waiting phone's REQUEST is
@@ -683,39 +727,9 @@ fn a_full_disk_holds_acks_back_until_space_returns() {
             .is_ok()
         {}
     }
-    // A new phone is offered an address, but its REQUESTs are not
-    // acknowledged: the lease cannot be committed.
-    p.send(&ClientMessage::new(DISCOVER, mac(11, 2), 200).broadcast());
-    let offer = p.reply(200, WAIT).expect("OFFER on a full disk");
-    let request = |xid: u32| {
-        ClientMessage::new(REQUEST, mac(11, 2), xid)
-            .broadcast()
-            .requested_ip(offer.yiaddr)
-            .server_id(Ipv4Addr::new(10, 250, 0, 1))
-    };
-    for xid in 201..205 {
-        p.send(&request(xid));
-        assert!(
-            p.reply(xid, Duration::from_millis(800)).is_none(),
-            "ACK without a commit"
-        );
-    }
-    // DNS is not held up.
-    lab.cli.addr(&voice, "10.250.0.60/24").unwrap();
-    let dig = lab
-        .cli
-        .run(
-            "dig",
-            &[
-                "+short",
-                "+time=2",
-                "+tries=1",
-                "@10.250.0.1",
-                "sfb.lab.voip",
-            ],
-        )
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&dig.stdout).trim(), "10.250.1.160");
+    let offer = offered_but_not_acked(&p, mac(11, 2), 200, 4);
+    let request = |xid: u32| request_for(mac(11, 2), &offer, xid);
+    dns_answers(&lab, &voice);
 
     // Space returns: the phone's next REQUEST is acknowledged.
     std::fs::remove_file(&filler_path).unwrap();
@@ -878,38 +892,10 @@ fn a_read_only_state_folder_holds_acks_back_while_files_and_dns_serve() {
         "the folder is still writable"
     );
 
-    p.send(&ClientMessage::new(DISCOVER, mac(12, 2), 200).broadcast());
-    let offer = p.reply(200, WAIT).expect("OFFER on a read-only folder");
-    let request = |xid: u32| {
-        ClientMessage::new(REQUEST, mac(12, 2), xid)
-            .broadcast()
-            .requested_ip(offer.yiaddr)
-            .server_id(Ipv4Addr::new(10, 250, 0, 1))
-    };
-    for xid in 201..204 {
-        p.send(&request(xid));
-        assert!(
-            p.reply(xid, Duration::from_millis(800)).is_none(),
-            "ACK without a commit"
-        );
-    }
+    offered_but_not_acked(&p, mac(12, 2), 200, 3);
     // DNS, HTTP and TFTP go on; the transfers change the file counters,
     // whose saves now fail.
-    lab.cli.addr(&voice, "10.250.0.60/24").unwrap();
-    let dig = lab
-        .cli
-        .run(
-            "dig",
-            &[
-                "+short",
-                "+time=2",
-                "+tries=1",
-                "@10.250.0.1",
-                "sfb.lab.voip",
-            ],
-        )
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&dig.stdout).trim(), "10.250.1.160");
+    dns_answers(&lab, &voice);
     let out = lab.dir.join("got.img");
     for url in [
         "http://192.168.1.1:8088/fw.img",

@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 
 use super::reply::forward;
 use super::server::SharedZone;
-use super::udp::{Outcome, Transport, respond_over, servfail};
+use super::udp::{Outcome, Transport, is_formerr, respond_over, servfail};
 use crate::counters::{Counter, bump};
 use crate::net::ifaces;
 use crate::net::sources::Sources;
@@ -202,7 +202,7 @@ impl Answerer {
         };
         match outcome {
             Outcome::Reply(bytes) => {
-                if bytes.len() >= 4 && bytes[3] & 0x0f == 1 {
+                if is_formerr(&bytes) {
                     bump(Counter::DnsFormErr);
                 }
                 tracing::debug!(target: "dialtone::dns", client = %peer, interface = %self.interface, bytes = bytes.len(), "dns query over tcp");

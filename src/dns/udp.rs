@@ -220,6 +220,11 @@ pub fn respond_over(
     (Outcome::Reply(bytes), cacheable)
 }
 
+/// Whether an encoded answer says FORMERR (for the counters).
+pub fn is_formerr(answer: &[u8]) -> bool {
+    answer.len() >= 4 && answer[3] & 0x0f == ResponseCode::FormErr.low()
+}
+
 /// SERVFAIL with the query's question, as a resolver whose upstream
 /// servers are down answers. `query` has at least a header.
 pub fn servfail(query: &[u8]) -> Vec<u8> {
@@ -315,7 +320,7 @@ pub async fn serve(
         };
         match outcome {
             Outcome::Reply(bytes) => {
-                if bytes.len() >= 4 && bytes[3] & 0x0f == ResponseCode::FormErr.low() {
+                if is_formerr(&bytes) {
                     crate::counters::bump(crate::counters::Counter::DnsFormErr);
                 }
                 if let Err(e) = socket.send_to(&bytes, from).await {
