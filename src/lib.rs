@@ -4,11 +4,13 @@
 //! the DHCP protocol logic (pure, no I/O), the lease store, and the servers
 //! that put them on sockets.
 
+pub mod admin;
 pub mod config;
 pub mod counters;
 pub mod dhcp;
 pub mod glob;
 pub mod leases;
+pub mod stats;
 pub mod units;
 
 /// Seconds since the Unix epoch.
@@ -71,6 +73,7 @@ pub mod logline;
 pub mod net;
 pub mod recover;
 pub mod serve;
+pub mod site;
 pub mod statefile;
 pub mod sys;
 pub mod time;

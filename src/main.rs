@@ -81,6 +81,31 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// A phone's own log (what it sent to dialtone's syslog receiver), last
+    /// lines first printed, then new ones as they come with --follow.
+    Logs {
+        #[arg(long, short, default_value = "/etc/dialtone/dialtone.toml")]
+        config: PathBuf,
+        /// The phone's MAC address.
+        #[arg(long)]
+        mac: dialtone::units::Mac,
+        /// How many of the last lines to print first.
+        #[arg(long, short = 'n', default_value_t = 50)]
+        lines: usize,
+        /// Keep printing lines as they arrive.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Set a user's password for the status page (an argon2 hash in the
+    /// password file named by [admin] password_file), read from standard
+    /// input (without echo on a terminal).
+    Passwd {
+        /// The password file.
+        #[arg(long, short, default_value = "/etc/dialtone/admin-password")]
+        file: PathBuf,
+        #[arg(long, short, default_value = "admin")]
+        user: String,
+    },
     /// The phones of the inventory and the phones `serve` has seen, known or
     /// not: status, family, model, address, when last seen, files fetched.
     Phones {
@@ -341,6 +366,9 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             for w in dialtone::config::warnings::interfaces(&c, here) {
                 eprintln!("{}: warning: {w}", config.display());
             }
+            for w in dialtone::config::admin::warnings(&c.admin) {
+                eprintln!("{}: warning: {w}", config.display());
+            }
             if !quiet {
                 let text = c.to_normalized_toml();
                 print!("{text}");
@@ -513,7 +541,60 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Logs {
+            config,
+            mac,
+            lines,
+            follow,
+        } => {
+            let c = Config::load(&config)?;
+            logs(&c.server.state_dir, mac, lines, follow)
+        }
+        Cmd::Passwd { file, user } => dialtone::admin::passwd::run(&file, &user),
         Cmd::Demo => dialtone::demo::run(),
+    }
+}
+
+/// `dialtone logs`: the last lines of a phone's log, then (with `follow`)
+/// every line written after them, across the rewrites that keep the file
+/// bounded.
+fn logs(
+    state_dir: &std::path::Path,
+    mac: dialtone::units::Mac,
+    lines: usize,
+    follow: bool,
+) -> anyhow::Result<()> {
+    use dialtone::site::syslog;
+    let path = syslog::path(state_dir, mac);
+    let first = syslog::tail(state_dir, mac, lines)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    if first.is_empty() && !follow {
+        eprintln!(
+            "{}: no lines from {mac} yet (is its syslog pointed at dialtone?)",
+            path.display()
+        );
+    }
+    for l in &first {
+        println!("{}", l.display());
+    }
+    if !follow {
+        return Ok(());
+    }
+    let mut last = first.last().cloned();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let all = syslog::tail(state_dir, mac, usize::MAX)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let start = match &last {
+            None => 0,
+            Some(l) => all.iter().rposition(|x| x == l).map_or(0, |i| i + 1),
+        };
+        for l in &all[start..] {
+            println!("{}", l.display());
+        }
+        if let Some(l) = all.last() {
+            last = Some(l.clone());
+        }
     }
 }
 

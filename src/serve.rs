@@ -61,8 +61,23 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
     let (zone_tx, zone) = watch::channel(config.dns.as_ref().map(|d| new_zone(d, &config)));
     let s = Arc::clone(&seen);
     let also = extras.on_transfer;
+    // The status page's sources: what each phone did lately (collected
+    // only while the admin listener is configured), transfers by family.
+    let activity = if config.admin.listen.is_some() {
+        crate::site::activity::Activity::start()
+    } else {
+        Arc::default()
+    };
+    let transfer_counts = Arc::new(crate::site::TransferCounts::default());
+    let (a, tc, l) = (
+        Arc::clone(&activity),
+        Arc::clone(&transfer_counts),
+        live.clone(),
+    );
     let counters = Arc::new(Counters::with_observer(Box::new(move |t| {
         s.transfer(t, crate::now());
+        a.transfer_finished(t);
+        tc.count(t, family_of(&l.borrow(), &s, t.mac));
         if let Some(o) = &also {
             o(t);
         }
@@ -75,6 +90,8 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
         live: extras.live.unwrap_or_default(),
         sweep: Arc::default(),
     };
+    let transfers_live = Arc::clone(&parts.live);
+    let owners = Arc::clone(&parts.owners);
     let (files_tx, files) = watch::channel(parts.build(&config)?);
     let hook = lease_hook(live.clone(), zone.clone(), &parts, extras.on_lease);
     let dhcp = Arc::new(Dhcp::open(Arc::clone(&config), Some(hook))?);
@@ -104,11 +121,43 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
         counters_path(&config.server.state_dir),
         Box::new(move |p| counters.save_if_changed(p)),
     )));
+    let seen_for_site = Arc::clone(&seen);
     tasks.spawn(save_every_5s(SaveOnDrop::new(
         "the phones seen",
         seen_file,
         Box::new(move |p| seen.save_if_changed(p)),
     )));
+    let logs = Arc::new(crate::site::syslog::Logs::new(
+        &config.server.state_dir,
+        config.syslog.lines_per_phone,
+    ));
+    tasks.spawn(crate::site::syslog::run(
+        live.clone(),
+        Arc::clone(&ready),
+        Arc::clone(&logs),
+        owners,
+    ));
+    let service = Arc::new(crate::site::Service {
+        source: extras.source.clone(),
+        started: crate::now(),
+        ..crate::site::Service::default()
+    });
+    service
+        .loaded_at
+        .store(crate::now(), std::sync::atomic::Ordering::Relaxed);
+    let site = Arc::new(crate::site::Site {
+        live: live.clone(),
+        seen: Arc::clone(&seen_for_site),
+        dhcp: Arc::clone(&dhcp),
+        activity,
+        transfers: transfers_live,
+        zone: zone.clone(),
+        ready: Arc::clone(&ready),
+        logs,
+        service: Arc::clone(&service),
+        counts: transfer_counts,
+    });
+    tasks.spawn(crate::admin::run(site, live.clone()));
     let reloads = extras.source.is_some();
     let source = extras
         .source
@@ -125,6 +174,7 @@ pub async fn run_with(config: Arc<Config>, extras: Extras) -> anyhow::Result<()>
         Arc::clone(&dhcp),
     ));
     let reloader = Reloader {
+        service,
         running,
         source: reloads.then_some(source),
         live: live_tx,
@@ -170,14 +220,28 @@ fn expect_new(ready: &Readiness, running: &Config, next: &Config) {
 }
 
 /// Every service's places under `config`.
-fn places(config: &Config) -> [(&'static str, Vec<crate::net::places::Place>); 5] {
+fn places(config: &Config) -> [(&'static str, Vec<crate::net::places::Place>); 6] {
     [
         ("DHCP", crate::dhcp::server::places(config)),
         ("DNS", crate::dns::server::places(config)),
         ("SNTP", crate::time::sntp::places(config)),
         ("TFTP", crate::files::tftp::server::places(config)),
         ("HTTP", crate::files::http::server::listeners(config)),
+        ("syslog", crate::site::syslog::places(config)),
     ]
+}
+
+/// A transfer's phone family: the inventory's, else told by its MAC and
+/// the model it gave; `unknown` without a MAC.
+fn family_of(config: &Config, seen: &Seen, mac: Option<crate::units::Mac>) -> &'static str {
+    let Some(mac) = mac else {
+        return "unknown";
+    };
+    if let Some(p) = config.phones.by_mac(mac) {
+        return p.family.name();
+    }
+    crate::inventory::Family::of_mac(mac, seen.model(mac).as_deref())
+        .map_or("unknown", |f| f.name())
 }
 
 fn new_zone(dns: &crate::config::Dns, config: &Config) -> SharedZone {
@@ -276,6 +340,7 @@ impl FileParts {
                 counters: Arc::clone(&self.counters),
                 head_timeout: files.http_head_timeout,
                 per_source: files.http_per_source,
+                live: Arc::clone(&self.live),
             }),
         }))
     }
@@ -312,6 +377,7 @@ impl Drop for Abort {
 /// Applies reloads: one live configuration (a watch channel) that every
 /// service follows, with the zone and the file services built for it.
 struct Reloader {
+    service: Arc<crate::site::Service>,
     running: Arc<Running>,
     /// The file to reload on SIGHUP (None: no reloads, as for `recover`).
     source: Option<std::path::PathBuf>,
@@ -351,6 +417,7 @@ impl Reloader {
                 Err(e) => {
                     let e = format!("{e:#}");
                     tracing::error!(target: "dialtone", error = %e, "reload refused; the running configuration keeps serving");
+                    self.service.refused(format!("{} UTC: refused: {e}", crate::units::utc(crate::now())));
                     Some(format!(
                         "reload refused ({e}); serving the previous configuration"
                     ))
@@ -358,6 +425,15 @@ impl Reloader {
                 Ok(not_applied) => {
                     drop(health.take());
                     health = self.spawn_health(&self.running.config());
+                    self.service.reloaded(if not_applied.is_empty() {
+                        format!("{} UTC: reloaded", crate::units::utc(crate::now()))
+                    } else {
+                        format!(
+                            "{} UTC: reloaded; {} wait for a restart",
+                            crate::units::utc(crate::now()),
+                            not_applied.join(", ")
+                        )
+                    });
                     if not_applied.is_empty() {
                         tracing::info!(target: "dialtone", path = %source.display(), "configuration reloaded");
                         None

@@ -3,6 +3,7 @@
 //!
 //! Every error names the file, the line and column, the key and what was expected.
 
+pub mod admin;
 mod dns;
 mod files;
 mod phones;
@@ -11,6 +12,7 @@ mod raw;
 mod render;
 pub mod warnings;
 
+pub use admin::{Admin, Syslog};
 pub use dns::{Dns, DnsHost, Health, HealthCheck, Service, Switchover, SwitchoverMode, Time};
 pub use files::Files;
 pub use phones::{InventorySettings, parse_phones_file};
@@ -87,6 +89,8 @@ pub struct Config {
     pub inventory: InventorySettings,
     /// `[[phone]]` tables of the configuration file and of the phones file.
     pub phones: Inventory,
+    pub admin: Admin,
+    pub syslog: Syslog,
 }
 
 #[derive(Debug, Clone)]
@@ -387,9 +391,13 @@ impl Cx<'_> {
         let time = self.time(raw.time)?;
         let files = raw.files.map(|f| self.files(f)).transpose()?;
         let inventory = self.inventory(raw.inventory)?;
+        let admin = self.admin(raw.admin, &dhcp)?;
+        let syslog = self.syslog(raw.syslog)?;
         let mut phones = Inventory::default();
         self.phones(raw.phone, dns.as_ref(), &mut phones)?;
         Ok(Config {
+            admin,
+            syslog,
             server,
             dhcp,
             dns,

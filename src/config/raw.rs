@@ -17,8 +17,27 @@ pub struct RawConfig {
     pub time: Option<Spanned<RawTime>>,
     pub files: Option<Spanned<RawFiles>>,
     pub inventory: Option<Spanned<RawInventory>>,
+    pub admin: Option<Spanned<RawAdmin>>,
+    pub syslog: Option<Spanned<RawSyslog>>,
     #[serde(default)]
     pub phone: Vec<RawPhone>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<String>>,
+    pub phone_network: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyslog {
+    pub serve: Option<bool>,
+    pub port: Option<Spanned<i64>>,
+    pub lines_per_phone: Option<Spanned<i64>>,
 }
 
 /// A phones file (`phones.toml`): `[[phone]]` tables only.

@@ -213,6 +213,29 @@ pub fn normalized(c: &Config) -> String {
     if let Some(s) = &inv.syslog {
         let _ = writeln!(o, "syslog = {}", quote(s));
     }
+    let a = &c.admin;
+    let _ = writeln!(o, "\n[admin]");
+    match a.listen {
+        Some(l) => {
+            let _ = writeln!(o, "listen = {}", quote(&l.to_string()));
+        }
+        None => {
+            let _ = writeln!(o, "listen = \"off\"");
+        }
+    }
+    // The files' paths only: never what they hold.
+    if let Some(f) = &a.password_file {
+        let _ = writeln!(o, "password_file = {}", quote(&f.display().to_string()));
+    }
+    if let Some(f) = &a.token_file {
+        let _ = writeln!(o, "token_file = {}", quote(&f.display().to_string()));
+    }
+    let _ = writeln!(o, "phone_network = {}", a.phone_network);
+    let s = &c.syslog;
+    let _ = writeln!(o, "\n[syslog]");
+    let _ = writeln!(o, "serve = {}", s.serve);
+    let _ = writeln!(o, "port = {}", s.port);
+    let _ = writeln!(o, "lines_per_phone = {}", s.lines_per_phone);
     // Phones are listed, not repeated: they hold passwords.
     let _ = writeln!(o, "# {} phones", c.phones.phones.len());
     for p in &c.phones.phones {

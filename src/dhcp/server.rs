@@ -44,6 +44,22 @@ struct Shared {
     /// decided with the newest, so an answer after a reload's READY=1 is
     /// always the reloaded one.
     live: std::sync::OnceLock<watch::Receiver<Arc<Config>>>,
+    /// The table as the status page last asked for it, refreshed by
+    /// housekeeping (once a second while someone asks) so that readers
+    /// never take the lock requests wait on.
+    published: std::sync::RwLock<Arc<Published>>,
+    /// When the table was last asked for (seconds since `started`, +1).
+    wanted: std::sync::atomic::AtomicU64,
+}
+
+/// A copy of the lease table for readers outside the exchange path.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// Unix seconds when it was taken; 0: never.
+    pub at: u64,
+    pub leases: Vec<Lease>,
+    /// (address, MAC, held until) of every live offer.
+    pub offers: Vec<(Ipv4Addr, crate::units::Mac, u64)>,
 }
 
 /// The wall clock (unix milliseconds) and the monotonic one (milliseconds
@@ -132,6 +148,8 @@ impl Dhcp {
                 started,
                 clock: Mutex::new(StepWatch::new(wall, mono)),
                 live: std::sync::OnceLock::new(),
+                published: std::sync::RwLock::default(),
+                wanted: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -182,6 +200,22 @@ impl Dhcp {
             .unwrap_or_default()
     }
 
+    /// The lease table as copied at most about a second ago, without
+    /// waiting on the exchange path: housekeeping copies it once a second
+    /// while it is asked for (the first call after a quiet spell gets the
+    /// last copy, perhaps empty, and wakes the copying).
+    pub fn published(&self) -> Arc<Published> {
+        let since = self.shared.started.elapsed().as_secs() + 1;
+        self.shared
+            .wanted
+            .store(since, std::sync::atomic::Ordering::Relaxed);
+        self.shared
+            .published
+            .read()
+            .map(|p| Arc::clone(&p))
+            .unwrap_or_default()
+    }
+
     /// Addresses leased now.
     pub fn active_leases(&self) -> usize {
         let now = crate::now();
@@ -219,6 +253,7 @@ async fn housekeeping(shared: Arc<Shared>) -> anyhow::Result<()> {
     for n in 0u64.. {
         tick.tick().await;
         watch_clock(&shared);
+        publish(&shared);
         if n % 10 == 0
             && let Ok(mut e) = shared.engine.lock()
         {
@@ -226,6 +261,26 @@ async fn housekeeping(shared: Arc<Shared>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Copies the table for the status page while it is asked for (within
+/// the last 30 s).
+fn publish(shared: &Shared) {
+    let wanted = shared.wanted.load(std::sync::atomic::Ordering::Relaxed);
+    let now = shared.started.elapsed().as_secs() + 1;
+    if wanted == 0 || now.saturating_sub(wanted) > 30 {
+        return;
+    }
+    let Ok((leases, offers)) = shared.engine.lock().map(|e| e.leases.snapshot()) else {
+        return;
+    };
+    if let Ok(mut p) = shared.published.write() {
+        *p = Arc::new(Published {
+            at: crate::now(),
+            leases,
+            offers,
+        });
+    }
 }
 
 /// DHCP on one interface, until dropped.
@@ -307,6 +362,7 @@ async fn serve_interface(shared: Arc<Shared>, name: String, report: Report) -> a
         count(reply.as_ref(), &persist, &exchange);
         if persist.is_empty() {
             log_exchange(&exchange);
+            record(&exchange);
             if let Some(r) = reply {
                 let to = destination(&socket, &name, r.dest);
                 if let Err(e) = socket.send_to(&r.bytes, to).await {
@@ -326,6 +382,7 @@ async fn serve_interface(shared: Arc<Shared>, name: String, report: Report) -> a
                         leases.iter().for_each(|l| h(l));
                     }
                     log_exchange(&exchange);
+                    record(&exchange);
                     if let Some(r) = reply {
                         send_blocking(&sender, &name, r.dest, &r.bytes);
                     }
@@ -341,6 +398,7 @@ async fn serve_interface(shared: Arc<Shared>, name: String, report: Report) -> a
 /// Counts an exchange that was refused (NAK) or not answered at all.
 fn count(reply: Option<&super::engine::Reply>, persist: &[Lease], exchange: &Exchange) {
     use crate::counters::{Counter, bump};
+    crate::stats::dhcp_received(exchange.request);
     if exchange.reply == Some("NAK") {
         bump(Counter::DhcpNak);
     } else if reply.is_none() && persist.is_empty() {
@@ -385,6 +443,26 @@ fn send_blocking(socket: &std::net::UdpSocket, interface: &str, dest: Destinatio
         }
     }
     tracing::warn!(target: "dialtone::dhcp", %to, interface, "send buffer full for 10 ms; reply dropped");
+}
+
+/// Counts the reply sent and tells the status page of the exchange.
+fn record(ex: &Exchange) {
+    if let Some(r) = ex.reply {
+        crate::stats::dhcp_sent(r);
+    }
+    crate::stats::tell(|| {
+        crate::stats::Event::Dhcp(crate::stats::DhcpSeen {
+            mac: ex.mac,
+            request: ex.request,
+            reply: ex.reply,
+            ip: ex.ip,
+            interface: ex.interface.clone(),
+            vendor_class: ex.vendor_class.clone(),
+            classes: ex.classes.clone(),
+            options: ex.sent.clone(),
+            note: ex.note.clone(),
+        })
+    });
 }
 
 fn codes(c: &[u8]) -> String {

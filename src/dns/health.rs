@@ -87,6 +87,7 @@ pub async fn run(dns: Arc<Dns>, zone: SharedZone) {
                         .map(|mut z| z.set_health(pair, member, up))
                         .unwrap_or(false);
                     if changed {
+                        crate::stats::health_changed(&sw_name, &name, crate::now());
                         let check = health.check.as_str();
                         if up {
                             tracing::info!(target: "dialtone::dns", switchover = %sw_name, member = %name, %ip, port = health.port, check, "call server is answering again; back in the answers");

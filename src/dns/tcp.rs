@@ -200,26 +200,28 @@ impl Answerer {
             }
             Err(_) => return None,
         };
-        match outcome {
+        let bytes = match outcome {
             Outcome::Reply(bytes) => {
                 if is_formerr(&bytes) {
                     bump(Counter::DnsFormErr);
                 }
                 tracing::debug!(target: "dialtone::dns", client = %peer, interface = %self.interface, bytes = bytes.len(), "dns query over tcp");
-                Some(bytes)
+                bytes
             }
-            Outcome::Forward => Some(match forward(query, &self.upstream).await {
+            Outcome::Forward => match forward(query, &self.upstream).await {
                 Some(answer) => answer,
                 None => {
                     tracing::info!(target: "dialtone::dns", client = %peer, "no upstream server answered");
                     servfail(query)
                 }
-            }),
+            },
             Outcome::Drop(why) => {
                 bump(Counter::DnsDropped);
                 tracing::debug!(target: "dialtone::dns", client = %peer, interface = %self.interface, reason = why, "dns packet over tcp dropped; connection closed");
-                None
+                return None;
             }
-        }
+        };
+        super::udp::answered(&bytes, peer);
+        Some(bytes)
     }
 }

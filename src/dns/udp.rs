@@ -220,6 +220,23 @@ pub fn respond_over(
     (Outcome::Reply(bytes), cacheable)
 }
 
+/// Counts an answer going out and tells the status page who asked what.
+pub fn answered(answer: &[u8], to: SocketAddr) {
+    crate::stats::dns_answered(answer);
+    if let std::net::IpAddr::V4(client) = to.ip()
+        && crate::stats::listening()
+        && let Some((qtype, name)) = crate::stats::dns_question(answer)
+    {
+        let rcode = answer.get(3).map_or(0, |f| f & 0x0f);
+        crate::stats::tell(|| crate::stats::Event::Dns {
+            client,
+            name,
+            qtype,
+            rcode,
+        });
+    }
+}
+
 /// Whether an encoded answer says FORMERR (for the counters).
 pub fn is_formerr(answer: &[u8]) -> bool {
     answer.len() >= 4 && answer[3] & 0x0f == ResponseCode::FormErr.low()
@@ -323,6 +340,7 @@ pub async fn serve(
                 if is_formerr(&bytes) {
                     crate::counters::bump(crate::counters::Counter::DnsFormErr);
                 }
+                answered(&bytes, from);
                 if let Err(e) = socket.send_to(&bytes, from).await {
                     tracing::debug!(target: "dialtone::dns", client = %from, error = %e, "send failed");
                 }
@@ -344,10 +362,13 @@ pub async fn serve(
                     let _permit = permit;
                     match forward(&query, &upstream).await {
                         Some(answer) => {
+                            answered(&answer, from);
                             let _ = socket.send_to(&answer, from).await;
                         }
                         None => {
-                            let _ = socket.send_to(&servfail(&query), from).await;
+                            let fail = servfail(&query);
+                            answered(&fail, from);
+                            let _ = socket.send_to(&fail, from).await;
                             tracing::info!(target: "dialtone::dns", client = %from, "no upstream server answered");
                         }
                     }

@@ -253,6 +253,21 @@ impl Zone {
         changed
     }
 
+    /// Each switchover's members (relative name, addresses, up), in the
+    /// order of `[[dns.switchover]]`.
+    pub fn members(&self) -> Vec<Vec<(String, Vec<Ipv4Addr>, bool)>> {
+        self.pairs
+            .iter()
+            .map(|p| {
+                p.members
+                    .iter()
+                    .zip(&p.up)
+                    .map(|((n, a), up)| (n.clone(), a.clone(), *up))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Changes with every update of health or lease names.
     pub fn generation(&self) -> u64 {
         self.generation

@@ -71,6 +71,8 @@ pub struct Transfer {
     pub outcome: Outcome,
     /// Protocol details (blksize, window; HTTP status and range).
     pub detail: String,
+    /// The client's User-Agent (HTTP), which names its model and firmware.
+    pub agent: Option<String>,
 }
 
 impl Transfer {
@@ -87,6 +89,7 @@ impl Transfer {
             started: Instant::now(),
             outcome: Outcome::Failed,
             detail: String::new(),
+            agent: None,
         }
     }
 
@@ -175,7 +178,8 @@ impl Counters {
     }
 }
 
-/// Transfers in progress, for live progress (`dialtone recover`).
+/// Transfers in progress (TFTP reads, HTTP bodies), for live progress
+/// (`dialtone recover`, the status page).
 #[derive(Default)]
 pub struct Live {
     running: Mutex<BTreeMap<u64, Arc<InFlight>>>,
@@ -185,6 +189,7 @@ pub struct Live {
 /// One transfer in progress.
 #[derive(Debug)]
 pub struct InFlight {
+    pub protocol: &'static str,
     pub client: Ipv4Addr,
     pub mac: Option<Mac>,
     /// The file in the tree.
@@ -225,6 +230,7 @@ impl Live {
     pub fn track(self: &Arc<Live>, t: &Transfer, total: u64) -> Tracked {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let progress = Arc::new(InFlight {
+            protocol: t.protocol,
             client: t.client,
             mac: t.mac,
             file: t.file.clone().unwrap_or_else(|| t.requested.clone()),

@@ -367,7 +367,14 @@ impl Context {
             time_offset: offset.map(opt::utc_offset_text),
             time_offset_seconds: offset,
             vlan_id,
-            syslog: config.inventory.syslog.clone(),
+            // `[inventory] syslog`, else the appliance itself while it
+            // receives the phones' logs; "off": the phone logs locally.
+            syslog: match config.inventory.syslog.as_deref() {
+                Some("off") => None,
+                Some(s) => Some(s.to_string()),
+                None if config.syslog.serve => appliance_facing(config, client).map(|a| a.to_string()),
+                None => None,
+            },
             domain: zone,
             template: source.to_string(),
         }

@@ -45,6 +45,9 @@ pub struct Sighting {
     /// It was given a provisional configuration (not in the inventory).
     #[serde(default)]
     pub provisional: bool,
+    /// The User-Agent of its last HTTP request (model, firmware version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     /// Oldest first.
     #[serde(default)]
     pub fetched: Vec<Fetch>,
@@ -57,6 +60,14 @@ pub struct Fetch {
     pub protocol: String,
     pub outcome: String,
     pub at: u64,
+    /// Bytes sent, and the file's size when known (how far a transfer got).
+    #[serde(default)]
+    pub sent: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// Why it was refused, or how it was sent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 /// Phones seen, by MAC.
@@ -123,7 +134,13 @@ impl Seen {
                 protocol: t.protocol.to_string(),
                 outcome: t.outcome.as_str().to_string(),
                 at: now,
+                sent: t.sent,
+                total: t.total,
+                detail: t.detail.chars().take(200).collect(),
             });
+            if t.agent.is_some() {
+                s.agent = t.agent.clone();
+            }
             let extra = s.fetched.len().saturating_sub(FILES_KEPT);
             s.fetched.drain(..extra);
         });

@@ -471,8 +471,15 @@ impl Writer {
                         }
                     }
                     let all: Vec<&Lease> = jobs.iter().flat_map(|j| j.leases.iter()).collect();
+                    let began = Instant::now();
                     let result = store.write(all.iter().copied()).map_err(|e| e.to_string());
+                    crate::stats::commit_took(
+                        u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    );
                     failing.after(&result, all.len(), Instant::now());
+                    if !all.is_empty() {
+                        crate::stats::commit_failing(result.as_ref().err().cloned());
+                    }
                     drop(all);
                     for j in jobs {
                         (j.then)(result.clone().map_err(StoreError::Write));

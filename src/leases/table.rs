@@ -282,6 +282,18 @@ impl LeaseTable {
             .collect()
     }
 
+    /// Every record and every live offer (address, MAC, held until), for
+    /// the status page.
+    pub fn snapshot(&self) -> (Vec<Lease>, Vec<(Ipv4Addr, Mac, u64)>) {
+        (
+            self.by_ip.values().cloned().collect(),
+            self.offers
+                .iter()
+                .map(|(ip, o)| (*ip, o.mac, o.until))
+                .collect(),
+        )
+    }
+
     /// Counts of active leases and pool size for a subnet, for logs.
     pub fn usage(&self, subnet: &Subnet, now: u64) -> (usize, u64) {
         let used = self

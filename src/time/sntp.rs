@@ -159,6 +159,9 @@ async fn serve_interface(
                     tracing::debug!(target: "dialtone::time", %from, error = %e, "send failed");
                 }
                 tracing::debug!(target: "dialtone::time", client = %from, interface = %name, "sntp answered");
+                if let std::net::IpAddr::V4(client) = from.ip() {
+                    crate::stats::tell(|| crate::stats::Event::Sntp { client });
+                }
             }
             Err(why) => {
                 crate::counters::bump(crate::counters::Counter::SntpDropped);

@@ -17,7 +17,7 @@ use super::conditional::{Conditions, Meta, Plan, plan};
 use super::wire::{self, BodyLen, Head};
 use crate::files::path::percent_decode;
 use crate::files::resolve::{Body as FoundBody, Miss, Resolver, Stamp, fill_at};
-use crate::files::transfers::{Counters, Outcome, Transfer};
+use crate::files::transfers::{Counters, Live, Outcome, Tracked, Transfer};
 use crate::net::sources::Sources;
 use tokio::sync::watch;
 
@@ -48,6 +48,8 @@ pub struct Http {
     /// Connections at once from one source address (`[files]
     /// http_per_source`).
     pub per_source: usize,
+    /// Where bodies being sent are listed with their progress.
+    pub live: Arc<Live>,
 }
 
 /// Serves every listener until dropped. `0.0.0.0:port` is that port on
@@ -355,6 +357,8 @@ enum Payload {
         file: std::fs::File,
         start: u64,
         len: u64,
+        /// Listed among the transfers in progress until sent.
+        progress: Tracked,
     },
 }
 
@@ -383,6 +387,7 @@ async fn handle(http: &Http, req: &Head, peer: SocketAddr) -> Response {
     }
     let client = http.resolver.client(ip);
     let mut record = Transfer::begin("http", &client, &req.path);
+    record.agent = req.header("user-agent").map(user_agent);
     let Some(decoded) = percent_decode(&req.path) else {
         record.outcome = Outcome::Refused;
         record.detail = "malformed percent escape".into();
@@ -475,7 +480,12 @@ async fn handle(http: &Http, req: &Head, peer: SocketAddr) -> Response {
         Payload::Empty
     } else {
         match found.body {
-            FoundBody::File(file) => Payload::File { file, start, len },
+            FoundBody::File(file) => Payload::File {
+                file,
+                start,
+                len,
+                progress: http.live.track(&finish.record, len),
+            },
             FoundBody::Bytes(b) => {
                 let from = (start as usize).min(b.len());
                 let to = ((start + len) as usize).min(b.len());
@@ -511,11 +521,16 @@ async fn send(
             }
             r
         }
-        Payload::File { file, start, len } => {
+        Payload::File {
+            file,
+            start,
+            len,
+            progress,
+        } => {
             // The head waits for the first bytes of the file (MSG_MORE),
             // so a small file leaves in one segment.
             match send_more(stream, &head).await {
-                Ok(()) => send_file(stream, &file, start, len, &mut sent).await,
+                Ok(()) => send_file(stream, &file, start, len, &mut sent, &progress).await,
                 Err(e) => Err(e),
             }
         }
@@ -572,6 +587,7 @@ async fn send_file(
     start: u64,
     len: u64,
     sent: &mut u64,
+    progress: &Tracked,
 ) -> io::Result<()> {
     // Bytes before this were found in the cache or read into it.
     let mut ready_until = start;
@@ -616,8 +632,18 @@ async fn send_file(
             ));
         }
         *sent += n as u64;
+        progress.progress.set_sent(*sent);
     }
     Ok(())
+}
+
+/// A User-Agent as kept with the transfer: printable ASCII, at most 200
+/// characters (phones put their model and firmware version there).
+fn user_agent(v: &str) -> String {
+    v.chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(200)
+        .collect()
 }
 
 /// Reads `len` bytes of `file` from `at` into the page cache off the

@@ -1,0 +1,302 @@
+//! The admin listener (`[admin] listen`, loopback port 8080 by default):
+//! the status page (`/`), each phone's page (`/phones/<mac>`), `/metrics`
+//! (Prometheus) and `/health`. Read-only: nothing here changes state.
+//! Built on axum (this listener has no sendfile hot path; the phones' file
+//! server stays dialtone's own); pages are minijinja templates rendered on
+//! a blocking thread, HTML-escaped throughout.
+
+pub mod auth;
+pub mod passwd;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::site::Site;
+use crate::site::view::Filter;
+use auth::{Credentials, Verdict};
+
+/// Requests at once from one source address; more get 503.
+pub const PER_SOURCE: usize = 8;
+
+struct App {
+    site: Arc<Site>,
+    templates: minijinja::Environment<'static>,
+    credentials: std::sync::RwLock<Arc<Credentials>>,
+    busy: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// The templates, built in.
+pub fn templates() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    // `.html` names are escaped for HTML (minijinja's default for them).
+    for (name, text) in [
+        ("base.html", include_str!("templates/base.html")),
+        ("page.html", include_str!("templates/page.html")),
+        ("phone.html", include_str!("templates/phone.html")),
+        ("boot.html", include_str!("templates/boot.html")),
+    ] {
+        if let Err(e) = env.add_template(name, text) {
+            tracing::error!(target: "dialtone::admin", template = name, error = %e, "built-in template does not parse");
+        }
+    }
+    env
+}
+
+/// Serves the admin listener of the live configuration, rebinding when a
+/// reload moves it, until dropped. A listener that cannot be bound is
+/// logged and tried again every 5 s; the phones' services go on.
+pub async fn run(site: Arc<Site>, mut live: watch::Receiver<Arc<Config>>) -> anyhow::Result<()> {
+    let app = Arc::new(App {
+        site,
+        templates: templates(),
+        credentials: std::sync::RwLock::new(Arc::new(Credentials::open())),
+        busy: Mutex::default(),
+    });
+    loop {
+        let config = Arc::clone(&live.borrow_and_update());
+        let Some(listen) = config.admin.listen else {
+            if live.changed().await.is_err() {
+                return Ok(());
+            }
+            continue;
+        };
+        match Credentials::load(&config.admin) {
+            Ok(c) => {
+                if let Ok(mut w) = app.credentials.write() {
+                    *w = Arc::new(c);
+                }
+            }
+            Err(e) => {
+                // Nothing is answered rather than something unguarded.
+                tracing::error!(target: "dialtone::admin", error = %e, "the admin listener's credentials cannot be read; it stays closed until a reload fixes them");
+                if live.changed().await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+        }
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(target: "dialtone::admin", %listen, error = %e, "cannot listen for the status page; trying again every 5 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    r = live.changed() => if r.is_err() { return Ok(()) },
+                }
+                continue;
+            }
+        };
+        tracing::info!(target: "dialtone::admin", %listen, credentials = config.admin.needs_credentials(), "serving the status page, /metrics and /health");
+        let router = router(Arc::clone(&app));
+        let mut next = live.clone();
+        let moved = async move {
+            loop {
+                if next.changed().await.is_err() {
+                    return;
+                }
+                let c = Arc::clone(&next.borrow_and_update());
+                if c.admin != config.admin {
+                    return;
+                }
+            }
+        };
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(moved)
+        .await;
+        if let Err(e) = served {
+            tracing::warn!(target: "dialtone::admin", %listen, error = %e, "the admin listener stopped");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+fn router(app: Arc<App>) -> axum::Router {
+    axum::Router::new()
+        .route("/", get(index))
+        .route("/phones/{mac}", get(phone))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            guard,
+        ))
+        .with_state(app)
+}
+
+/// Counts a source's requests in flight while it lives.
+struct Slot<'a> {
+    app: &'a App,
+    ip: IpAddr,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.app.busy.lock()
+            && let Some(n) = b.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                b.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Credentials and the per-source bound, before every route.
+async fn guard(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let ip = peer.ip();
+    let credentials = app
+        .credentials
+        .read()
+        .map(|c| Arc::clone(&c))
+        .unwrap_or_default();
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // argon2 takes tens of milliseconds: off the runtime.
+    let verdict = if credentials.required() {
+        tokio::task::spawn_blocking(move || credentials.check(authorization.as_deref(), ip))
+            .await
+            .unwrap_or(Verdict::Refused)
+    } else {
+        Verdict::Allowed
+    };
+    match verdict {
+        Verdict::Allowed => {}
+        Verdict::Refused => {
+            let mut r = (StatusCode::UNAUTHORIZED, "credentials required\n").into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"dialtone\", charset=\"UTF-8\""),
+            );
+            return r;
+        }
+        Verdict::Slowed => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed logins from this address; wait a minute\n",
+            )
+                .into_response();
+        }
+    }
+    let admitted = app.busy.lock().is_ok_and(|mut b| {
+        let n = b.entry(ip).or_default();
+        if *n >= PER_SOURCE {
+            false
+        } else {
+            *n += 1;
+            true
+        }
+    });
+    if !admitted {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many requests at once\n").into_response();
+    }
+    let _slot = Slot { app: &app, ip };
+    next.run(req).await
+}
+
+fn html(body: String) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src 'self'",
+        ),
+    );
+    r
+}
+
+fn failed(e: impl std::fmt::Display) -> Response {
+    tracing::warn!(target: "dialtone::admin", error = %e, "a status page could not be made");
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+}
+
+async fn index(State(app): State<Arc<App>>, Query(filter): Query<Filter>) -> Response {
+    let a = Arc::clone(&app);
+    let made = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let page = crate::site::view::page(&a.site, filter, crate::now());
+        let t = a.templates.get_template("page.html")?;
+        let body = t.render(minijinja::context! { page => minijinja::Value::from(minijinja::value::Serde(&page)), took_ms => started.elapsed().as_secs_f64() * 1000.0 })?;
+        Ok::<_, minijinja::Error>(body)
+    })
+    .await;
+    match made {
+        Ok(Ok(body)) => html(body),
+        Ok(Err(e)) => failed(e),
+        Err(e) => failed(e),
+    }
+}
+
+async fn phone(State(app): State<Arc<App>>, Path(mac): Path<String>) -> Response {
+    let Ok(mac) = mac.parse::<crate::units::Mac>() else {
+        return (StatusCode::BAD_REQUEST, "expected a MAC address\n").into_response();
+    };
+    let a = Arc::clone(&app);
+    let made = tokio::task::spawn_blocking(move || {
+        let Some(page) = crate::site::view::phone(&a.site, mac, crate::now()) else {
+            return Ok(None);
+        };
+        let t = a.templates.get_template("phone.html")?;
+        t.render(minijinja::context! { p => minijinja::Value::from(minijinja::value::Serde(&page)) }).map(Some)
+    })
+    .await;
+    match made {
+        Ok(Ok(Some(body))) => html(body),
+        Ok(Ok(None)) => (
+            StatusCode::NOT_FOUND,
+            "no such phone: not in the inventory and never seen\n",
+        )
+            .into_response(),
+        Ok(Err(e)) => failed(e),
+        Err(e) => failed(e),
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let a = Arc::clone(&app);
+    match tokio::task::spawn_blocking(move || crate::site::metrics::text(&a.site)).await {
+        Ok(body) => {
+            let mut r = (StatusCode::OK, body).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        Err(e) => failed(e),
+    }
+}
+
+async fn health(State(app): State<Arc<App>>, _headers: HeaderMap) -> Response {
+    match app.site.health().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
+}
