@@ -272,11 +272,26 @@ impl Lab {
         dir: &Path,
         check: &dyn Fn(&str) -> anyhow::Result<()>,
     ) -> anyhow::Result<Server> {
+        self.serve_with(exe, dir, "", check)
+    }
+
+    /// `serve`, with `extra` TOML (whole sections) after the families
+    /// configuration.
+    pub fn serve_with(
+        &self,
+        exe: &Path,
+        dir: &Path,
+        extra: &str,
+        check: &dyn Fn(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Server> {
         std::fs::create_dir_all(dir)?;
         let tree = dir.join("tree");
         families_tree(&tree)?;
         let config = dir.join("dialtone.toml");
-        std::fs::write(&config, families_config(&dir.join("state"), &tree))?;
+        std::fs::write(
+            &config,
+            format!("{}\n{extra}", families_config(&dir.join("state"), &tree)),
+        )?;
         let log = dir.join("dialtone.log");
         let child = self
             .app

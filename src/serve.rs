@@ -417,7 +417,10 @@ impl Reloader {
                 Err(e) => {
                     let e = format!("{e:#}");
                     tracing::error!(target: "dialtone", error = %e, "reload refused; the running configuration keeps serving");
-                    self.service.refused(format!("{} UTC: refused: {e}", crate::units::utc(crate::now())));
+                    self.service.refused(format!(
+                        "{} UTC: refused: {e}",
+                        crate::units::utc(crate::now())
+                    ));
                     Some(format!(
                         "reload refused ({e}); serving the previous configuration"
                     ))

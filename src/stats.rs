@@ -322,7 +322,10 @@ mod tests {
         commit_took(9_000_000);
         let (counts, sum) = commits();
         assert!(counts[2] >= 1, "700 us falls in the 1 ms bucket");
-        assert!(counts[COMMIT_BUCKETS_US.len()] >= 1, "9 s is past every bound");
+        assert!(
+            counts[COMMIT_BUCKETS_US.len()] >= 1,
+            "9 s is past every bound"
+        );
         assert!(sum >= 9_000_700);
         assert!(last_commit().is_some());
     }

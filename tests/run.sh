@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 packages=(iproute2 udhcpc isc-dhcp-client dhcpcd-base isc-dhcp-relay busybox sqlite3 bind9-dnsutils knot-dnsutils sntp tftp-hpa atftp curl lintian systemd strace faketime
     # the appliance image (images/build.sh) and its boot test (images/boot-test.sh)
+    # the status page's tests: headless Chromium and promtool
+    chromium prometheus
     mmdebstrap mtools dosfstools e2fsprogs fdisk qemu-utils zstd qemu-system-x86 ovmf openssh-client python3)
 missing=()
 for p in "${packages[@]}"; do

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64ct::{Base64, Encoding};
 use thiserror::Error;
 
@@ -208,8 +208,11 @@ impl Credentials {
         };
         let ok = self.users.iter().any(|(u, h)| {
             u == user
-                && PasswordHash::new(h)
-                    .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+                && PasswordHash::new(h).is_ok_and(|h| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &h)
+                        .is_ok()
+                })
         });
         if !ok {
             tracing::info!(target: "dialtone::admin", %from, user, "admin login refused");
@@ -239,16 +242,37 @@ mod tests {
         let from: IpAddr = "10.1.1.1".parse().unwrap();
         let basic = |s: &str| format!("Basic {}", Base64::encode_string(s.as_bytes()));
         assert_eq!(c.check(None, from), Verdict::Refused);
-        assert_eq!(c.check(Some(&basic("admin:s3cret pass")), from), Verdict::Allowed);
-        assert_eq!(c.check(Some(&basic("admin:s3cret pass")), from), Verdict::Allowed);
-        assert_eq!(c.check(Some("Bearer 0123456789abcdef0123"), from), Verdict::Allowed);
-        assert_eq!(c.check(Some("Bearer 0123456789abcdef012"), from), Verdict::Refused);
+        assert_eq!(
+            c.check(Some(&basic("admin:s3cret pass")), from),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            c.check(Some(&basic("admin:s3cret pass")), from),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            c.check(Some("Bearer 0123456789abcdef0123"), from),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            c.check(Some("Bearer 0123456789abcdef012"), from),
+            Verdict::Refused
+        );
         let guesser: IpAddr = "10.1.1.2".parse().unwrap();
         for _ in 0..FAILURES_PER_MINUTE {
-            assert_eq!(c.check(Some(&basic("admin:guess")), guesser), Verdict::Refused);
+            assert_eq!(
+                c.check(Some(&basic("admin:guess")), guesser),
+                Verdict::Refused
+            );
         }
-        assert_eq!(c.check(Some(&basic("admin:s3cret pass")), guesser), Verdict::Slowed);
-        assert_eq!(c.check(Some(&basic("admin:s3cret pass")), from), Verdict::Allowed);
+        assert_eq!(
+            c.check(Some(&basic("admin:s3cret pass")), guesser),
+            Verdict::Slowed
+        );
+        assert_eq!(
+            c.check(Some(&basic("admin:s3cret pass")), from),
+            Verdict::Allowed
+        );
         assert_eq!(Credentials::open().check(None, from), Verdict::Allowed);
     }
 }

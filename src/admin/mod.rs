@@ -209,7 +209,11 @@ async fn guard(
         }
     });
     if !admitted {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many requests at once\n").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests at once\n",
+        )
+            .into_response();
     }
     let _slot = Slot { app: &app, ip };
     next.run(req).await
@@ -264,7 +268,10 @@ async fn phone(State(app): State<Arc<App>>, Path(mac): Path<String>) -> Response
             return Ok(None);
         };
         let t = a.templates.get_template("phone.html")?;
-        t.render(minijinja::context! { p => minijinja::Value::from(minijinja::value::Serde(&page)) }).map(Some)
+        t.render(
+            minijinja::context! { p => minijinja::Value::from(minijinja::value::Serde(&page)) },
+        )
+        .map(Some)
     })
     .await;
     match made {
@@ -279,22 +286,37 @@ async fn phone(State(app): State<Arc<App>>, Path(mac): Path<String>) -> Response
     }
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+/// OpenMetrics to a scraper that asks for it (Prometheus does), the
+/// Prometheus text format to everyone else (curl, promtool).
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let open = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
     let a = Arc::clone(&app);
     match tokio::task::spawn_blocking(move || crate::site::metrics::text(&a.site)).await {
         Ok(body) => {
+            let (body, kind) = if open {
+                (
+                    body,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+            } else {
+                (
+                    crate::site::metrics::prometheus_text(&body),
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+            };
             let mut r = (StatusCode::OK, body).into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
             r
         }
         Err(e) => failed(e),
     }
 }
 
-async fn health(State(app): State<Arc<App>>, _headers: HeaderMap) -> Response {
+async fn health(State(app): State<Arc<App>>) -> Response {
     match app.site.health().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),

@@ -79,7 +79,11 @@ impl Cx<'_> {
         };
         a.phone_network = raw.phone_network.unwrap_or(false);
         for (field, key, into) in [
-            (raw.password_file, "admin.password_file", &mut a.password_file),
+            (
+                raw.password_file,
+                "admin.password_file",
+                &mut a.password_file,
+            ),
             (raw.token_file, "admin.token_file", &mut a.token_file),
         ] {
             if let Some(f) = field {

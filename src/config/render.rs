@@ -204,15 +204,6 @@ pub fn normalized(c: &Config) -> String {
         let _ = writeln!(o, "http_head_timeout = {}", f.http_head_timeout.as_secs());
         let _ = writeln!(o, "http_per_source = {}", f.http_per_source);
     }
-    let inv = &c.inventory;
-    let _ = writeln!(o, "\n[inventory]");
-    if let Some(f) = &inv.file {
-        let _ = writeln!(o, "file = {}", quote(&f.display().to_string()));
-    }
-    let _ = writeln!(o, "templates = {}", quote(&inv.templates));
-    if let Some(s) = &inv.syslog {
-        let _ = writeln!(o, "syslog = {}", quote(s));
-    }
     let a = &c.admin;
     let _ = writeln!(o, "\n[admin]");
     match a.listen {
@@ -236,6 +227,15 @@ pub fn normalized(c: &Config) -> String {
     let _ = writeln!(o, "serve = {}", s.serve);
     let _ = writeln!(o, "port = {}", s.port);
     let _ = writeln!(o, "lines_per_phone = {}", s.lines_per_phone);
+    let inv = &c.inventory;
+    let _ = writeln!(o, "\n[inventory]");
+    if let Some(f) = &inv.file {
+        let _ = writeln!(o, "file = {}", quote(&f.display().to_string()));
+    }
+    let _ = writeln!(o, "templates = {}", quote(&inv.templates));
+    if let Some(s) = &inv.syslog {
+        let _ = writeln!(o, "syslog = {}", quote(s));
+    }
     // Phones are listed, not repeated: they hold passwords.
     let _ = writeln!(o, "# {} phones", c.phones.phones.len());
     for p in &c.phones.phones {

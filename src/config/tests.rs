@@ -493,3 +493,59 @@ fn phones_are_checked_with_their_line() {
         "{e}"
     );
 }
+
+#[test]
+fn the_admin_listener_needs_credentials_off_loopback_and_consent_on_a_phone_network() {
+    let base = "[server]\ninterfaces = [\"eth0\"]\n\n[[dhcp.subnet]]\ncidr = \"10.250.0.0/24\"\npool = [\"10.250.0.100-10.250.0.199\"]\n\n";
+    let c = Config::parse("t.toml", base).unwrap();
+    assert_eq!(c.admin.listen, Some(super::admin::DEFAULT_ADMIN));
+    assert!(!c.admin.needs_credentials());
+    let e = err(&format!("{base}[admin]\nlisten = \"192.168.9.1:8080\"\n"));
+    assert_eq!((e.key.as_str(), e.line), ("admin.listen", 9));
+    assert!(e.message.contains("password_file"), "{e}");
+    let e = err(&format!(
+        "{base}[admin]\nlisten = \"10.250.0.1:8080\"\ntoken_file = \"/etc/dialtone/token\"\n"
+    ));
+    assert!(e.message.contains("phone network"), "{e}");
+    let e = err(&format!(
+        "{base}[admin]\nlisten = \"0.0.0.0:8080\"\ntoken_file = \"/etc/dialtone/token\"\n"
+    ));
+    assert!(e.message.contains("phone network"), "{e}");
+    let c = Config::parse(
+        "t.toml",
+        &format!(
+            "{base}[admin]\nlisten = \"0.0.0.0:8080\"\ntoken_file = \"/t\"\nphone_network = true\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(super::admin::warnings(&c.admin).len(), 1);
+    let c = Config::parse(
+        "t.toml",
+        &format!("{base}[admin]\nlisten = \"192.168.9.1:8080\"\npassword_file = \"/etc/dialtone/admin-password\"\n"),
+    )
+    .unwrap();
+    assert!(c.admin.needs_credentials() && super::admin::warnings(&c.admin).is_empty());
+    let c = Config::parse("t.toml", &format!("{base}[admin]\nlisten = \"off\"\n")).unwrap();
+    assert_eq!(c.admin.listen, None);
+    for bad in ["\"8080\"", "\"[::1]:8080\"", "\"127.0.0.1:0\""] {
+        let e = err(&format!("{base}[admin]\nlisten = {bad}\n"));
+        assert_eq!(e.key, "admin.listen", "{bad}: {e}");
+    }
+    // The normalized configuration names the files, and parses again.
+    let text = c.to_normalized_toml();
+    assert!(text.contains("listen = \"off\""));
+    Config::parse("again.toml", &text).unwrap();
+}
+
+#[test]
+fn syslog_settings_are_checked() {
+    let base = "[server]\ninterfaces = [\"eth0\"]\n\n";
+    let c = Config::parse("t.toml", base).unwrap();
+    assert!(c.syslog.serve && c.syslog.port == 514 && c.syslog.lines_per_phone == 2_000);
+    let e = err(&format!("{base}[syslog]\nlines_per_phone = 5\n"));
+    assert_eq!(e.key, "syslog.lines_per_phone");
+    let e = err(&format!("{base}[syslog]\nport = 70000\n"));
+    assert_eq!(e.key, "syslog.port");
+    let c = Config::parse("t.toml", &format!("{base}[syslog]\nserve = false\n")).unwrap();
+    assert!(!c.syslog.serve);
+}

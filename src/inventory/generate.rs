@@ -372,7 +372,9 @@ impl Context {
             syslog: match config.inventory.syslog.as_deref() {
                 Some("off") => None,
                 Some(s) => Some(s.to_string()),
-                None if config.syslog.serve => appliance_facing(config, client).map(|a| a.to_string()),
+                None if config.syslog.serve => {
+                    appliance_facing(config, client).map(|a| a.to_string())
+                }
                 None => None,
             },
             domain: zone,

@@ -210,6 +210,7 @@ pub fn http_get(
     from: Ipv4Addr,
     path: &str,
     range: Option<u64>,
+    agent: &str,
 ) -> anyhow::Result<Http> {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     sock.bind(&SocketAddr::from((from, 0)).into())?;
@@ -225,7 +226,7 @@ pub fn http_get(
         .unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {server}:{port}\r\nUser-Agent: dialtone-phone\r\n{range}Connection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {server}:{port}\r\nUser-Agent: {agent}\r\n{range}Connection: close\r\n\r\n"
     )?;
     let mut all = Vec::new();
     s.read_to_end(&mut all)?;

@@ -123,6 +123,26 @@ impl Boot {
 }
 
 /// The lab's phones, one per family. Their MACs carry their makers' OUIs.
+impl Spec {
+    /// The User-Agent its HTTP requests carry, in its family's form (the
+    /// model and firmware version, as AudioCodes and Polycom phones send).
+    pub fn user_agent(&self) -> String {
+        let model = self.user_class.or(self.vendor_class).unwrap_or("phone");
+        match self.family {
+            Family::AudioCodes | Family::AudioCodesSfb | Family::Recovery => {
+                format!("AUDC-IPPhone-{model}_UC_3.4.6.700/1.0")
+            }
+            Family::Polycom => {
+                format!(
+                    "FileTransport PolycomVVX-{model}-UA/6.4.3.5018 (SN:{})",
+                    self.mac.bare()
+                )
+            }
+            _ => "dialtone-phone".to_string(),
+        }
+    }
+}
+
 pub fn lab_phones() -> Vec<Spec> {
     let mac = |s: &str| s.parse::<Mac>().unwrap_or(Mac([0; 6]));
     vec![
@@ -341,7 +361,14 @@ impl Phone<'_> {
         range: Option<u64>,
     ) -> Option<Vec<u8>> {
         let path = format!("{}{name}", base.2);
-        let (body, got) = match clients::http_get(base.0, base.1, self.ip, &path, range) {
+        let (body, got) = match clients::http_get(
+            base.0,
+            base.1,
+            self.ip,
+            &path,
+            range,
+            &self.spec.user_agent(),
+        ) {
             Ok(r) if r.status == 200 || r.status == 206 => {
                 let n = r.body.len();
                 (Some(r.body), Ok(n))

@@ -91,24 +91,24 @@ fn percent(f: &Fetch) -> String {
 /// Why a fetch failed, in a technician's words.
 pub fn failure(f: &Fetch) -> String {
     let proto = f.protocol.to_ascii_uppercase();
+    let file = f.file.trim_start_matches('/');
     match f.outcome.as_str() {
-        "not found" => format!("asked for {}: not found", f.file),
-        "private" => format!("private file {} refused: {}", f.file, f.detail),
-        "timeout" => format!("{proto} timeout at {} ({})", percent(f), f.file),
+        "not found" => format!("asked for {file}: not found"),
+        "private" => format!("private file {file} refused: {}", f.detail),
+        "timeout" => format!("{proto} timeout at {} ({file})", percent(f)),
         "aborted by client" => format!(
-            "{proto} transfer of {} stopped by the phone at {}",
-            f.file,
+            "{proto} transfer of {file} stopped by the phone at {}",
             percent(f)
         ),
-        "busy" => format!("{} refused: the transfer limit was reached", f.file),
-        "slowed" => format!("{} refused: this address is sweeping MAC-named files", f.file),
+        "busy" => format!("{file} refused: the transfer limit was reached"),
+        "slowed" => format!("{file} refused: this address is sweeping MAC-named files"),
         other => {
             let d = if f.detail.is_empty() {
                 String::new()
             } else {
                 format!(": {}", f.detail)
             };
-            format!("{}: {other}{d}", f.file)
+            format!("{file}: {other}{d}")
         }
     }
 }
@@ -126,7 +126,11 @@ fn files_step(name: &'static str, fetched: &[Fetch], k: Kind) -> Option<Step> {
         return Some(Step {
             name,
             state: State::Done,
-            detail: format!("{} over {}{how}", ok.file, ok.protocol.to_ascii_uppercase()),
+            detail: format!(
+                "{} over {}{how}",
+                ok.file.trim_start_matches('/'),
+                ok.protocol.to_ascii_uppercase()
+            ),
         });
     }
     let last = mine.last()?;
@@ -160,8 +164,12 @@ pub fn line(f: &Facts) -> BootLine {
             detail: format!(
                 "{} {}{}",
                 d.request,
-                d.reply.map_or("not answered".to_string(), |r| format!("answered {r}")),
-                d.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+                d.reply
+                    .map_or("not answered".to_string(), |r| format!("answered {r}")),
+                d.note
+                    .as_deref()
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_default()
             ),
         },
         (None, _) if f.offered.is_some() => Step {
@@ -198,7 +206,11 @@ pub fn line(f: &Facts) -> BootLine {
     } else {
         Step {
             name: "DNS",
-            state: if later { State::Skipped } else { State::Waiting },
+            state: if later {
+                State::Skipped
+            } else {
+                State::Waiting
+            },
             detail: if later {
                 "not asked (addresses in the options)".into()
             } else {
@@ -215,7 +227,11 @@ pub fn line(f: &Facts) -> BootLine {
         },
         None => Step {
             name: "time",
-            state: if later { State::Skipped } else { State::Waiting },
+            state: if later {
+                State::Skipped
+            } else {
+                State::Waiting
+            },
             detail: if later {
                 "not asked of dialtone".into()
             } else {

@@ -60,7 +60,7 @@ impl Collector for Commits {
             .zip(&counts)
             .map(|(le, c)| (*le as f64 / 1e6, *c))
             .collect();
-        buckets.push((f64::MAX, counts.last().copied().unwrap_or(0)));
+        buckets.push((f64::INFINITY, counts.last().copied().unwrap_or(0)));
         let total: u64 = counts.iter().sum();
         let mut m = encoder.encode_descriptor(
             "dialtone_lease_commit",
@@ -77,7 +77,40 @@ impl Collector for Commits {
     }
 }
 
-/// The text of `/metrics` now.
+/// OpenMetrics text as the Prometheus text format 0.0.4, for scrapers that
+/// do not ask for OpenMetrics (and for promtool): a counter's family takes
+/// its `_total` name in HELP and TYPE, UNIT lines and `# EOF` go.
+pub fn prometheus_text(open: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for l in open.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ")
+            && let Some(name) = rest.strip_suffix(" counter")
+        {
+            counters.insert(name.to_string());
+        }
+    }
+    let mut out = String::with_capacity(open.len());
+    for l in open.lines() {
+        if l.starts_with("# UNIT ") || l == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| l.strip_prefix(p).map(|rest| (*p, rest)));
+        if let Some((prefix, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counters.contains(name) {
+                out.push_str(&format!("{prefix}{name}_total {tail}\n"));
+                continue;
+            }
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+/// The text of `/metrics` now, in OpenMetrics.
 pub fn text(site: &Site) -> String {
     let now = crate::now();
     let config = site.config();
@@ -102,10 +135,13 @@ pub fn text(site: &Site) -> String {
     );
     for (op, rx, tx) in crate::stats::dhcp_packets() {
         if rx > 0 || op != "other" {
-            received.get_or_create(&vec![("operation", op.into())]).inc_by(rx);
+            received
+                .get_or_create(&vec![("operation", op.into())])
+                .inc_by(rx);
         }
         if matches!(op, "offer" | "ack" | "nak") {
-            sent.get_or_create(&vec![("operation", op.into())]).inc_by(tx);
+            sent.get_or_create(&vec![("operation", op.into())])
+                .inc_by(tx);
         }
     }
     use crate::counters::{Counter as C, get};
@@ -118,7 +154,7 @@ pub fn text(site: &Site) -> String {
     let published = site.dhcp.published();
     let total = gauges(
         r,
-        "dialtone_dhcp4_addresses_total",
+        "dialtone_dhcp4_addresses_in_pools",
         "Addresses in the subnet's pools (Kea total-addresses)",
     );
     let assigned = gauges(
@@ -195,7 +231,9 @@ pub fn text(site: &Site) -> String {
     );
     if let Ok(m) = site.counts.bytes.lock() {
         for (p, v) in m.iter() {
-            bytes.get_or_create(&vec![("protocol", (*p).into())]).inc_by(*v);
+            bytes
+                .get_or_create(&vec![("protocol", (*p).into())])
+                .inc_by(*v);
         }
     }
     let running = gauges(
@@ -203,8 +241,12 @@ pub fn text(site: &Site) -> String {
         "dialtone_file_transfers_in_progress",
         "File transfers in progress, by protocol",
     );
-    running.get_or_create(&vec![("protocol", "tftp".into())]).set(0);
-    running.get_or_create(&vec![("protocol", "http".into())]).set(0);
+    running
+        .get_or_create(&vec![("protocol", "tftp".into())])
+        .set(0);
+    running
+        .get_or_create(&vec![("protocol", "http".into())])
+        .set(0);
     for t in site.transfers.snapshot() {
         running
             .get_or_create(&vec![("protocol", t.protocol.into())])
@@ -269,4 +311,17 @@ pub fn text(site: &Site) -> String {
         out.push_str("# the metrics could not be encoded\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn openmetrics_counters_become_prometheus_text() {
+        let open = "# HELP a_total_ish Things.\n# TYPE a counter\n# HELP a Things.\na_total 3\n# HELP g A gauge.\n# TYPE g gauge\n# UNIT h seconds\ng 1\n# EOF\n";
+        let text = super::prometheus_text(open);
+        assert!(text.contains("# TYPE a_total counter\n"));
+        assert!(text.contains("# HELP a_total Things.\n"));
+        assert!(text.contains("# TYPE g gauge\ng 1\n"));
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
+    }
 }

@@ -62,7 +62,8 @@ pub struct TransferCounts {
 impl TransferCounts {
     pub fn count(&self, t: &Transfer, family: &'static str) {
         if let Ok(mut m) = self.by.lock() {
-            *m.entry((t.protocol, family, t.outcome.as_str())).or_default() += 1;
+            *m.entry((t.protocol, family, t.outcome.as_str()))
+                .or_default() += 1;
         }
         if let Ok(mut m) = self.bytes.lock() {
             *m.entry(t.protocol).or_default() += t.sent;

@@ -94,7 +94,10 @@ pub fn parse(datagram: &[u8], at: u64) -> Option<Line> {
             text: clean(rest.trim(), MAX_TEXT),
         });
     }
-    let severity = m.severity.map(|s| s.as_str().to_string()).unwrap_or_default();
+    let severity = m
+        .severity
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
     Some(Line {
         at,
         severity: clean(&severity, 8),
@@ -310,7 +313,11 @@ impl Logs {
         let mut total = have + lines.len();
         if total > self.lines_per_phone + self.lines_per_phone / 4 {
             let mac_dir = self.dir.clone();
-            let keep = tail(mac_dir.parent().unwrap_or(&mac_dir), mac, self.lines_per_phone)?;
+            let keep = tail(
+                mac_dir.parent().unwrap_or(&mac_dir),
+                mac,
+                self.lines_per_phone,
+            )?;
             let mut out = Vec::with_capacity(keep.len() * 120);
             for l in &keep {
                 serde_json::to_writer(&mut out, l).map_err(std::io::Error::other)?;
@@ -415,7 +422,11 @@ mod tests {
 
     #[test]
     fn both_formats_parse_and_hostile_bytes_stay_printable() {
-        let l = parse(b"<13>Dec  6 22:40:09 phone1 sipua[42]: line 1 registered", 5).unwrap();
+        let l = parse(
+            b"<13>Dec  6 22:40:09 phone1 sipua[42]: line 1 registered",
+            5,
+        )
+        .unwrap();
         assert_eq!(l.severity, "notice");
         assert_eq!(l.app, "sipua");
         assert_eq!(l.text, "line 1 registered");
@@ -442,7 +453,12 @@ mod tests {
         let ip = Ipv4Addr::new(10, 0, 0, 5);
         let owners = One(ip, mac);
         let logs = Logs::new(&dir, 10);
-        logs.receive(b"<14>from a stranger", Ipv4Addr::new(10, 0, 0, 6), &owners, 1);
+        logs.receive(
+            b"<14>from a stranger",
+            Ipv4Addr::new(10, 0, 0, 6),
+            &owners,
+            1,
+        );
         assert_eq!(logs.counts.unknown_source.load(Ordering::Relaxed), 1);
         for i in 0..40 {
             logs.receive(format!("<14>message {i}").as_bytes(), ip, &owners, i);

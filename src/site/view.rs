@@ -248,11 +248,18 @@ impl<'a> Phones<'a> {
         }
     }
 
-    /// Every MAC known or seen, sorted.
-    pub fn macs(&self) -> Vec<Mac> {
+    /// Every MAC known or seen (a lease, a transfer, a DHCP exchange
+    /// since the start), sorted.
+    pub fn macs(&self, site: &Site) -> Vec<Mac> {
         let mut m: Vec<Mac> = self.inventory.keys().copied().collect();
         m.extend(self.seen.keys().copied());
         m.extend(self.published.leases.iter().map(|l| l.mac));
+        if let Some(more) = site
+            .activity
+            .read(|a| a.dhcp.keys().copied().collect::<Vec<_>>())
+        {
+            m.extend(more);
+        }
         m.sort();
         m.dedup();
         m
@@ -269,10 +276,10 @@ impl<'a> Phones<'a> {
             .map(|(ip, mac, _)| (*mac, *ip))
             .collect();
         let registrations = site.logs.registrations();
+        let macs = self.macs(site);
         site.activity
             .read(|a| {
-                self.macs()
-                    .into_iter()
+                macs.into_iter()
                     .map(|mac| {
                         let lease = leases.get(&mac).copied();
                         let s = self.seen.get(&mac);
@@ -280,7 +287,8 @@ impl<'a> Phones<'a> {
                             .filter(|l| l.active(now))
                             .map(|l| l.ip)
                             .or_else(|| s.and_then(|s| s.address));
-                        let log: Vec<String> = registrations.get(&mac).cloned().into_iter().collect();
+                        let log: Vec<String> =
+                            registrations.get(&mac).cloned().into_iter().collect();
                         let facts = boot::Facts {
                             now,
                             lease,
@@ -291,13 +299,10 @@ impl<'a> Phones<'a> {
                             fetched: s.map_or(&[][..], |s| s.fetched.as_slice()),
                             log: &log,
                         };
-                        let last = [
-                            s.map(|s| s.last_seen),
-                            a.dhcp.get(&mac).map(|d| d.0),
-                        ]
-                        .into_iter()
-                        .flatten()
-                        .max();
+                        let last = [s.map(|s| s.last_seen), a.dhcp.get(&mac).map(|d| d.0)]
+                            .into_iter()
+                            .flatten()
+                            .max();
                         self.row(mac, lease, address, last, boot::line(&facts), now)
                     })
                     .collect()
@@ -603,7 +608,7 @@ pub const LOG_SHOWN: usize = 200;
 pub fn phone(site: &Site, mac: Mac, now: u64) -> Option<PhonePage> {
     let config = site.config();
     let phones = Phones::new(site, &config);
-    if !phones.macs().contains(&mac) {
+    if !phones.macs(site).contains(&mac) {
         return None;
     }
     let row = phones
