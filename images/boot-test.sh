@@ -315,6 +315,8 @@ check "import: bad dialtone.toml on the DIALTONE medium refused (credential's st
 check "import: medium files/ copied into /srv/dialtone" \
     gssh "test \"\$(sha256sum </srv/dialtone/firmware/test.bin)\" = '$(sha256sum <"$T/firmware.bin")'"
 check "dialtone.service active" gssh "systemctl is-active -q dialtone.service"
+check "status page: /health answers ok on loopback port 8080" \
+    gssh "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 5 cat <&3 | tr -d '\\r' | grep -qx ok"
 check "dialtone runs as _dialtone" \
     gssh "pid=\$(systemctl show -p MainPID --value dialtone); test \"\$pid\" != 0 && test \"\$(stat -c %U /proc/\$pid)\" = _dialtone"
 check "root file system grown to the 4 GiB disk (systemd-repart + growfs)" \

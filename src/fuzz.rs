@@ -404,6 +404,21 @@ pub fn sntp(data: &[u8]) {
     let _ = SystemTime::now();
 }
 
+/// A phone's syslog datagram: any bytes give a line or nothing, never a
+/// panic; the line's text is printable, within its bound, and survives the
+/// JSON line it is stored as.
+pub fn syslog(data: &[u8]) {
+    if let Some(l) = crate::site::syslog::parse(data, NOW) {
+        assert!(l.text.chars().count() <= crate::site::syslog::MAX_TEXT);
+        assert!(!l.text.chars().any(char::is_control), "{:?}", l.text);
+        assert!(!l.app.chars().any(char::is_control) && l.app.chars().count() <= 48);
+        let stored = serde_json::to_string(&l).expect("a line encodes");
+        assert!(!stored.contains('\n'));
+        let back: crate::site::syslog::Line = serde_json::from_str(&stored).expect("and decodes");
+        assert_eq!(back, l);
+    }
+}
+
 /// The configuration file through `check` (names not resolved: the result
 /// depends on the text alone). A file that loads prints a normalized form
 /// that loads again to the same normalized form.
@@ -456,4 +471,5 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("config", config),
     ("phones", phones),
     ("csv", csv),
+    ("syslog", syslog),
 ];

@@ -580,7 +580,10 @@ fn logs(
     if !follow {
         return Ok(());
     }
-    let mut last = first.last().cloned();
+    // Where following starts: the file's last line now, whatever `lines`.
+    let mut last = syslog::tail(state_dir, mac, 1)
+        .with_context(|| format!("{}: cannot read", path.display()))?
+        .pop();
     loop {
         std::thread::sleep(std::time::Duration::from_millis(500));
         let all = syslog::tail(state_dir, mac, usize::MAX)

@@ -211,6 +211,9 @@ pub fn config_text(interface: &str, net: Ipv4Net, state_dir: &Path, images: &Ima
         state_dir.join("tree").display().to_string()
     );
     let _ = writeln!(t, "http = []\nprivate = []");
+    // Its own lines are the recovery's report: no status page, and no
+    // syslog port taken on a technician's laptop.
+    let _ = writeln!(t, "[admin]\nlisten = \"off\"\n[syslog]\nserve = false");
     t
 }
 

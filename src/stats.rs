@@ -52,6 +52,22 @@ pub fn dhcp_packets() -> Vec<(&'static str, u64, u64)> {
         .collect()
 }
 
+static RECLAIMED: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+
+/// An address was leased again after a declined record (`declined`) or
+/// another client's expired lease.
+pub fn reclaimed(declined: bool) {
+    RECLAIMED[usize::from(declined)].fetch_add(1, Ordering::Relaxed);
+}
+
+/// (expired leases reclaimed, declined addresses reclaimed).
+pub fn reclaims() -> (u64, u64) {
+    (
+        RECLAIMED[0].load(Ordering::Relaxed),
+        RECLAIMED[1].load(Ordering::Relaxed),
+    )
+}
+
 /// DNS query types counted by name; the rest are "other".
 pub const DNS_TYPES: [(u16, &str); 8] = [
     (1, "A"),

@@ -128,7 +128,7 @@ fn logger(r: &Running, ip: std::net::Ipv4Addr, args: &[&str]) {
 #[test]
 fn the_status_page_shows_every_phone_a_stuck_one_and_their_logs_in_chromium() {
     // The SIP Station's configuration is missing: it is the stuck phone.
-    let r = start("site-page", "", &|_| {});
+    let r = start("site-page", "[syslog]\nlines_per_phone = 50\n", &|_| {});
     std::fs::remove_file(r.dir.join("tree/0026FD000400.cfg")).unwrap();
     let (status, page) = curl(&r, "http://127.0.0.1:8080/", &[]);
     assert_eq!(status, 200, "loopback is open without credentials");
@@ -359,6 +359,70 @@ fn the_status_page_shows_every_phone_a_stuck_one_and_their_logs_in_chromium() {
         printed.contains("err     provision: hostile <script>"),
         "{printed}"
     );
+
+    // `--follow` prints what arrives after it started.
+    let mut follow = std::process::Command::new(BIN)
+        .args(["logs", "--follow", "-n", "0", "--config"])
+        .arg(&config)
+        .args(["--mac", &ac_mac])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    logger(
+        &r,
+        ac_ip,
+        &["--rfc3164", "-t", "sipua", "call 7501 -> 7502 connected"],
+    );
+    let followed = {
+        use std::io::BufRead;
+        let mut out = std::io::BufReader::new(follow.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        line
+    };
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(
+        followed.contains("sipua: call 7501 -> 7502 connected"),
+        "{followed}"
+    );
+
+    // A flood from the phone's address: the rate per source holds, and its
+    // file stays within its bound (50 lines, rewritten at a quarter over).
+    let flood_ip = ac_ip;
+    let ns = &r.lab.phones;
+    ns.ip(&["addr", "add", &format!("{flood_ip}/24"), "dev", "voice"])
+        .unwrap();
+    let sent = ns
+        .run_in(move || {
+            let s = std::net::UdpSocket::bind((flood_ip, 0))?;
+            let mut big = vec![b'x'; 2500];
+            big[..4].copy_from_slice(b"<11>");
+            for i in 0..3000u32 {
+                let msg: &[u8] = if i % 10 == 0 {
+                    &big
+                } else {
+                    b"<14>flood \x00\xff\x1b[2J"
+                };
+                s.send_to(msg, "10.250.0.1:514")?;
+            }
+            Ok(3000)
+        })
+        .unwrap();
+    let _ = ns.ip(&["addr", "del", &format!("{flood_ip}/24"), "dev", "voice"]);
+    assert_eq!(sent, 3000);
+    std::thread::sleep(Duration::from_millis(2500));
+    let file = std::fs::read_to_string(logs.join(format!("{}.log", ac.mac.bare()))).unwrap();
+    assert!(
+        file.lines().count() <= 63,
+        "bounded: {} lines",
+        file.lines().count()
+    );
+    assert!(file.lines().all(|l| l.len() < 1_200), "each line bounded");
+    let (status, own) = curl(&r, &format!("http://127.0.0.1:8080/phones/{ac_mac}"), &[]);
+    assert_eq!(status, 200, "the page still renders after the flood");
+    assert!(own.contains("flood"), "{own}");
 
     // Metrics: promtool accepts them, and they moved with the boots.
     let (status, after) = curl(&r, "http://127.0.0.1:8080/metrics", &[]);

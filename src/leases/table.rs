@@ -114,6 +114,18 @@ impl LeaseTable {
 
     /// Records an address's lease, replacing whatever it held.
     pub fn put(&mut self, lease: Lease) {
+        // An address taken back from what held it before: a declined one
+        // whose quarantine ended, or another client's expired lease (the
+        // allocator gives out nothing else), as Kea counts them.
+        if lease.state == LeaseState::Bound
+            && let Some(old) = self.by_ip.get(&lease.ip)
+        {
+            if old.state == LeaseState::Declined {
+                crate::stats::reclaimed(true);
+            } else if old.mac != lease.mac {
+                crate::stats::reclaimed(false);
+            }
+        }
         if let Some(old) = self.by_ip.get(&lease.ip)
             && old.mac != lease.mac
             && let Some(list) = self.by_mac.get_mut(&old.mac)
@@ -371,11 +383,13 @@ mod tests {
         // At 201 the first lease (expires 200) has ended: it is reused.
         let ip = t.allocate(&s, mac(9), &none, 201).unwrap();
         assert_eq!(t.get(ip).unwrap().mac, mac(0));
+        let (before, _) = crate::stats::reclaims();
         t.put(bound(ip, mac(9), 900));
         assert!(
             t.leases_of(mac(0), &s).is_empty(),
             "old owner forgets the address"
         );
+        assert!(crate::stats::reclaims().0 > before, "counted as reclaimed");
     }
 
     #[test]
@@ -405,5 +419,11 @@ mod tests {
         assert!(!t.available_for(Ipv4Addr::new(10, 0, 0, 10), mac(1), 100));
         assert!(t.available_for(Ipv4Addr::new(10, 0, 0, 10), mac(2), 601));
         assert_eq!(t.usage(&s, 100), (1, 3));
+        let (_, before) = crate::stats::reclaims();
+        t.put(bound(Ipv4Addr::new(10, 0, 0, 10), mac(2), 900));
+        assert!(
+            crate::stats::reclaims().1 > before,
+            "a declined address reclaimed"
+        );
     }
 }

@@ -186,6 +186,19 @@ pub fn text(site: &Site) -> String {
         "Addresses declined by clients since the start (Kea declined-addresses, cumulative)",
         ops.get(4).map_or(0, |o| o.1),
     );
+    let (leases, declines) = crate::stats::reclaims();
+    count(
+        r,
+        "dialtone_dhcp4_reclaimed_leases",
+        "Addresses leased again after another client's lease expired (Kea reclaimed-leases)",
+        leases,
+    );
+    count(
+        r,
+        "dialtone_dhcp4_reclaimed_declined_addresses",
+        "Declined addresses leased again after their quarantine (Kea reclaimed-declined-addresses)",
+        declines,
+    );
     // DNS
     let dns = counters(
         r,

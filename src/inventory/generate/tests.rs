@@ -34,6 +34,13 @@ fn setup(name: &str) -> (std::path::PathBuf, Resolver) {
 }
 
 fn setup_seen(name: &str) -> (std::path::PathBuf, Resolver, Arc<Seen>) {
+    setup_edited(name, &|t| t)
+}
+
+fn setup_edited(
+    name: &str,
+    edit: &dyn Fn(String) -> String,
+) -> (std::path::PathBuf, Resolver, Arc<Seen>) {
     let dir = std::env::temp_dir().join(format!("dialtone-gen-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
@@ -81,6 +88,7 @@ register = "10.250.1.151:8060"
         root = dir.display(),
         dns = crate::demo::LAB_DNS,
     );
+    let text = edit(text);
     let config = Arc::new(crate::config::Config::parse("gen.toml", &text).unwrap());
     let files = config.files.clone().unwrap();
     let seen = Arc::new(Seen::default());
@@ -296,5 +304,40 @@ fn phones_not_in_the_inventory_get_a_provisional_configuration() {
         Err(Miss::NotFound)
     ));
     assert!(seen.snapshot().len() == 2);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn syslog_goes_to_the_appliance_by_default_and_off_means_local() {
+    // No `[inventory] syslog`: the appliance facing the phone (here the
+    // subnet's router, the interface being absent), for both families.
+    let (dir, r, _) = setup_edited("syslog-default", &|t| {
+        t.replace("syslog = \"10.250.0.1\"\n", "")
+    });
+    let cfg = text(r.resolve("00908f123456.cfg", &r.client(AC), true));
+    assert!(
+        cfg.contains("system/syslog/mode=NETWORK\nsystem/syslog/server_address=10.250.0.1"),
+        "{cfg}"
+    );
+    let reg = text(r.resolve("0004f204f6a9-registration.cfg", &r.client(POLY), true));
+    assert!(
+        reg.contains("device.syslog.serverName=\"10.250.0.1\""),
+        "{reg}"
+    );
+    fs::remove_dir_all(dir).unwrap();
+    let (dir, r, _) = setup_edited("syslog-off", &|t| {
+        t.replace("syslog = \"10.250.0.1\"", "syslog = \"off\"")
+    });
+    let cfg = text(r.resolve("00908f123456.cfg", &r.client(AC), true));
+    assert!(cfg.contains("system/syslog/mode=LOCAL"), "{cfg}");
+    let reg = text(r.resolve("0004f204f6a9-registration.cfg", &r.client(POLY), true));
+    assert!(!reg.contains("syslog"), "{reg}");
+    fs::remove_dir_all(dir).unwrap();
+    // And with the receiver off, no default either.
+    let (dir, r, _) = setup_edited("syslog-unserved", &|t| {
+        t.replace("syslog = \"10.250.0.1\"\n", "") + "\n[syslog]\nserve = false\n"
+    });
+    let cfg = text(r.resolve("00908f123456.cfg", &r.client(AC), true));
+    assert!(cfg.contains("system/syslog/mode=LOCAL"), "{cfg}");
     fs::remove_dir_all(dir).unwrap();
 }
