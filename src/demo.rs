@@ -549,6 +549,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// Its process id (`ip netns exec` execs it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Its log so far (JSON lines).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

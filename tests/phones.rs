@@ -149,7 +149,7 @@ fn audiocodes_phones_boot_over_http_and_their_files_stay_private() {
         [
             "450HD_3.4.6.img http range 1024",
             "450HD_3.4.6.img http 3145728",
-            "00908F000100.cfg http 574",
+            "00908F000100.cfg http 616",
             "450HD.cfg http HTTP 404",
         ]
     );

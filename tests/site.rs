@@ -572,6 +572,33 @@ fn off_loopback_the_page_asks_for_a_password_or_a_token_and_check_never_prints_t
     assert_eq!(status, 429);
     let (status, _, _) = get(&["--interface", "10.250.1.151", "-u", &right, page]);
     assert_eq!(status, 200);
+    // A new password set with `dialtone passwd` counts after a reload.
+    let renewed = "a new and longer password";
+    let mut child = std::process::Command::new(BIN)
+        .args(["passwd", "--user", "tech", "--file"])
+        .arg(r.dir.join("admin-password"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{renewed}\n").as_bytes()).unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(r.server.pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    wait_for(&r, "the reload", &|| {
+        r.server.log().contains("configuration reloaded")
+    });
+    let new = format!("tech:{renewed}");
+    let (status, _, _) = get(&["--interface", "10.250.1.151", "-u", &new, page]);
+    assert_eq!(status, 200, "the new password after the reload");
+    let (status, _, _) = get(&["--interface", "10.250.1.151", "-u", &right, page]);
+    assert_eq!(status, 401, "the old password no longer opens it");
     // Only the configured address listens.
     let (status, _) = curl(&r, "http://127.0.0.1:8080/", &[]);
     assert_eq!(status, 0, "nothing on loopback now");

@@ -99,14 +99,28 @@ pub async fn run(site: Arc<Site>, mut live: watch::Receiver<Arc<Config>>) -> any
         tracing::info!(target: "dialtone::admin", %listen, credentials = config.admin.needs_credentials(), "serving the status page, /metrics and /health");
         let router = router(Arc::clone(&app));
         let mut next = live.clone();
+        let a = Arc::clone(&app);
+        // Every reload reads the credentials' files again (a password set
+        // with `dialtone passwd`, a new token); a file that no longer reads
+        // keeps the credentials in force. A new address rebinds.
         let moved = async move {
             loop {
                 if next.changed().await.is_err() {
                     return;
                 }
                 let c = Arc::clone(&next.borrow_and_update());
-                if c.admin != config.admin {
+                if c.admin.listen != config.admin.listen {
                     return;
+                }
+                match Credentials::load(&c.admin) {
+                    Ok(creds) => {
+                        if let Ok(mut w) = a.credentials.write() {
+                            *w = Arc::new(creds);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "dialtone::admin", error = %e, "the admin listener's credentials cannot be read; the previous ones stay in force");
+                    }
                 }
             }
         };

@@ -141,6 +141,8 @@ pub struct Page {
     pub families: Vec<&'static str>,
     pub counts: Counts,
     pub phones: Vec<PhoneRow>,
+    /// Rows past `ROWS_SHOWN` left out (the filters narrow the list).
+    pub phones_more: usize,
     pub transfers: Vec<InProgress>,
     pub finished: Vec<FinishedRow>,
     pub subnets: Vec<SubnetRow>,
@@ -149,6 +151,10 @@ pub struct Page {
     pub switchovers: Vec<SwitchoverRow>,
     pub service: ServiceRow,
 }
+
+/// Phone rows on the page at most (a flood of made-up MACs would make it
+/// megabytes); the counts above the list cover every phone.
+pub const ROWS_SHOWN: usize = 2_000;
 
 /// "12 s ago", "3 min ago", "2 h ago", "4 d ago".
 pub fn ago(now: u64, then: u64) -> String {
@@ -376,7 +382,16 @@ pub fn page(site: &Site, filter: Filter, now: u64) -> Page {
             counts.unknown += 1;
         }
     }
-    let rows: Vec<PhoneRow> = all.into_iter().filter(|r| keep(r, &filter)).collect();
+    let mut rows: Vec<PhoneRow> = all.into_iter().filter(|r| keep(r, &filter)).collect();
+    // Stuck phones first, then booting, then the rest, each by MAC.
+    rows.sort_by_key(|r| match r.boot.overall {
+        "stuck" => 0,
+        "booting" => 1,
+        "booted" => 2,
+        _ => 3,
+    });
+    let phones_more = rows.len().saturating_sub(ROWS_SHOWN);
+    rows.truncate(ROWS_SHOWN);
     let transfers = site
         .transfers
         .snapshot()
@@ -454,6 +469,7 @@ pub fn page(site: &Site, filter: Filter, now: u64) -> Page {
         families: families(),
         counts,
         phones: rows,
+        phones_more,
         transfers,
         finished,
         subnets: subnets(&config, &published, now),
