@@ -886,6 +886,29 @@ fn a_read_only_state_folder_holds_acks_back_while_files_and_dns_serve() {
     lab.cli.addr(&native, "192.168.1.50/24").unwrap();
     let p = lab.probe(&voice);
     let first = lease(&p, mac(12, 1), 100);
+    // The status page's health check: 200 while all is well.
+    let health = || {
+        let out = lab
+            .srv
+            .run(
+                "curl",
+                &[
+                    "-s",
+                    "-m",
+                    "5",
+                    "-w",
+                    "\n%{http_code}",
+                    "http://127.0.0.1:8080/health",
+                ],
+            )
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !health().ends_with("\n200") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(health(), "ok\n\n200");
     disk.fail();
     assert!(
         std::fs::write(lab.state_dir().join("probe"), "x").is_err(),
@@ -893,6 +916,13 @@ fn a_read_only_state_folder_holds_acks_back_while_files_and_dns_serve() {
     );
 
     offered_but_not_acked(&p, mac(12, 2), 200, 3);
+    // ... and 503 with the reason once the lease store cannot write.
+    let unhealthy = health();
+    assert!(unhealthy.ends_with("\n503"), "{unhealthy}");
+    assert!(
+        unhealthy.contains("lease commit failed") && unhealthy.contains("Read-only file system"),
+        "{unhealthy}"
+    );
     // DNS, HTTP and TFTP go on; the transfers change the file counters,
     // whose saves now fail.
     dns_answers(&lab, &voice);

@@ -189,6 +189,39 @@ fn the_status_page_shows_every_phone_a_stuck_one_and_their_logs_in_chromium() {
             .is_ok_and(|t| t.lines().count() >= 2)
     });
 
+    // A transfer in progress: a TFTP read whose client took the first
+    // block and went quiet (its socket stays open, so the server waits and
+    // resends) is on the page with its progress bar.
+    let quiet = r
+        .lab
+        .phones
+        .run_in(|| {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.send_to(b"\x00\x01450HD_3.4.6.img\x00octet\x00", "10.250.0.1:69")?;
+            let mut buf = [0u8; 1024];
+            let (n, _) = s.recv_from(&mut buf)?;
+            anyhow::ensure!(n == 516 && buf[..4] == [0, 3, 0, 1], "the first block");
+            Ok(s)
+        })
+        .unwrap();
+    // (A page is made at most once a second per filter.)
+    std::thread::sleep(Duration::from_millis(1100));
+    let (_, during) = curl(&r, "http://127.0.0.1:8080/", &[]);
+    let progress = during
+        .split("<h2 id=\"transfers\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        progress.contains("450HD_3.4.6.img")
+            && progress.contains("<progress max=\"3145728\" value=\"")
+            && progress.contains("tftp"),
+        "{progress}"
+    );
+    drop(quiet);
+
     // Chromium reads the page: phones, boot lines, the stuck one's reason.
     let profile = r.dir.join("chromium");
     let netlog = r.dir.join("netlog.json");

@@ -33,6 +33,45 @@ struct App {
     templates: minijinja::Environment<'static>,
     credentials: std::sync::RwLock<Arc<Credentials>>,
     busy: Mutex<HashMap<IpAddr, usize>>,
+    /// Answers made in the last second, by what was asked (the page per
+    /// filter, the metrics per format): a page reloaded ten times a second,
+    /// or by ten people, is made once.
+    made: Mutex<HashMap<String, (std::time::Instant, Arc<String>)>>,
+}
+
+/// How long a made page or metrics text is served again.
+pub const FRESH_FOR: Duration = Duration::from_secs(1);
+
+impl App {
+    /// The answer for `key` made within `FRESH_FOR`, or `make`'s, kept.
+    /// (whether it was made now, the text)
+    async fn made_once<E: std::fmt::Display + Send + 'static>(
+        self: &Arc<App>,
+        key: String,
+        make: impl FnOnce(&App) -> Result<String, E> + Send + 'static,
+    ) -> Result<(bool, Arc<String>), String> {
+        if let Ok(m) = self.made.lock()
+            && let Some((at, text)) = m.get(&key)
+            && at.elapsed() < FRESH_FOR
+        {
+            return Ok((false, Arc::clone(text)));
+        }
+        let a = Arc::clone(self);
+        let text = tokio::task::spawn_blocking(move || make(&a).map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| e.to_string())??;
+        let text = Arc::new(text);
+        if let Ok(mut m) = self.made.lock() {
+            if m.len() >= 32 {
+                m.retain(|_, (at, _)| at.elapsed() < FRESH_FOR);
+                if m.len() >= 32 {
+                    m.clear();
+                }
+            }
+            m.insert(key, (std::time::Instant::now(), Arc::clone(&text)));
+        }
+        Ok((true, text))
+    }
 }
 
 /// The templates, built in.
@@ -61,6 +100,7 @@ pub async fn run(site: Arc<Site>, mut live: watch::Receiver<Arc<Config>>) -> any
         templates: templates(),
         credentials: std::sync::RwLock::new(Arc::new(Credentials::open())),
         busy: Mutex::default(),
+        made: Mutex::default(),
     });
     loop {
         let config = Arc::clone(&live.borrow_and_update());
@@ -233,6 +273,16 @@ async fn guard(
     next.run(req).await
 }
 
+/// `Server-Timing: made;dur=<ms>`: how long the server took to make the
+/// answer (its content and its rendering), for `bench/site.sh`.
+fn timed(mut r: Response, started: std::time::Instant) -> Response {
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = HeaderValue::from_str(&format!("made;dur={ms:.2}")) {
+        r.headers_mut().insert("server-timing", v);
+    }
+    r
+}
+
 fn html(body: String) -> Response {
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
@@ -256,18 +306,27 @@ fn failed(e: impl std::fmt::Display) -> Response {
 }
 
 async fn index(State(app): State<Arc<App>>, Query(filter): Query<Filter>) -> Response {
-    let a = Arc::clone(&app);
-    let made = tokio::task::spawn_blocking(move || {
-        let started = std::time::Instant::now();
-        let page = crate::site::view::page(&a.site, filter, crate::now());
-        let t = a.templates.get_template("page.html")?;
-        let body = t.render(minijinja::context! { page => minijinja::Value::from(minijinja::value::Serde(&page)), took_ms => started.elapsed().as_secs_f64() * 1000.0 })?;
-        Ok::<_, minijinja::Error>(body)
-    })
-    .await;
+    let began = std::time::Instant::now();
+    let key = format!(
+        "page {:?} {} {} {:?}",
+        filter.family, filter.stuck, filter.unknown, filter.q
+    );
+    let made = app
+        .made_once(key, move |a| {
+            let started = std::time::Instant::now();
+            let page = crate::site::view::page(&a.site, filter, crate::now());
+            let t = a.templates.get_template("page.html")?;
+            t.render(minijinja::context! {
+                page => minijinja::Value::from(minijinja::value::Serde(&page)),
+                took_ms => started.elapsed().as_secs_f64() * 1000.0,
+            })
+        })
+        .await;
     match made {
-        Ok(Ok(body)) => html(body),
-        Ok(Err(e)) => failed(e),
+        Ok((fresh, body)) => {
+            let r = html(body.as_str().to_owned());
+            if fresh { timed(r, began) } else { r }
+        }
         Err(e) => failed(e),
     }
 }
@@ -303,28 +362,32 @@ async fn phone(State(app): State<Arc<App>>, Path(mac): Path<String>) -> Response
 /// OpenMetrics to a scraper that asks for it (Prometheus does), the
 /// Prometheus text format to everyone else (curl, promtool).
 async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let began = std::time::Instant::now();
     let open = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/openmetrics-text"));
-    let a = Arc::clone(&app);
-    match tokio::task::spawn_blocking(move || crate::site::metrics::text(&a.site)).await {
-        Ok(body) => {
-            let (body, kind) = if open {
-                (
-                    body,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                )
+    let made = app
+        .made_once(format!("metrics {open}"), move |a| {
+            let text = crate::site::metrics::text(&a.site);
+            Ok::<_, std::convert::Infallible>(if open {
+                text
             } else {
-                (
-                    crate::site::metrics::prometheus_text(&body),
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )
-            };
-            let mut r = (StatusCode::OK, body).into_response();
+                crate::site::metrics::prometheus_text(&text)
+            })
+        })
+        .await;
+    let kind = if open {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    match made {
+        Ok((fresh, body)) => {
+            let mut r = (StatusCode::OK, body.as_str().to_owned()).into_response();
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-            r
+            if fresh { timed(r, began) } else { r }
         }
         Err(e) => failed(e),
     }
