@@ -65,9 +65,13 @@ for _ in $(seq 1 100); do
 done
 
 # perfdhcp reuses $PHONES clients: the table holds $PHONES leases.
-trial() { # rate seconds -> "offered achieved lost_percent server_core_percent"
-    local t0 t1
+# The load core's busy and idle ticks (core 1, or the only core).
+load_core() { awk -v c="cpu$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)" '$1 == c { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
+
+trial() { # rate seconds -> "offered achieved lost_percent server_core_percent load_core_percent"
+    local t0 t1 b0 i0 b1 i1
     t0=$(cpu_ticks)
+    read -r b0 i0 < <(load_core)
     { ip netns exec "$CLI" $PIN_LOAD perfdhcp -4 -l 10.30.0.2 -r "$1" -R "$PHONES" \
         -p "$2" -W 2000000 -g single 10.30.0.1 2>&1 || true; } | awk -v rate="$1" -v seconds="$2" '
         /Statistics for: DISCOVER-OFFER/ { sect = "do" }
@@ -79,7 +83,9 @@ trial() { # rate seconds -> "offered achieved lost_percent server_core_percent"
             printf "%d %.0f %.2f", rate, acks / seconds, lost
         }'
     t1=$(cpu_ticks)
-    awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v s="$2" 'BEGIN { printf " %.0f\n", 100 * t / hz / s }'
+    read -r b1 i1 < <(load_core)
+    awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v s="$2" -v b=$((b1 - b0)) -v i=$((i1 - i0)) \
+        'BEGIN { printf " %.0f %.0f\n", 100 * t / hz / s, 100 * b / (b + i) }'
 }
 
 echo "filling the table: $PHONES leases"
@@ -122,15 +128,15 @@ reader() { exec ip netns exec "$SRV" $PIN_LOAD python3 "$dir/reader.py"; }
 echo "DHCP at $RATE DORA/s offered, $PHONES clients, $TRIAL_SECONDS s trials$PIN_NOTE"
 without=() with=()
 for r in $(seq 1 "$ROUNDS"); do
-    read -r _ a l c < <(trial "$RATE" "$TRIAL_SECONDS")
-    echo "  round $r without the page: $a/s achieved, $l % lost, server $c % of its core"
+    read -r _ a l c k < <(trial "$RATE" "$TRIAL_SECONDS")
+    echo "  round $r without the page: $a/s achieved, $l % lost, server $c % of its core, load core $k % busy"
     without+=("$a")
     reader &
     READER=$!
-    read -r _ a l c < <(trial "$RATE" "$TRIAL_SECONDS")
+    read -r _ a l c k < <(trial "$RATE" "$TRIAL_SECONDS")
     kill "$READER" 2>/dev/null || true
     wait "$READER" 2>/dev/null || true
-    echo "  round $r with the page and /metrics read 10 times a second: $a/s achieved, $l % lost, server $c % of its core"
+    echo "  round $r with the page and /metrics read 10 times a second: $a/s achieved, $l % lost, server $c % of its core, load core $k % busy"
     with+=("$a")
 done
 printf '%s\n' "${without[@]}" | awk '{ s += $1 } END { printf "%.0f\n", s / NR }' >"$dir/wo"

@@ -122,11 +122,30 @@ pub fn dns_question(msg: &[u8]) -> Option<(u16, String)> {
     Some((qtype, name))
 }
 
+/// The first question's type, without building its name.
+fn dns_qtype(msg: &[u8]) -> Option<u16> {
+    if u16::from_be_bytes([*msg.get(4)?, *msg.get(5)?]) == 0 {
+        return None;
+    }
+    let mut i = 12;
+    loop {
+        let len = usize::from(*msg.get(i)?);
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        i += 1 + len;
+    }
+    Some(u16::from_be_bytes([*msg.get(i + 1)?, *msg.get(i + 2)?]))
+}
+
 /// An answer went out: counted by its question's type and its answer code.
 pub fn dns_answered(answer: &[u8]) {
     let Some(&flags) = answer.get(3) else { return };
     let rcode = usize::from(flags & 0x0f).min(DNS_RCODES.len() - 1);
-    let qtype = dns_question(answer).map_or(0, |(t, _)| t);
+    let qtype = dns_qtype(answer).unwrap_or(0);
     let t = DNS_TYPES
         .iter()
         .position(|(code, _)| *code == qtype)
@@ -311,6 +330,8 @@ mod tests {
     fn a_question_is_read_and_counted_by_type_and_code() {
         let q = query("Sfb.Lab.voip", 33);
         assert_eq!(dns_question(&q), Some((33, "sfb.lab.voip".to_string())));
+        assert_eq!(dns_qtype(&q), Some(33));
+        assert_eq!(dns_qtype(&q[..q.len() - 3]), None);
         assert_eq!(dns_question(&q[..14]), None);
         assert_eq!(dns_question(&[0; 12]), None);
         let before = dns_answers()

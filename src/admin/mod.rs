@@ -6,10 +6,11 @@
 //! a blocking thread, HTML-escaped throughout.
 
 pub mod auth;
+pub mod listener;
 pub mod passwd;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use crate::site::view::Filter;
 use auth::{Credentials, Verdict};
 
 /// Requests at once from one source address; more get 503.
-pub const PER_SOURCE: usize = 8;
+pub const PER_SOURCE: usize = listener::PER_SOURCE;
 
 struct App {
     site: Arc<Site>,
@@ -36,7 +37,7 @@ struct App {
     /// Answers made in the last second, by what was asked (the page per
     /// filter, the metrics per format): a page reloaded ten times a second,
     /// or by ten people, is made once.
-    made: Mutex<HashMap<String, (std::time::Instant, Arc<String>)>>,
+    made: Mutex<HashMap<String, (std::time::Instant, bytes::Bytes)>>,
 }
 
 /// How long a made page or metrics text is served again.
@@ -49,18 +50,18 @@ impl App {
         self: &Arc<App>,
         key: String,
         make: impl FnOnce(&App) -> Result<String, E> + Send + 'static,
-    ) -> Result<(bool, Arc<String>), String> {
+    ) -> Result<(bool, bytes::Bytes), String> {
         if let Ok(m) = self.made.lock()
             && let Some((at, text)) = m.get(&key)
             && at.elapsed() < FRESH_FOR
         {
-            return Ok((false, Arc::clone(text)));
+            return Ok((false, text.clone()));
         }
         let a = Arc::clone(self);
         let text = tokio::task::spawn_blocking(move || make(&a).map_err(|e| e.to_string()))
             .await
             .map_err(|e| e.to_string())??;
-        let text = Arc::new(text);
+        let text = bytes::Bytes::from(text);
         if let Ok(mut m) = self.made.lock() {
             if m.len() >= 32 {
                 m.retain(|_, (at, _)| at.elapsed() < FRESH_FOR);
@@ -68,7 +69,7 @@ impl App {
                     m.clear();
                 }
             }
-            m.insert(key, (std::time::Instant::now(), Arc::clone(&text)));
+            m.insert(key, (std::time::Instant::now(), text.clone()));
         }
         Ok((true, text))
     }
@@ -165,8 +166,8 @@ pub async fn run(site: Arc<Site>, mut live: watch::Receiver<Arc<Config>>) -> any
             }
         };
         let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            listener::Bounded::new(listener),
+            router.into_make_service_with_connect_info::<listener::Peer>(),
         )
         .with_graceful_shutdown(moved)
         .await;
@@ -212,7 +213,7 @@ impl Drop for Slot<'_> {
 /// Credentials and the per-source bound, before every route.
 async fn guard(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(listener::Peer(peer)): ConnectInfo<listener::Peer>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -283,8 +284,8 @@ fn timed(mut r: Response, started: std::time::Instant) -> Response {
     r
 }
 
-fn html(body: String) -> Response {
-    let mut r = (StatusCode::OK, body).into_response();
+fn html(body: impl Into<axum::body::Body>) -> Response {
+    let mut r = (StatusCode::OK, body.into()).into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -324,7 +325,7 @@ async fn index(State(app): State<Arc<App>>, Query(filter): Query<Filter>) -> Res
         .await;
     match made {
         Ok((fresh, body)) => {
-            let r = html(body.as_str().to_owned());
+            let r = html(body);
             if fresh { timed(r, began) } else { r }
         }
         Err(e) => failed(e),
@@ -384,7 +385,7 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     };
     match made {
         Ok((fresh, body)) => {
-            let mut r = (StatusCode::OK, body.as_str().to_owned()).into_response();
+            let mut r = (StatusCode::OK, axum::body::Body::from(body)).into_response();
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
             if fresh { timed(r, began) } else { r }
