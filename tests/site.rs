@@ -192,6 +192,9 @@ fn the_status_page_shows_every_phone_a_stuck_one_and_their_logs_in_chromium() {
     // A transfer in progress: a TFTP read whose client took the first
     // block and went quiet (its socket stays open, so the server waits and
     // resends) is on the page with its progress bar.
+    // (Each lab phone set the link's MAC in turn: the appliance forgets
+    // the soft phone's, so its answer reaches the link's current one.)
+    r.lab.app.ip(&["neigh", "flush", "dev", "voice0"]).unwrap();
     let quiet = r
         .lab
         .phones
@@ -289,6 +292,29 @@ fn the_status_page_shows_every_phone_a_stuck_one_and_their_logs_in_chromium() {
     assert!(
         ac_row.contains("step done\" title=\"SIP line 1 registered"),
         "registration from its own log: {ac_row}"
+    );
+    // The lease search, and the call servers (no stand-ins run in this
+    // lab: both members are down).
+    let (_, found) = curl(&r, &format!("http://127.0.0.1:8080/?q={ac_mac}"), &[]);
+    let leases = found
+        .split("<h2 id=\"leases\">")
+        .nth(1)
+        .unwrap_or_default()
+        .split("<h2 id=\"call-servers\">")
+        .collect::<Vec<_>>();
+    assert_eq!(
+        leases[0]
+            .matches(&format!("<td><a href=\"/phones/{ac_mac}\">"))
+            .count(),
+        1,
+        "{}",
+        leases[0]
+    );
+    assert!(leases[0].contains("1 of "), "{}", leases[0]);
+    let calls = leases.get(1).copied().unwrap_or_default();
+    assert!(
+        calls.contains("vm40ic1") && calls.contains("vm40ic2") && calls.contains("class=\"down\""),
+        "{calls}"
     );
     // The filter keeps the stuck phone only.
     let (_, stuck) = curl(&r, "http://127.0.0.1:8080/?stuck=true", &[]);
