@@ -305,6 +305,25 @@ pub fn tell(event: impl FnOnce() -> Event) {
     }
 }
 
+/// DNS answers told to the collector between two of its drains, at most:
+/// a query costs the DNS path a name and a queue slot only while this
+/// lasts, so a flood of queries (or a benchmark) costs the collector a
+/// bounded amount of work, and the page keeps each phone's first names.
+pub const DNS_TOLD_PER_DRAIN: u64 = 2_048;
+static DNS_BUDGET: AtomicU64 = AtomicU64::new(DNS_TOLD_PER_DRAIN);
+
+/// Whether one more DNS answer may be told (takes one from the budget).
+pub fn dns_budget() -> bool {
+    DNS_BUDGET
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1))
+        .is_ok()
+}
+
+/// The collector drained its queue: the DNS budget is full again.
+pub fn drained() {
+    DNS_BUDGET.store(DNS_TOLD_PER_DRAIN, Ordering::Relaxed);
+}
+
 /// Events the collector could not take.
 pub fn activity_lost() -> u64 {
     ACTIVITY_LOST.load(Ordering::Relaxed)
@@ -347,6 +366,17 @@ mod tests {
         // Garbage is counted as "other", never a panic.
         dns_answered(&[1, 2, 3, 0xff]);
         dns_answered(&[]);
+    }
+
+    #[test]
+    fn the_dns_budget_runs_out_until_the_next_drain() {
+        drained();
+        for _ in 0..DNS_TOLD_PER_DRAIN {
+            assert!(dns_budget());
+        }
+        assert!(!dns_budget(), "spent");
+        drained();
+        assert!(dns_budget(), "full again");
     }
 
     #[test]

@@ -225,6 +225,7 @@ pub fn answered(answer: &[u8], to: SocketAddr) {
     crate::stats::dns_answered(answer);
     if let std::net::IpAddr::V4(client) = to.ip()
         && crate::stats::listening()
+        && crate::stats::dns_budget()
         && let Some((qtype, name)) = crate::stats::dns_question(answer)
     {
         let rcode = answer.get(3).map_or(0, |f| f & 0x0f);

@@ -145,6 +145,7 @@ impl Activity {
                     // 10,000 exchanges a second an eighth of its core.
                     loop {
                         std::thread::sleep(DRAIN_EVERY);
+                        crate::stats::drained();
                         let Ok(mut s) = a.state.lock() else { return };
                         loop {
                             match rx.try_recv() {
