@@ -137,21 +137,18 @@ wait_listening() {
 # One perfdhcp run; prints "offered achieved lost_percent server_cpu_us_per_exchange
 # server_busy_percent" (the share of one core the server used during the run).
 trial() {
-    local rate=$1 seconds=$2 clients=$3 out t0 t1
+    local rate=$1 seconds=$2 clients=$3 out t0 t1 discovers acks
     t0=$(cpu_ticks)
     out=$(ip netns exec "$CLI" $PIN_LOAD perfdhcp -4 -l 10.20.0.2 -r "$rate" -R "$clients" \
         -p "$seconds" -W 2000000 -g single 10.20.0.1 2>&1) || true
     t1=$(cpu_ticks)
-    awk -v rate="$rate" -v seconds="$seconds" -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
-        /Statistics for: DISCOVER-OFFER/ { sect = "do" }
-        /Statistics for: REQUEST-ACK/ { sect = "ra" }
-        /^sent packets:/ && sect == "do" { discovers = $3 }
-        /^received packets:/ && sect == "ra" { acks = $3 }
-        END {
+    read -r discovers acks < <(perfdhcp_counts <<<"$out")
+    awk -v rate="$rate" -v seconds="$seconds" -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" \
+        -v discovers="$discovers" -v acks="$acks" 'BEGIN {
             lost = discovers > 0 ? 100 * (discovers - acks) / discovers : 100
             cpu = acks > 0 ? 1e6 * ticks / hz / acks : 0
             printf "%d %.0f %.2f %.1f %.0f\n", rate, discovers / seconds, lost, cpu, 100 * ticks / hz / seconds
-        }' <<<"$out"
+        }'
 }
 
 passes() { # offered achieved lost: under 1 % lost, and perfdhcp really offered it

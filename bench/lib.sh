@@ -71,3 +71,13 @@ stop_server() {
 # started is the server's): CPU ticks used so far, resident memory in KiB.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0; }
+
+# perfdhcp's report on stdin -> "discovers acks": DISCOVERs sent and ACKs
+# received in the run.
+perfdhcp_counts() {
+    awk '/Statistics for: DISCOVER-OFFER/ { sect = "do" }
+         /Statistics for: REQUEST-ACK/ { sect = "ra" }
+         /^sent packets:/ && sect == "do" { discovers = $3 }
+         /^received packets:/ && sect == "ra" { acks = $3 }
+         END { print discovers + 0, acks + 0 }'
+}

@@ -72,16 +72,12 @@ trial() { # rate seconds -> "offered achieved lost_percent server_core_percent l
     local t0 t1 b0 i0 b1 i1
     t0=$(cpu_ticks)
     read -r b0 i0 < <(load_core)
-    { ip netns exec "$CLI" $PIN_LOAD perfdhcp -4 -l 10.30.0.2 -r "$1" -R "$PHONES" \
-        -p "$2" -W 2000000 -g single 10.30.0.1 2>&1 || true; } | awk -v rate="$1" -v seconds="$2" '
-        /Statistics for: DISCOVER-OFFER/ { sect = "do" }
-        /Statistics for: REQUEST-ACK/ { sect = "ra" }
-        /^sent packets:/ && sect == "do" { discovers = $3 }
-        /^received packets:/ && sect == "ra" { acks = $3 }
-        END {
-            lost = discovers > 0 ? 100 * (discovers - acks) / discovers : 100
-            printf "%d %.0f %.2f", rate, acks / seconds, lost
-        }'
+    local discovers acks
+    read -r discovers acks < <({ ip netns exec "$CLI" $PIN_LOAD perfdhcp -4 -l 10.30.0.2 -r "$1" \
+        -R "$PHONES" -p "$2" -W 2000000 -g single 10.30.0.1 2>&1 || true; } | perfdhcp_counts)
+    awk -v rate="$1" -v seconds="$2" -v d="$discovers" -v a="$acks" 'BEGIN {
+        lost = d > 0 ? 100 * (d - a) / d : 100
+        printf "%d %.0f %.2f", rate, a / seconds, lost }'
     t1=$(cpu_ticks)
     read -r b1 i1 < <(load_core)
     awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v s="$2" -v b=$((b1 - b0)) -v i=$((i1 - i0)) \

@@ -231,17 +231,12 @@ fn places(config: &Config) -> [(&'static str, Vec<crate::net::places::Place>); 6
     ]
 }
 
-/// A transfer's phone family: the inventory's, else told by its MAC and
-/// the model it gave; `unknown` without a MAC.
+/// A transfer's phone family (`unknown` without a MAC or a family).
 fn family_of(config: &Config, seen: &Seen, mac: Option<crate::units::Mac>) -> &'static str {
-    let Some(mac) = mac else {
-        return "unknown";
-    };
-    if let Some(p) = config.phones.by_mac(mac) {
-        return p.family.name();
-    }
-    crate::inventory::Family::of_mac(mac, seen.model(mac).as_deref())
-        .map_or("unknown", |f| f.name())
+    mac.and_then(|m| {
+        crate::inventory::seen::family(m, config.phones.by_mac(m), seen.model(m).as_deref())
+    })
+    .map_or("unknown", |f| f.name())
 }
 
 fn new_zone(dns: &crate::config::Dns, config: &Config) -> SharedZone {

@@ -88,24 +88,34 @@ pub const DNS_RCODES: [&str; 7] = [
 static DNS_ANSWERS: [AtomicU64; DNS_TYPES.len() * DNS_RCODES.len()] =
     [const { AtomicU64::new(0) }; DNS_TYPES.len() * DNS_RCODES.len()];
 
-/// The question's type and name of a DNS message (a query or its answer):
-/// the first question, read label by label; None if it does not parse.
-pub fn dns_question(msg: &[u8]) -> Option<(u16, String)> {
-    let mut i = 12;
-    let mut name = String::new();
+/// Walks the first question's name, label by label, to the index just past
+/// it; None for a message without a question or a name that does not
+/// parse (compression pointers included: questions are not compressed).
+fn walk_question(msg: &[u8], mut label: impl FnMut(&[u8])) -> Option<usize> {
     if u16::from_be_bytes([*msg.get(4)?, *msg.get(5)?]) == 0 {
         return None;
     }
+    let mut i = 12;
+    let mut total = 0;
     loop {
         let len = usize::from(*msg.get(i)?);
         if len == 0 {
-            i += 1;
-            break;
+            return Some(i + 1);
         }
-        if len > 63 || name.len() > 255 {
+        total += len + 1;
+        if len > 63 || total > 255 {
             return None;
         }
-        let label = msg.get(i + 1..i + 1 + len)?;
+        label(msg.get(i + 1..i + 1 + len)?);
+        i += 1 + len;
+    }
+}
+
+/// The question's type and name of a DNS message (a query or its answer):
+/// the first question; None if it does not parse.
+pub fn dns_question(msg: &[u8]) -> Option<(u16, String)> {
+    let mut name = String::new();
+    let end = walk_question(msg, |label| {
         if !name.is_empty() {
             name.push('.');
         }
@@ -116,29 +126,15 @@ pub fn dns_question(msg: &[u8]) -> Option<(u16, String)> {
                 '?'
             }
         }));
-        i += 1 + len;
-    }
-    let qtype = u16::from_be_bytes([*msg.get(i)?, *msg.get(i + 1)?]);
+    })?;
+    let qtype = u16::from_be_bytes([*msg.get(end)?, *msg.get(end + 1)?]);
     Some((qtype, name))
 }
 
 /// The first question's type, without building its name.
 fn dns_qtype(msg: &[u8]) -> Option<u16> {
-    if u16::from_be_bytes([*msg.get(4)?, *msg.get(5)?]) == 0 {
-        return None;
-    }
-    let mut i = 12;
-    loop {
-        let len = usize::from(*msg.get(i)?);
-        if len == 0 {
-            break;
-        }
-        if len > 63 {
-            return None;
-        }
-        i += 1 + len;
-    }
-    Some(u16::from_be_bytes([*msg.get(i + 1)?, *msg.get(i + 2)?]))
+    let end = walk_question(msg, |_| {})?;
+    Some(u16::from_be_bytes([*msg.get(end)?, *msg.get(end + 1)?]))
 }
 
 /// An answer went out: counted by its question's type and its answer code.

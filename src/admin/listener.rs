@@ -52,8 +52,13 @@ impl Conn {
         self.idle.as_mut().reset(tokio::time::Instant::now() + IDLE);
     }
 
-    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.idle.as_mut().poll(cx).is_ready()
+    /// The stream is not ready: wait, unless it has been idle too long.
+    fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if self.idle.as_mut().poll(cx).is_ready() {
+            Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -71,13 +76,7 @@ impl AsyncRead for Conn {
                 }
                 Poll::Ready(r)
             }
-            Poll::Pending => {
-                if self.expired(cx) {
-                    Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
-                } else {
-                    Poll::Pending
-                }
-            }
+            Poll::Pending => self.pending(cx),
         }
     }
 }
@@ -95,13 +94,7 @@ impl AsyncWrite for Conn {
                 }
                 Poll::Ready(r)
             }
-            Poll::Pending => {
-                if self.expired(cx) {
-                    Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
-                } else {
-                    Poll::Pending
-                }
-            }
+            Poll::Pending => self.pending(cx),
         }
     }
 

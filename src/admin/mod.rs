@@ -10,7 +10,6 @@ pub mod listener;
 pub mod passwd;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,14 +25,10 @@ use crate::site::Site;
 use crate::site::view::Filter;
 use auth::{Credentials, Verdict};
 
-/// Requests at once from one source address; more get 503.
-pub const PER_SOURCE: usize = listener::PER_SOURCE;
-
 struct App {
     site: Arc<Site>,
     templates: minijinja::Environment<'static>,
     credentials: std::sync::RwLock<Arc<Credentials>>,
-    busy: Mutex<HashMap<IpAddr, usize>>,
     /// Answers made in the last second, by what was asked (the page per
     /// filter, the metrics per format): a page reloaded ten times a second,
     /// or by ten people, is made once.
@@ -100,7 +95,6 @@ pub async fn run(site: Arc<Site>, mut live: watch::Receiver<Arc<Config>>) -> any
         site,
         templates: templates(),
         credentials: std::sync::RwLock::new(Arc::new(Credentials::open())),
-        busy: Mutex::default(),
         made: Mutex::default(),
     });
     loop {
@@ -191,26 +185,9 @@ fn router(app: Arc<App>) -> axum::Router {
         .with_state(app)
 }
 
-/// Counts a source's requests in flight while it lives.
-struct Slot<'a> {
-    app: &'a App,
-    ip: IpAddr,
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut b) = self.app.busy.lock()
-            && let Some(n) = b.get_mut(&self.ip)
-        {
-            *n -= 1;
-            if *n == 0 {
-                b.remove(&self.ip);
-            }
-        }
-    }
-}
-
-/// Credentials and the per-source bound, before every route.
+/// Credentials, before every route. (Requests at once per address are
+/// bounded by the listener: `listener::PER_SOURCE` connections, one HTTP/1
+/// request at a time on each.)
 async fn guard(
     State(app): State<Arc<App>>,
     ConnectInfo(listener::Peer(peer)): ConnectInfo<listener::Peer>,
@@ -254,23 +231,6 @@ async fn guard(
                 .into_response();
         }
     }
-    let admitted = app.busy.lock().is_ok_and(|mut b| {
-        let n = b.entry(ip).or_default();
-        if *n >= PER_SOURCE {
-            false
-        } else {
-            *n += 1;
-            true
-        }
-    });
-    if !admitted {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many requests at once\n",
-        )
-            .into_response();
-    }
-    let _slot = Slot { app: &app, ip };
     next.run(req).await
 }
 

@@ -197,31 +197,61 @@ pub fn rows(inventory: &super::Inventory, seen: &BTreeMap<Mac, Sighting>) -> Vec
     macs.dedup();
     macs.into_iter()
         .map(|mac| {
-            let phone = inventory.by_mac(mac);
             let s = seen.get(&mac);
-            let model = phone
-                .and_then(|p| p.model.clone())
-                .or_else(|| s.and_then(|s| s.model.clone()));
-            let family = match phone {
-                Some(p) => Some(p.family),
-                None => super::Family::of_mac(mac, model.as_deref()),
-            };
+            let id = identity(mac, inventory.by_mac(mac), s);
             Row {
                 mac: mac.to_string(),
-                name: phone.and_then(|p| p.name.clone()).unwrap_or_default(),
-                status: match (phone, s) {
-                    (Some(_), _) => "known",
-                    (None, Some(s)) if s.provisional => "provisional",
-                    (None, _) => "unknown",
-                },
-                family: family.map(|f| f.name().to_string()).unwrap_or_default(),
-                model: model.unwrap_or_default(),
+                name: id.name,
+                status: id.status,
+                family: id.family,
+                model: id.model,
                 address: s.and_then(|s| s.address),
                 last_seen: s.map(|s| s.last_seen),
                 fetched: s.map(|s| s.fetched.clone()).unwrap_or_default(),
             }
         })
         .collect()
+}
+
+/// How a phone is named and told: the inventory's word first, else what
+/// the phone said of itself.
+pub struct Identity {
+    /// The inventory's name; empty for an unknown phone.
+    pub name: String,
+    /// `known`, `provisional` or `unknown`.
+    pub status: &'static str,
+    pub family: String,
+    pub model: String,
+}
+
+/// A phone's family: the inventory's, else told by its MAC and model.
+pub fn family(
+    mac: Mac,
+    phone: Option<&super::Phone>,
+    model: Option<&str>,
+) -> Option<super::Family> {
+    match phone {
+        Some(p) => Some(p.family),
+        None => super::Family::of_mac(mac, model),
+    }
+}
+
+pub fn identity(mac: Mac, phone: Option<&super::Phone>, s: Option<&Sighting>) -> Identity {
+    let model = phone
+        .and_then(|p| p.model.clone())
+        .or_else(|| s.and_then(|s| s.model.clone()));
+    Identity {
+        name: phone.and_then(|p| p.name.clone()).unwrap_or_default(),
+        status: match (phone, s) {
+            (Some(_), _) => "known",
+            (None, Some(s)) if s.provisional => "provisional",
+            (None, _) => "unknown",
+        },
+        family: family(mac, phone, model.as_deref())
+            .map(|f| f.name().to_string())
+            .unwrap_or_default(),
+        model: model.unwrap_or_default(),
+    }
 }
 
 /// The rows as a table; `now` for "how long ago".

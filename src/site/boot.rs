@@ -141,6 +141,24 @@ fn files_step(name: &'static str, fetched: &[Fetch], k: Kind) -> Option<Step> {
     })
 }
 
+/// A step not seen: skipped (with `why`) when the phone went past it,
+/// else still waited for.
+fn not_yet(name: &'static str, passed: bool, why: &str) -> Step {
+    if passed {
+        Step {
+            name,
+            state: State::Skipped,
+            detail: why.to_string(),
+        }
+    } else {
+        Step {
+            name,
+            state: State::Waiting,
+            detail: String::new(),
+        }
+    }
+}
+
 fn rcode_name(r: u8) -> &'static str {
     crate::stats::DNS_RCODES
         .get(usize::from(r))
@@ -204,19 +222,7 @@ pub fn line(f: &Facts) -> BootLine {
             detail: format!("asked for {}: {}", a.name, rcode_name(a.rcode)),
         }
     } else {
-        Step {
-            name: "DNS",
-            state: if later {
-                State::Skipped
-            } else {
-                State::Waiting
-            },
-            detail: if later {
-                "not asked (addresses in the options)".into()
-            } else {
-                String::new()
-            },
-        }
+        not_yet("DNS", later, "not asked (addresses in the options)")
     });
     // Time
     steps.push(match f.sntp {
@@ -225,39 +231,11 @@ pub fn line(f: &Facts) -> BootLine {
             state: State::Done,
             detail: "SNTP answered".into(),
         },
-        None => Step {
-            name: "time",
-            state: if later {
-                State::Skipped
-            } else {
-                State::Waiting
-            },
-            detail: if later {
-                "not asked of dialtone".into()
-            } else {
-                String::new()
-            },
-        },
+        None => not_yet("time", later, "not asked of dialtone"),
     });
     let config_done = config.as_ref().is_some_and(|s| s.state == State::Done);
-    steps.push(firmware.unwrap_or_else(|| Step {
-        name: "firmware",
-        state: if config_done {
-            State::Skipped
-        } else {
-            State::Waiting
-        },
-        detail: if config_done {
-            "none fetched".into()
-        } else {
-            String::new()
-        },
-    }));
-    steps.push(config.unwrap_or(Step {
-        name: "configuration",
-        state: State::Waiting,
-        detail: String::new(),
-    }));
+    steps.push(firmware.unwrap_or_else(|| not_yet("firmware", config_done, "none fetched")));
+    steps.push(config.unwrap_or_else(|| not_yet("configuration", false, "")));
     steps.push(registration(f.log));
     let seen = f.lease.is_some() || f.dhcp.is_some() || later;
     let failed = steps.iter().find(|s| s.state == State::Failed);

@@ -151,7 +151,7 @@ pub fn text(site: &Site) -> String {
     received
         .get_or_create(&vec![("operation", "drop".into())])
         .inc_by(get(C::DhcpRateLimited) + get(C::DhcpIgnored));
-    let published = site.dhcp.published();
+    let phone_rows = Phones::new(site, &config);
     let total = gauges(
         r,
         "dialtone_dhcp4_addresses_in_pools",
@@ -172,7 +172,7 @@ pub fn text(site: &Site) -> String {
         "dialtone_dhcp4_addresses_offered",
         "Addresses offered and held for the client they were offered to",
     );
-    for s in subnets(&config, &published, now) {
+    for s in subnets(&config, phone_rows.published(), now) {
         let l = vec![("subnet", s.subnet.clone())];
         total.get_or_create(&l).set(n(s.pool));
         assigned.get_or_create(&l).set(n(s.used));
@@ -287,7 +287,7 @@ pub fn text(site: &Site) -> String {
         .into_iter()
         .map(|s| (s, 0))
         .collect();
-    for row in Phones::new(site, &config).rows(site, now) {
+    for row in phone_rows.rows(site, now) {
         *by.entry(row.boot.overall).or_default() += 1;
     }
     for (s, v) in by {

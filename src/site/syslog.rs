@@ -125,7 +125,12 @@ pub fn path(state_dir: &Path, mac: Mac) -> PathBuf {
 /// The last `n` lines of `mac`'s log (none if it has none). Lines that do
 /// not parse are skipped.
 pub fn tail(state_dir: &Path, mac: Mac, n: usize) -> std::io::Result<Vec<Line>> {
-    let file = match std::fs::File::open(path(state_dir, mac)) {
+    tail_of(&path(state_dir, mac), n)
+}
+
+/// The last `n` lines of a log file.
+fn tail_of(file: &Path, n: usize) -> std::io::Result<Vec<Line>> {
+    let file = match std::fs::File::open(file) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
@@ -143,6 +148,16 @@ pub fn tail(state_dir: &Path, mac: Mac, n: usize) -> std::io::Result<Vec<Line>> 
         }
     }
     Ok(out.into())
+}
+
+/// Lines as the file holds them: one JSON object a line.
+fn encode(lines: &[Line]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(lines.len() * 120);
+    for l in lines {
+        serde_json::to_writer(&mut out, l).map_err(std::io::Error::other)?;
+        out.push(b'\n');
+    }
+    Ok(out)
 }
 
 /// Counts of the receiver, for `/metrics`.
@@ -166,8 +181,8 @@ struct Bucket {
 pub struct Logs {
     dir: PathBuf,
     lines_per_phone: usize,
-    pending: Mutex<HashMap<Mac, Vec<Line>>>,
-    pending_count: AtomicU64,
+    /// Lines waiting for the next batch, by phone, and how many in all.
+    pending: Mutex<(HashMap<Mac, Vec<Line>>, usize)>,
     /// Lines in each phone's file (counted on its first write).
     lines: Mutex<HashMap<Mac, usize>>,
     rates: Mutex<HashMap<Ipv4Addr, Bucket>>,
@@ -182,7 +197,6 @@ impl Logs {
             dir: state_dir.join("syslog"),
             lines_per_phone,
             pending: Mutex::default(),
-            pending_count: AtomicU64::new(0),
             lines: Mutex::default(),
             rates: Mutex::default(),
             registrations: Mutex::default(),
@@ -238,21 +252,27 @@ impl Logs {
             self.counts.empty.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if self.pending_count.load(Ordering::Relaxed) >= MAX_PENDING as u64 {
-            self.counts.lost.fetch_add(1, Ordering::Relaxed);
-            return;
+        let registration = line
+            .text
+            .to_ascii_lowercase()
+            .contains("regist")
+            .then(|| line.text.clone());
+        if let Ok(mut p) = self.pending.lock() {
+            let (by_phone, count) = &mut *p;
+            if *count >= MAX_PENDING {
+                self.counts.lost.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            by_phone.entry(mac).or_default().push(line);
+            *count += 1;
         }
-        if line.text.to_ascii_lowercase().contains("regist")
+        if let Some(text) = registration
             && let Ok(mut r) = self.registrations.lock()
         {
             if r.len() >= crate::inventory::seen::PHONES_KEPT && !r.contains_key(&mac) {
                 r.clear();
             }
-            r.insert(mac, line.text.clone());
-        }
-        if let Ok(mut p) = self.pending.lock() {
-            p.entry(mac).or_default().push(line);
-            self.pending_count.fetch_add(1, Ordering::Relaxed);
+            r.insert(mac, text);
         }
     }
 
@@ -260,10 +280,9 @@ impl Logs {
     /// its bound by a quarter is rewritten with its last lines only.
     pub fn flush(&self) {
         let batch = match self.pending.lock() {
-            Ok(mut p) => std::mem::take(&mut *p),
+            Ok(mut p) => std::mem::take(&mut *p).0,
             Err(_) => return,
         };
-        self.pending_count.store(0, Ordering::Relaxed);
         if batch.is_empty() {
             return;
         }
@@ -289,11 +308,7 @@ impl Logs {
 
     fn append(&self, mac: Mac, lines: &[Line]) -> std::io::Result<()> {
         let file = self.dir.join(format!("{}.log", mac.bare()));
-        let mut text = Vec::with_capacity(lines.len() * 120);
-        for l in lines {
-            serde_json::to_writer(&mut text, l).map_err(std::io::Error::other)?;
-            text.push(b'\n');
-        }
+        let text = encode(lines)?;
         let mut counts = self
             .lines
             .lock()
@@ -312,18 +327,8 @@ impl Logs {
         f.write_all(&text)?;
         let mut total = have + lines.len();
         if total > self.lines_per_phone + self.lines_per_phone / 4 {
-            let mac_dir = self.dir.clone();
-            let keep = tail(
-                mac_dir.parent().unwrap_or(&mac_dir),
-                mac,
-                self.lines_per_phone,
-            )?;
-            let mut out = Vec::with_capacity(keep.len() * 120);
-            for l in &keep {
-                serde_json::to_writer(&mut out, l).map_err(std::io::Error::other)?;
-                out.push(b'\n');
-            }
-            crate::statefile::replace(&file, &out, 0o640)?;
+            let keep = tail_of(&file, self.lines_per_phone)?;
+            crate::statefile::replace(&file, &encode(&keep)?, 0o640)?;
             total = keep.len();
         }
         counts.insert(mac, total);

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -11,7 +12,7 @@ use super::Site;
 use super::boot::{self, BootLine};
 use crate::config::Config;
 use crate::dhcp::server::Published;
-use crate::inventory::seen::{Fetch, Sighting};
+use crate::inventory::seen::{Fetch, Sighting, identity};
 use crate::inventory::{Family, Phone};
 use crate::leases::Lease;
 use crate::units::Mac;
@@ -236,7 +237,7 @@ pub fn subnets(config: &Config, p: &Published, now: u64) -> Vec<SubnetRow> {
 /// Every phone's facts and boot line, for the page and the metrics.
 pub struct Phones<'a> {
     seen: std::collections::BTreeMap<Mac, Sighting>,
-    published: std::sync::Arc<Published>,
+    published: Arc<Published>,
     inventory: HashMap<Mac, &'a Phone>,
 }
 
@@ -252,6 +253,11 @@ impl<'a> Phones<'a> {
                 .filter_map(|p| Some((p.mac?, p)))
                 .collect(),
         }
+    }
+
+    /// The lease table copy the rows come from.
+    pub fn published(&self) -> &Published {
+        &self.published
     }
 
     /// Every MAC known or seen (a lease, a transfer, a DHCP exchange
@@ -273,6 +279,11 @@ impl<'a> Phones<'a> {
 
     /// Every phone's row.
     pub fn rows(&self, site: &Site, now: u64) -> Vec<PhoneRow> {
+        self.rows_of(site, self.macs(site), now)
+    }
+
+    /// The rows of `macs`.
+    fn rows_of(&self, site: &Site, macs: Vec<Mac>, now: u64) -> Vec<PhoneRow> {
         let leases = newest_leases(&self.published);
         let offers: HashMap<Mac, Ipv4Addr> = self
             .published
@@ -282,7 +293,6 @@ impl<'a> Phones<'a> {
             .map(|(ip, mac, _)| (*mac, *ip))
             .collect();
         let registrations = site.logs.registrations();
-        let macs = self.macs(site);
         site.activity
             .read(|a| {
                 macs.into_iter()
@@ -325,25 +335,14 @@ impl<'a> Phones<'a> {
         boot: BootLine,
         now: u64,
     ) -> PhoneRow {
-        let phone = self.inventory.get(&mac).copied();
         let s = self.seen.get(&mac);
-        let model = phone
-            .and_then(|p| p.model.clone())
-            .or_else(|| s.and_then(|s| s.model.clone()));
-        let family = match phone {
-            Some(p) => Some(p.family),
-            None => Family::of_mac(mac, model.as_deref()),
-        };
+        let id = identity(mac, self.inventory.get(&mac).copied(), s);
         PhoneRow {
             mac: mac.to_string(),
-            name: phone.and_then(|p| p.name.clone()).unwrap_or_default(),
-            status: match (phone, s) {
-                (Some(_), _) => "known",
-                (None, Some(s)) if s.provisional => "provisional",
-                (None, _) => "unknown",
-            },
-            family: family.map(|f| f.name().to_string()).unwrap_or_default(),
-            model: model.unwrap_or_default(),
+            name: id.name,
+            status: id.status,
+            family: id.family,
+            model: id.model,
             address: address.map(|a| a.to_string()).unwrap_or_default(),
             interface: lease.map(|l| l.interface.clone()).unwrap_or_default(),
             firmware: s
@@ -431,7 +430,7 @@ pub fn page(site: &Site, filter: Filter, now: u64) -> Page {
                 .collect()
         })
         .unwrap_or_default();
-    let published = site.dhcp.published();
+    let published = Arc::clone(&phones.published);
     let names: HashMap<Mac, String> = config
         .phones
         .phones
@@ -627,10 +626,7 @@ pub fn phone(site: &Site, mac: Mac, now: u64) -> Option<PhonePage> {
     if !phones.macs(site).contains(&mac) {
         return None;
     }
-    let row = phones
-        .rows(site, now)
-        .into_iter()
-        .find(|r| r.mac == mac.to_string())?;
+    let row = phones.rows_of(site, vec![mac], now).pop()?;
     let (exchange, dns) = site
         .activity
         .read(|a| {
