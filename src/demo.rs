@@ -25,185 +25,18 @@ use crate::lab::{CallServer, Netns, clients, unique, veth};
 
 /// The lab configuration the DHCP and DNS tests share: the example file's
 /// scopes and spelled-out classes, on the lab's interface names.
-pub const LAB_CONFIG: &str = r#"
-[server]
-state_dir = "@STATE@"
-interfaces = ["native0", "voice0"]
-
-[dhcp]
-lease_time = "1h"
-
-[[dhcp.subnet]]                      # native VLAN
-cidr = "192.168.1.0/24"
-pool = ["192.168.1.100-192.168.1.199"]
-router = "192.168.1.1"
-dns = ["self"]
-domain = "lab.voip"
-options.vlan_id = 100
-
-[[dhcp.subnet]]                      # voice VLAN
-cidr = "10.250.0.0/24"
-pool = ["10.250.0.100-10.250.0.250"]
-router = "10.250.0.1"
-dns = ["self"]
-domain = "lab.voip"
-options.ntp_servers = ["self"]
-options.time_offset = "-05:00"
-options.provisioning_url = "http://provision.lab.voip:8088"
-
-[[dhcp.class]]
-name = "iss"
-match.vendor_class = "SIP1*"
-options.tftp_server = "self"
-options.bootfile = "sip100.img"
-
-[[dhcp.class]]
-name = "audiocodes-recovery"
-match.user_class = "*HD"
-match.requests = [66, 67]
-options.tftp_server = "self"
-options.bootfile = "{user_class}.img"
-force = [66, 67]
-
-[[dhcp.class]]
-name = "skype-for-business"
-match.vendor_class = "MS-UC-Client"
-options.vendor_specific = { 1 = "MS-UC-Client", 2 = "https", 3 = "sfb.lab.voip", 4 = "443", 5 = "/CertProv/CertProvisioningService.svc" }
-options.sip_servers = ["sfb.lab.voip"]
-"#;
+pub const LAB_CONFIG: &str = include_str!("../config/lab/dhcp.toml");
 
 /// The lab's voice zone: the CIC pair of PHONES.md section 4 (with the
 /// Skype for Business lookup `_sipinternaltls._tcp`), checked over TCP every
 /// second so a failover shows quickly, the SfB pool's name, and the time
 /// service.
-pub const LAB_DNS: &str = r#"
-[dns]
-zone = "lab.voip"
-ttl = "60s"
-
-[[dns.host]]
-name = "vm40ic1"
-ip = "10.250.1.151"
-[[dns.host]]
-name = "vm40ic2"
-ip = "10.250.1.152"
-[[dns.host]]
-name = "sfb"
-ip = "10.250.1.160"
-
-[[dns.switchover]]
-name = "cic"
-members = ["vm40ic1", "vm40ic2"]
-mode = "equal"
-provision_name = "provision"
-services = [
-  { srv = "_sip._udp", port = 8060 },
-  { srv = "_sip._tcp", port = 8060 },
-  { srv = "_sips._tcp", port = 8061 },
-  { srv = "_sipinternaltls._tcp", port = 5061 },
-]
-health = { check = "tcp", interval = "1s" }
-
-[time]
-serve = true
-"#;
+pub const LAB_DNS: &str = include_str!("../config/lab/dns.toml");
 
 /// The demo's configuration without its zone: every family by its built-in
 /// profile, files over TFTP and HTTP, and the inventory's phones.
 /// `families_config` adds `LAB_DNS` and fills in `@STATE@` and `@TREE@`.
-pub const FAMILIES_CONFIG: &str = r#"
-[server]
-state_dir = "@STATE@"
-interfaces = ["native0", "voice0"]
-
-[dhcp]
-lease_time = "1h"
-
-[dhcp.images]
-"450HD" = "450HD_3.4.6.img"
-
-[[dhcp.subnet]]                      # native VLAN: where a bricked phone lands
-cidr = "192.168.1.0/24"
-pool = ["192.168.1.100-192.168.1.199"]
-router = "192.168.1.1"
-dns = ["self"]
-domain = "lab.voip"
-options.vlan_id = 100
-
-[[dhcp.subnet]]                      # voice VLAN
-cidr = "10.250.0.0/24"
-pool = ["10.250.0.100-10.250.0.250"]
-router = "10.250.0.1"
-dns = ["self"]
-domain = "lab.voip"
-options.time_offset = "-05:00"
-
-[[dhcp.class]]
-name = "audiocodes"
-profile = "audiocodes"
-
-[[dhcp.class]]
-name = "skype-for-business"
-profile = "audiocodes-sfb"
-options.vendor_specific = { 3 = "sfb.lab.voip" }
-options.sip_servers = ["sfb.lab.voip"]
-
-[[dhcp.class]]
-name = "polycom"
-profile = "polycom"
-
-[[dhcp.class]]
-name = "sip-station"
-profile = "interaction-sip-station"
-
-[[dhcp.class]]
-name = "softphone"
-profile = "softphone"
-
-[[dhcp.class]]
-name = "spectralink"
-profile = "generic-sip"
-match.mac = "00907a*"
-
-[[dhcp.class]]
-name = "bricked"
-profile = "recovery"
-
-[files]
-root = "@TREE@"
-tftp = true
-http = ["0.0.0.0:8088"]
-
-[[phone]]
-name = "Agent450HD"
-mac = "00:90:8f:00:01:00"
-manufacturer = "AudioCodes"
-model = "450HD"
-extension = "7501"
-sip_password = "demo-7501"
-label = "Agent 1"
-register = "cic"
-
-[[phone]]
-name = "AgentSfB"
-mac = "00:90:8f:00:02:00"
-manufacturer = "AudioCodes"
-model = "450HD"
-extension = "7502"
-sip_password = "demo-7502"
-label = "Agent 2"
-register = "cic"
-
-[[phone]]
-name = "Lobby"
-mac = "00:04:f2:00:03:00"
-manufacturer = "Polycom"
-model = "VVX411"
-extension = "7503"
-sip_password = "demo-7503"
-label = "Lobby"
-register = "cic"
-"#;
+pub const FAMILIES_CONFIG: &str = include_str!("../config/lab/families.toml");
 
 /// The demo's whole configuration, with its state folder and files tree.
 pub fn families_config(state: &Path, tree: &Path) -> String {
@@ -416,7 +249,7 @@ pub fn run() -> anyhow::Result<()> {
         .phones
         .ip(&["addr", "del", "10.250.0.9/24", "dev", "voice"]);
     println!("the appliance noticed; provision.lab.voip now answers 10.250.1.152 only\n");
-    if let Some(spec) = specs.iter().find(|s| s.family == phone::Family::GenericSip) {
+    if let Some(spec) = specs.iter().find(|s| s.profile == "generic-sip") {
         let boot = phone::boot(&lab.phones, spec.vlan, spec);
         print!("{}", details(spec, &boot));
         rows.push((format!("{} after failover", spec.profile), boot));
@@ -479,7 +312,7 @@ pub fn details(spec: &Spec, boot: &Boot) -> String {
         .options
         .iter()
         .filter(|(c, _)| shown(*c))
-        .map(|(c, b)| format!("{c}={}", crate::explain::decode(*c, b)))
+        .map(|(c, b)| format!("{c}={}", crate::dhcp::show::decode(*c, b)))
         .collect();
     let _ = writeln!(o, "  options  {}", options.join("  "));
     for (q, a) in &boot.dns {

@@ -16,6 +16,7 @@ use crate::dhcp::client::{ClientMessage, ParsedReply};
 use crate::dhcp::engine::{Engine, Ingress};
 use crate::dhcp::options::{self as opt, RenderCtx, Template};
 use crate::dhcp::packet::{DISCOVER, Request, message_type_name};
+use crate::dhcp::show::{decode, dns_wire_names};
 use crate::dns::zone::Zone;
 use crate::files::owners::Owners;
 use crate::files::resolve::{Body, Miss, Resolver};
@@ -293,87 +294,6 @@ fn hex(b: &[u8]) -> String {
         .join(" ")
 }
 
-fn text(b: &[u8]) -> String {
-    format!("\"{}\"", String::from_utf8_lossy(b))
-}
-
-fn addrs(b: &[u8]) -> String {
-    if !b.len().is_multiple_of(4) {
-        return "(not a list of addresses)".into();
-    }
-    b.chunks(4)
-        .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]).to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn seconds(b: &[u8]) -> String {
-    match <[u8; 4]>::try_from(b) {
-        Ok(a) => format!("{} s", u32::from_be_bytes(a)),
-        Err(_) => "(not 4 bytes)".into(),
-    }
-}
-
-/// One option's value as a person reads it.
-pub fn decode(code: u8, b: &[u8]) -> String {
-    match code {
-        opt::SUBNET_MASK
-        | opt::ROUTER
-        | opt::TIME_SERVERS
-        | opt::DNS_SERVERS
-        | opt::BROADCAST_ADDR
-        | opt::NTP_SERVERS
-        | opt::SERVER_ID => addrs(b),
-        opt::TIME_OFFSET => match <[u8; 4]>::try_from(b) {
-            Ok(a) => {
-                let s = i32::from_be_bytes(a);
-                format!("{s} s (UTC{})", opt::utc_offset_text(s))
-            }
-            Err(_) => "(not 4 bytes)".into(),
-        },
-        opt::LEASE_TIME | opt::RENEWAL_TIME | opt::REBINDING_TIME => seconds(b),
-        opt::MESSAGE_TYPE => b
-            .first()
-            .map(|t| message_type_name(*t).to_string())
-            .unwrap_or_default(),
-        opt::VENDOR_SPECIFIC => match opt::decode_vendor_tlv(b) {
-            Some(subs) => subs
-                .iter()
-                .map(|(c, v)| format!("{c}={}", text(v)))
-                .collect::<Vec<_>>()
-                .join(" "),
-            None => "(not sub-options)".into(),
-        },
-        opt::SIP_SERVERS => match b.split_first() {
-            Some((0, names)) => format!("names: {}", dns_wire_names(names).join(", ")),
-            Some((1, ips)) => format!("addresses: {}", addrs(ips)),
-            _ => "(unknown encoding)".into(),
-        },
-        _ if !b.is_empty() && b.iter().all(|c| (0x20..0x7f).contains(c)) => text(b),
-        _ => format!("{} bytes", b.len()),
-    }
-}
-
-/// Names in DNS wire format, one after another (option 120).
-fn dns_wire_names(mut b: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut labels = Vec::new();
-    while let Some((&len, rest)) = b.split_first() {
-        if len == 0 {
-            out.push(labels.join("."));
-            labels.clear();
-            b = rest;
-            continue;
-        }
-        let Some(label) = rest.get(..usize::from(len)) else {
-            break;
-        };
-        labels.push(String::from_utf8_lossy(label).into_owned());
-        b = &rest[usize::from(len)..];
-    }
-    out
-}
-
 /// The names the phone will look up: hosts in its options, and the names its
 /// family asks for (PHONES.md section 4).
 fn dns_names(config: &Config, reply: &ParsedReply, profiles: &[&str]) -> Vec<(String, RecordType)> {
@@ -404,18 +324,15 @@ fn dns_names(config: &Config, reply: &ParsedReply, profiles: &[&str]) -> Vec<(St
         .map(|d| String::from_utf8_lossy(d).into_owned())
         .or_else(|| config.dns.as_ref().map(|d| d.zone.clone()));
     if let Some(domain) = domain {
-        if profiles.iter().any(|p| p.starts_with("audiocodes")) {
-            add("ProvisioningServer".into(), RecordType::A);
-        }
-        if profiles.contains(&"audiocodes-sfb") {
-            for s in [
-                "_sipinternaltls._tcp",
-                "_sipinternal._tcp",
-                "_sip._tls",
-                "_sip._tcp",
-                "_ntp._udp",
-            ] {
-                add(format!("{s}.{domain}"), RecordType::SRV);
+        // The names each matched profile's family looks up.
+        for p in profiles.iter().filter_map(|p| profiles::find(p)) {
+            for (name, t) in p.lookups {
+                let t = if *t == "SRV" {
+                    RecordType::SRV
+                } else {
+                    RecordType::A
+                };
+                add(name.replace("{domain}", &domain), t);
             }
         }
         // The call servers' SRV sets, as a phone registering by domain finds them.
@@ -555,10 +472,10 @@ fn files(
     let mut provisional = false;
     if let Some(p) = generator.as_ref().and_then(|g| g.phone(phone.mac)) {
         provisional = p.origin == generate::PROVISIONAL;
-        if p.family == crate::inventory::Family::Polycom
-            && let Some(name) = generate::file_name(&p, generate::Kind::PolycomRegistration)
-        {
-            wanted.push((name, "listed in CONFIG_FILES".into()));
+        for g in p.family.generated {
+            if let (Some(why), Some(name)) = (g.listed, generate::file_name(&p, g)) {
+                wanted.push((name, why.into()));
+            }
         }
         if provisional {
             let _ = writeln!(

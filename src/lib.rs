@@ -65,6 +65,7 @@ pub mod daemon;
 pub mod demo;
 pub mod dns;
 pub mod explain;
+pub mod families;
 pub mod files;
 pub mod fuzz;
 pub mod inventory;

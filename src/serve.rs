@@ -236,7 +236,7 @@ fn family_of(config: &Config, seen: &Seen, mac: Option<crate::units::Mac>) -> &'
     mac.and_then(|m| {
         crate::inventory::seen::family(m, config.phones.by_mac(m), seen.model(m).as_deref())
     })
-    .map_or("unknown", |f| f.name())
+    .map_or("unknown", |f| f.name)
 }
 
 fn new_zone(dns: &crate::config::Dns, config: &Config) -> SharedZone {

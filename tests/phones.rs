@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::process::Output;
 
 use dialtone::demo::{Lab, Server};
-use dialtone::lab::phone::{self, Boot, Family, Spec};
+use dialtone::lab::phone::{self, Boot, Spec};
 use dialtone::lab::unique;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dialtone");
@@ -49,11 +49,11 @@ fn start(
     (Running { server, lab, dir }, calls)
 }
 
-fn spec(family: Family) -> Spec {
+fn spec(profile: &str) -> Spec {
     phone::lab_phones()
         .into_iter()
-        .find(|s| s.family == family)
-        .expect("a lab phone of this family")
+        .find(|s| s.profile == profile)
+        .expect("a lab phone of this profile")
 }
 
 fn option(boot: &Boot, code: u8) -> Option<&[u8]> {
@@ -128,7 +128,7 @@ const APPLIANCE: [u8; 4] = [10, 250, 0, 1];
 #[test]
 fn audiocodes_phones_boot_over_http_and_their_files_stay_private() {
     let (r, _calls) = start("ph-ac");
-    let ac = spec(Family::AudioCodes);
+    let ac = spec("audiocodes");
     let boot = phone::boot(&r.lab.phones, "voice", &ac);
     assert_eq!(ok(&boot), "registers line 7501 at vm40ic1.lab.voip:8060");
     assert_eq!(boot.address, Some(Ipv4Addr::new(10, 250, 0, 100)));
@@ -164,7 +164,7 @@ fn audiocodes_phones_boot_over_http_and_their_files_stay_private() {
     );
 
     // Skype for Business mode: 43's sub-options and 120, byte for byte.
-    let sfb = spec(Family::AudioCodesSfb);
+    let sfb = spec("audiocodes-sfb");
     let boot = phone::boot(&r.lab.phones, "voice", &sfb);
     assert_eq!(ok(&boot), "registers line 7502 at vm40ic1.lab.voip:5061");
     let mut tlv = Vec::new();
@@ -235,7 +235,7 @@ fn audiocodes_phones_boot_over_http_and_their_files_stay_private() {
 #[test]
 fn polycom_and_sip_station_fetch_their_files_in_order() {
     let (r, _calls) = start("ph-poly");
-    let boot = phone::boot(&r.lab.phones, "voice", &spec(Family::Polycom));
+    let boot = phone::boot(&r.lab.phones, "voice", &spec("polycom"));
     assert_eq!(ok(&boot), "registers line 7503 at vm40ic1.lab.voip:8060");
     // Polycom gets 160, not 66, and never a boot file.
     assert_eq!(codes(&boot), [53, 54, 51, 58, 59, 1, 3, 6, 15, 42, 2, 160]);
@@ -249,7 +249,7 @@ fn polycom_and_sip_station_fetch_their_files_in_order() {
         ]
     );
 
-    let boot = phone::boot(&r.lab.phones, "voice", &spec(Family::Iss));
+    let boot = phone::boot(&r.lab.phones, "voice", &spec("interaction-sip-station"));
     assert_eq!(ok(&boot), "registers at vm40ic1.lab.voip:8060");
     assert_eq!(option(&boot, 67), Some(&b"sip100.img"[..]));
     assert_eq!(option(&boot, 66), Some(&b"10.250.0.1"[..]));
@@ -304,7 +304,7 @@ fn polycom_and_sip_station_fetch_their_files_in_order() {
 #[test]
 fn softphone_informs_and_third_party_phone_follows_the_failover() {
     let (r, calls) = start("ph-soft");
-    let boot = phone::boot(&r.lab.phones, "voice", &spec(Family::Softphone));
+    let boot = phone::boot(&r.lab.phones, "voice", &spec("softphone"));
     assert_eq!(ok(&boot), "configured (72 bytes)");
     // DHCPINFORM: no lease, no lease time; 160 is all it asked for.
     assert_eq!(codes(&boot), [53, 54, 1, 3, 6, 15, 160]);
@@ -312,7 +312,7 @@ fn softphone_informs_and_third_party_phone_follows_the_failover() {
     let inform = "\"request\":\"INFORM\",\"reply\":\"ACK\"";
     assert!(log_with(&r, &|log| log.contains(inform)).contains(inform));
 
-    let third = spec(Family::GenericSip);
+    let third = spec("generic-sip");
     let boot = phone::boot(&r.lab.phones, "voice", &third);
     assert_eq!(ok(&boot), "registers at vm40ic1.lab.voip:8060");
     // Only 1, 3, 6, 15, 42 and 2, though it asked for 66 and 160 too.
@@ -337,7 +337,7 @@ fn softphone_informs_and_third_party_phone_follows_the_failover() {
 #[test]
 fn bricked_phone_is_recovered_over_tftp_and_sent_to_the_voice_vlan() {
     let (r, _calls) = start("ph-rec");
-    let boot = phone::boot(&r.lab.phones, "native", &spec(Family::Recovery));
+    let boot = phone::boot(&r.lab.phones, "native", &spec("recovery"));
     assert_eq!(
         ok(&boot),
         "flashed 3145728 bytes, back at 192.168.1.100; option 132 moves it to VLAN 100"

@@ -11,7 +11,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use dialtone::demo::{Lab, Server};
-use dialtone::lab::phone::{self, Family};
+use dialtone::lab::phone;
 use dialtone::lab::unique;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dialtone");
@@ -91,11 +91,11 @@ fn metric(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn spec(family: Family) -> phone::Spec {
+fn spec(profile: &str) -> phone::Spec {
     phone::lab_phones()
         .into_iter()
-        .find(|s| s.family == family)
-        .expect("a lab phone of this family")
+        .find(|s| s.profile == profile)
+        .expect("a lab phone of this profile")
 }
 
 /// Sends one syslog line with util-linux `logger` from `ip` (put on the
@@ -142,7 +142,7 @@ fn the_status_page_shows_every_phone_a_stuck_one_and_their_logs_in_chromium() {
     }
     let (ac, ac_boot) = booted
         .iter()
-        .find(|(s, _)| s.family == Family::AudioCodes)
+        .find(|(s, _)| s.profile == "audiocodes")
         .unwrap();
     assert!(ac_boot.result.is_ok(), "{ac_boot:#?}");
     let ac_ip = ac_boot.address.unwrap();
@@ -269,7 +269,7 @@ fn the_status_page_shows_every_phone_a_stuck_one_and_their_logs_in_chromium() {
             s.label
         );
     }
-    let iss = spec(Family::Iss);
+    let iss = spec("interaction-sip-station");
     let iss_row = dom_text
         .split("<tr class=\"phone\"")
         .find(|row| row.contains(&format!("data-mac=\"{}\"", iss.mac)))

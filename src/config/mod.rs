@@ -6,6 +6,7 @@
 pub mod admin;
 mod dns;
 mod files;
+pub mod phone;
 mod phones;
 pub mod profiles;
 mod raw;
@@ -519,8 +520,7 @@ impl Cx<'_> {
             hosts.push(self.host(h, &key, &subnets, &hosts)?);
         }
 
-        let mut images: opt::Images = profiles::IMAGES
-            .iter()
+        let mut images: opt::Images = crate::families::images()
             .map(|(m, f)| (m.to_string(), f.to_string()))
             .collect();
         for (model, file) in raw.images.iter().flatten() {

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use toml::Spanned;
 
+use super::phone::{Inventory, Phone, Register};
 use super::raw::{RawInventory, RawPhone, RawPhonesFile};
 use super::{ConfigError, Cx, Dns, profiles};
-use crate::inventory::{Family, Inventory, Manufacturer, Phone, Register};
+use crate::families;
 use crate::units::Mac;
 
 /// Where the inventory lives and what generated files need beyond it.
@@ -151,14 +152,11 @@ impl Cx<'_> {
             None => None,
         };
         let manufacturer = match &r.manufacturer {
-            Some(m) => Some(Manufacturer::parse(m.get_ref()).ok_or_else(|| {
+            Some(m) => Some(families::maker(m.get_ref()).ok_or_else(|| {
                 self.err(
                     m,
                     &key("manufacturer"),
-                    format!(
-                        "expected one of {}",
-                        Manufacturer::ALL.map(Manufacturer::name).join(", ")
-                    ),
+                    format!("expected one of {}", families::maker_names()),
                 )
             })?),
             None => None,
@@ -186,14 +184,14 @@ impl Cx<'_> {
                         format!("expected a built-in profile: {}", profiles::names()),
                     ));
                 }
-                Family::of_profile(name).unwrap_or(Family::Generic)
+                families::of_profile(name).unwrap_or(families::generic())
             }
-            None => match (manufacturer, mac.and_then(Manufacturer::of)) {
+            None => match (manufacturer, mac.and_then(families::maker_of)) {
                 (Some(maker), _) | (None, Some(maker)) => {
-                    Family::of_model(maker, model.as_deref().unwrap_or(""))
+                    families::of_model(maker, model.as_deref().unwrap_or(""))
                 }
-                (None, None) if r.computer.is_some() => Family::SoftPhone,
-                (None, None) => Family::Generic,
+                (None, None) if r.computer.is_some() => families::by_computer(),
+                (None, None) => families::generic(),
             },
         };
         let register = match &r.register {

@@ -226,8 +226,8 @@ fn option_host_names_defined_in_dns_come_from_the_config() {
     // gives them addresses, in any case and with or without the zone.
     let text = format!(
         "{}\n[[dhcp.host]]\nmac = \"00:90:8f:00:00:01\"\noptions.ntp_servers = [\"VM40IC2.lab.voip.\", \"provision\", \"dialtone\", \"vm40ic1\"]\n",
-        crate::demo::LAB_CONFIG.replace("@STATE@", "/tmp/x")
-    ) + crate::demo::LAB_DNS;
+        include_str!("../../config/lab/dhcp.toml").replace("@STATE@", "/tmp/x")
+    ) + include_str!("../../config/lab/dns.toml");
     let c = Config::parse("t.toml", &text).expect("valid");
     let host = c.dhcp.hosts.last().expect("the host");
     let (a, b) = (
@@ -255,7 +255,7 @@ fn option_host_names_defined_in_dns_come_from_the_config() {
 
 #[test]
 fn files_section_loads_and_reports_errors() {
-    let base = crate::demo::LAB_CONFIG.replace("@STATE@", "/tmp/x");
+    let base = include_str!("../../config/lab/dhcp.toml").replace("@STATE@", "/tmp/x");
     let c = Config::parse(
         "t.toml",
         &format!("{base}\n[files]\nroot = \"/srv/dialtone\"\ntftp = true\nhttp = [\"0.0.0.0:80\", \":8088\"]\nprivate = [\"*.cfg\"]\n"),
@@ -325,7 +325,7 @@ fn files_section_loads_and_reports_errors() {
 
 #[test]
 fn every_builtin_profile_loads() {
-    for p in profiles::PROFILES {
+    for (_, p) in crate::families::profiles() {
         let needs_match = p.name == "generic-sip";
         let text = format!(
             "[[dhcp.class]]\nname = \"c\"\nprofile = \"{}\"\n{}",
@@ -418,16 +418,16 @@ fn phones_are_checked_with_their_line() {
     let c = Config::parse("t.toml", &ok).unwrap();
     let p = &c.phones.phones;
     assert_eq!(p.len(), 2);
-    assert_eq!(p[0].family, crate::inventory::Family::AudioCodes);
+    assert_eq!(p[0].family, &crate::families::audiocodes::FAMILY);
     assert_eq!(p[0].origin, "t.toml:13");
     assert_eq!(
         p[0].register,
-        Some(crate::inventory::Register::Switchover("cic".into()))
+        Some(super::phone::Register::Switchover("cic".into()))
     );
-    assert_eq!(p[1].family, crate::inventory::Family::Polycom);
+    assert_eq!(p[1].family, &crate::families::polycom::FAMILY);
     assert_eq!(
         p[1].register,
-        Some(crate::inventory::Register::Address {
+        Some(super::phone::Register::Address {
             host: "pbx.example".into(),
             port: Some(5080)
         })

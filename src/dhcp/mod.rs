@@ -9,3 +9,4 @@ pub mod options;
 pub mod packet;
 pub mod ratelimit;
 pub mod server;
+pub mod show;

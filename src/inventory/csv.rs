@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::{Family, Manufacturer};
+use super::{Family, Maker};
+use crate::families;
 use crate::units::Mac;
 
 /// The columns of CIC's list, as its header names them.
@@ -31,9 +32,9 @@ const REQUIRED: [&str; 4] = ["Name", "Type", "Manufacturer", "Model"];
 pub struct Row {
     pub line: usize,
     pub name: String,
-    pub manufacturer: Manufacturer,
+    pub manufacturer: &'static Maker,
     pub model: String,
-    pub family: Family,
+    pub family: &'static Family,
     pub mac: Option<Mac>,
     /// A soft phone's computer name.
     pub computer: Option<String>,
@@ -148,18 +149,18 @@ fn row(line: usize, name: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<
         None => return Err("Type is empty; expected Workstation or Stand-alone Phone".into()),
     }
     let maker_text = get("Manufacturer").unwrap_or_default();
-    let manufacturer = Manufacturer::parse(&maker_text).ok_or_else(|| {
+    let manufacturer = families::maker(&maker_text).ok_or_else(|| {
         format!(
             "unknown manufacturer `{maker_text}` (expected {})",
-            Manufacturer::ALL.map(Manufacturer::name).join(", ")
+            families::maker_names()
         )
     })?;
     let model = get("Model").ok_or("Model is empty; every phone needs one")?;
-    let family = Family::of_model(manufacturer, &model);
+    let family = families::of_model(manufacturer, &model);
     let address = get("Address");
-    let (mac, computer, remark) = match (family, address) {
-        (Family::SoftPhone, Some(a)) => (None, Some(a), None),
-        (Family::SoftPhone, None) => (
+    let (mac, computer, remark) = match (family.by_computer, address) {
+        (true, Some(a)) => (None, Some(a), None),
+        (true, None) => (
             None,
             None,
             Some("no computer name yet: add `computer` when known".to_string()),
@@ -188,7 +189,7 @@ fn row(line: usize, name: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<
 
 /// The Address column of a hardware phone: twelve hex digits (separators
 /// `:`, `-`, `.` allowed) with the manufacturer's OUI.
-fn mac_for(text: &str, maker: Manufacturer) -> Result<Mac, String> {
+fn mac_for(text: &str, maker: &Maker) -> Result<Mac, String> {
     let hex: String = text
         .chars()
         .filter(|c| !matches!(c, ':' | '-' | '.'))
@@ -207,7 +208,7 @@ fn mac_for(text: &str, maker: Manufacturer) -> Result<Mac, String> {
     }
     let mac: Mac = hex.parse()?;
     if !maker.owns(mac) {
-        let whose = Manufacturer::of(mac)
+        let whose = families::maker_of(mac)
             .map(|m| format!(" (the {m} OUI)"))
             .unwrap_or_default();
         return Err(format!(

@@ -91,7 +91,7 @@ pub fn merge(
         set(
             entry,
             "manufacturer",
-            Some(row.manufacturer.name().to_string()),
+            Some(row.manufacturer.name.to_string()),
         );
         set(entry, "model", Some(row.model.clone()));
         set(entry, "extension", row.extension.clone());

@@ -1,6 +1,7 @@
-//! Per-phone configuration files generated from the inventory: AudioCodes
-//! `<MAC>.cfg` (`key=value` lines) and Polycom `<mac>.cfg` (its
-//! CONFIG_FILES) with `<mac>-registration.cfg` (the line's registration).
+//! Per-phone configuration files generated from the inventory, as each
+//! family declares them (`families`: e.g. AudioCodes `<MAC>.cfg` of
+//! `key=value` lines, Polycom `<mac>.cfg` listing its CONFIG_FILES with
+//! `<mac>-registration.cfg`).
 //!
 //! The templates are minijinja; a file of the same name in the templates
 //! folder of the files tree (`[inventory] templates`, default `templates/`)
@@ -25,7 +26,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::seen::Seen;
-use super::{Family, Manufacturer, Phone, Register};
+use super::{Phone, Register};
 use crate::config::Config;
 use crate::dhcp::options::{self as opt, OptionValue};
 use crate::files::path::mac_in_name;
@@ -38,59 +39,21 @@ pub const PROVISIONAL_LABEL: &str = "Setup";
 /// The `origin` of a provisional phone (one not declared anywhere).
 pub const PROVISIONAL: &str = "provisional";
 
-pub const AUDIOCODES: &str = "audiocodes.cfg";
-pub const POLYCOM: &str = "polycom.cfg";
-pub const POLYCOM_REGISTRATION: &str = "polycom-registration.cfg";
+/// A generated file of a family (`families::Generated`): its name, template
+/// and escaping.
+pub use crate::families::Generated as Kind;
 
-/// The built-in templates, by name.
-pub const BUILT_IN: [(&str, &str); 3] = [
-    (AUDIOCODES, include_str!("templates/audiocodes.cfg")),
-    (POLYCOM, include_str!("templates/polycom.cfg")),
-    (
-        POLYCOM_REGISTRATION,
-        include_str!("templates/polycom-registration.cfg"),
-    ),
-];
-
-/// Which generated file a requested name is, for which phone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// `<MAC>.cfg` of an AudioCodes phone.
-    AudioCodes,
-    /// `<mac>.cfg` of a Polycom phone.
-    Polycom,
-    /// `<mac>-registration.cfg` of a Polycom phone.
-    PolycomRegistration,
-}
-
-impl Kind {
-    pub fn template(self) -> &'static str {
-        match self {
-            Kind::AudioCodes => AUDIOCODES,
-            Kind::Polycom => POLYCOM,
-            Kind::PolycomRegistration => POLYCOM_REGISTRATION,
-        }
-    }
-
-    /// The kind of file `name` (a file name, any case) is for `family`.
-    pub fn of(family: Family, suffix: &str) -> Option<Kind> {
-        match (family, suffix) {
-            (Family::AudioCodes, ".cfg") => Some(Kind::AudioCodes),
-            (Family::Polycom, ".cfg") => Some(Kind::Polycom),
-            (Family::Polycom, "-registration.cfg") => Some(Kind::PolycomRegistration),
-            _ => None,
-        }
-    }
+/// Every built-in template, by name.
+pub fn built_in() -> impl Iterator<Item = (&'static str, &'static str)> {
+    crate::families::ALL
+        .iter()
+        .flat_map(|f| f.generated.iter())
+        .map(|g| (g.template, g.text))
 }
 
 /// The name a phone's generated file of `kind` is served under.
-pub fn file_name(phone: &Phone, kind: Kind) -> Option<String> {
-    let mac = phone.mac?.bare();
-    Some(match kind {
-        Kind::AudioCodes => format!("{}.cfg", mac.to_ascii_uppercase()),
-        Kind::Polycom => format!("{mac}.cfg"),
-        Kind::PolycomRegistration => format!("{mac}-registration.cfg"),
-    })
+pub fn file_name(phone: &Phone, kind: &Kind) -> Option<String> {
+    Some(kind.file_name(phone.mac?))
 }
 
 /// The generator the file services ask after the tree.
@@ -106,8 +69,8 @@ pub struct PhoneFiles {
 /// A phone not in the inventory, as far as its MAC and model tell: `None`
 /// unless dialtone writes configurations for its family.
 pub fn provisional(mac: Mac, model: Option<String>) -> Option<Phone> {
-    let family = Family::of_mac(mac, model.as_deref())?;
-    if !matches!(family, Family::AudioCodes | Family::Polycom) {
+    let family = crate::families::of_mac(mac, model.as_deref())?;
+    if family.generated.is_empty() {
         return None;
     }
     Some(Phone {
@@ -115,7 +78,7 @@ pub fn provisional(mac: Mac, model: Option<String>) -> Option<Phone> {
         name: None,
         mac: Some(mac),
         computer: None,
-        manufacturer: Manufacturer::of(mac),
+        manufacturer: crate::families::maker_of(mac),
         model,
         family,
         extension: None,
@@ -160,8 +123,7 @@ impl PhoneFiles {
         match std::fs::read_to_string(&path) {
             Ok(t) => (t, path.display().to_string()),
             Err(_) => (
-                BUILT_IN
-                    .iter()
+                built_in()
                     .find(|(n, _)| *n == name)
                     .map(|(_, t)| t.to_string())
                     .unwrap_or_default(),
@@ -171,8 +133,13 @@ impl PhoneFiles {
     }
 
     /// Renders `kind` for `phone` asked by `client_ip`.
-    pub fn render(&self, phone: &Phone, kind: Kind, client_ip: Ipv4Addr) -> Result<String, String> {
-        let (text, source) = self.template(kind.template());
+    pub fn render(
+        &self,
+        phone: &Phone,
+        kind: &Kind,
+        client_ip: Ipv4Addr,
+    ) -> Result<String, String> {
+        let (text, source) = self.template(kind.template);
         let ctx = Context::new(&self.config, phone, client_ip, &source);
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -183,9 +150,9 @@ impl PhoneFiles {
         {
             env.set_syntax(syntax);
         }
-        // Polycom files are XML: values are escaped so a `"` or `&` in a
-        // password or name cannot break the attribute it sits in.
-        let xml = matches!(kind, Kind::Polycom | Kind::PolycomRegistration);
+        // XML files: values are escaped so a `"` or `&` in a password or
+        // name cannot break the attribute it sits in.
+        let xml = kind.xml;
         env.set_auto_escape_callback(move |_| {
             if xml {
                 minijinja::AutoEscape::Html
@@ -207,11 +174,8 @@ impl Generator for PhoneFiles {
             return None;
         }
         let (prefix, mac, suffix) = mac_in_name(base)?;
-        if !prefix.is_empty() {
-            return None;
-        }
         let phone = self.phone(mac)?;
-        let kind = Kind::of(phone.family, &suffix.to_ascii_lowercase())?;
+        let kind = phone.family.generated_file(&prefix, &suffix)?;
         let rel = path.join("/");
         if client.mac != Some(mac) {
             return Some(Err(Miss::Private {
@@ -359,7 +323,7 @@ impl Context {
                     .or_else(|| phone.name.clone())
                     .unwrap_or_default(),
                 user: phone.user().unwrap_or_default().to_string(),
-                family: phone.family.name(),
+                family: phone.family.name,
                 provisional: phone.origin == PROVISIONAL,
             },
             registrar,

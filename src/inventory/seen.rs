@@ -229,10 +229,10 @@ pub fn family(
     mac: Mac,
     phone: Option<&super::Phone>,
     model: Option<&str>,
-) -> Option<super::Family> {
+) -> Option<&'static super::Family> {
     match phone {
         Some(p) => Some(p.family),
-        None => super::Family::of_mac(mac, model),
+        None => crate::families::of_mac(mac, model),
     }
 }
 
@@ -248,7 +248,7 @@ pub fn identity(mac: Mac, phone: Option<&super::Phone>, s: Option<&Sighting>) ->
             (None, _) => "unknown",
         },
         family: family(mac, phone, model.as_deref())
-            .map(|f| f.name().to_string())
+            .map(|f| f.name.to_string())
             .unwrap_or_default(),
         model: model.unwrap_or_default(),
     }

@@ -13,35 +13,13 @@ use super::Netns;
 use super::clients::{self, Identity};
 use crate::dhcp::client::ParsedReply;
 use crate::dhcp::options as opt;
+use crate::families::{self, Family, LabPhone, Step, Vars};
 use crate::units::Mac;
 
-/// How a family boots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// AudioCodes 400HD: firmware (header, then whole), `<MAC>.cfg`,
-    /// `<MODEL>.cfg` over HTTP.
-    AudioCodes,
-    /// AudioCodes in Skype for Business mode: the same files, and the SfB
-    /// pool's SRV from option 43/120.
-    AudioCodesSfb,
-    /// Polycom: `<part>.bootrom.ld`, `<mac>.cfg`, its application, its
-    /// CONFIG_FILES over HTTP.
-    Polycom,
-    /// Interaction SIP Station: firmware, `config_files`, `<MAC>.cfg`.
-    Iss,
-    /// SIP Soft Phone: DHCPINFORM for option 160, then its `.i3sipcfg`.
-    Softphone,
-    /// A bricked AudioCodes: 66/67 at once, the whole image over TFTP, then
-    /// an ordinary DHCP request when it comes back.
-    Recovery,
-    /// A third-party SIP phone: DHCP, DNS and time only.
-    GenericSip,
-}
-
-/// One emulated phone.
+/// One emulated phone: a family's lab phone (`families::LabPhone`).
 #[derive(Debug, Clone)]
 pub struct Spec {
-    pub family: Family,
+    pub family: &'static Family,
     /// The profile name shown in the table.
     pub profile: &'static str,
     pub label: &'static str,
@@ -56,9 +34,30 @@ pub struct Spec {
     pub computer: Option<(Ipv4Addr, u8, &'static str)>,
     /// A Polycom phone's part number (its boot files are named by it).
     pub part: Option<&'static str>,
+    agent: &'static str,
+    pub steps: &'static [Step],
 }
 
 impl Spec {
+    pub fn new(family: &'static Family, p: &'static LabPhone) -> Spec {
+        Spec {
+            family,
+            profile: p.profile,
+            label: p.label,
+            vlan: p.vlan,
+            mac: Mac(p.mac),
+            vendor_class: p.vendor_class,
+            user_class: p.user_class,
+            requests: p.requests,
+            computer: p
+                .computer
+                .map(|(ip, prefix, name)| (Ipv4Addr::from(ip), prefix, name)),
+            part: p.part,
+            agent: p.agent,
+            steps: p.steps,
+        }
+    }
+
     fn identity(&self, requests: &[u8]) -> Identity {
         let mut options = Vec::new();
         if let Some(v) = self.vendor_class {
@@ -79,6 +78,25 @@ impl Spec {
     /// The model the phone would put in its file names.
     fn model(&self) -> Option<&'static str> {
         self.user_class.or(self.vendor_class)
+    }
+
+    /// What its file names are made from.
+    fn vars(&self) -> Vars {
+        Vars {
+            mac: self.mac.bare(),
+            model: self.model().unwrap_or("400HD").to_string(),
+            part: self.part.unwrap_or("0000-00000-000").to_string(),
+            computer: self.computer.map(|c| c.2).unwrap_or_default().to_string(),
+        }
+    }
+
+    /// The User-Agent its HTTP requests carry, in its family's form (the
+    /// model and firmware version, as AudioCodes and Polycom phones send).
+    pub fn user_agent(&self) -> String {
+        let model = self.user_class.or(self.vendor_class).unwrap_or("phone");
+        self.agent
+            .replace("{model}", model)
+            .replace("{mac}", &self.mac.bare())
     }
 }
 
@@ -122,115 +140,12 @@ impl Boot {
     }
 }
 
-/// The lab's phones, one per family. Their MACs carry their makers' OUIs.
-impl Spec {
-    /// The User-Agent its HTTP requests carry, in its family's form (the
-    /// model and firmware version, as AudioCodes and Polycom phones send).
-    pub fn user_agent(&self) -> String {
-        let model = self.user_class.or(self.vendor_class).unwrap_or("phone");
-        match self.family {
-            Family::AudioCodes | Family::AudioCodesSfb | Family::Recovery => {
-                format!("AUDC-IPPhone-{model}_UC_3.4.6.700/1.0")
-            }
-            Family::Polycom => {
-                format!(
-                    "FileTransport PolycomVVX-{model}-UA/6.4.3.5018 (SN:{})",
-                    self.mac.bare()
-                )
-            }
-            _ => "dialtone-phone".to_string(),
-        }
-    }
-}
-
+/// The lab's phones: every family's, in family order. Their MACs carry
+/// their makers' OUIs.
 pub fn lab_phones() -> Vec<Spec> {
-    let mac = |s: &str| s.parse::<Mac>().unwrap_or(Mac([0; 6]));
-    vec![
-        Spec {
-            family: Family::AudioCodes,
-            profile: "audiocodes",
-            label: "AudioCodes 450HD",
-            vlan: "voice",
-            mac: mac("00:90:8f:00:01:00"),
-            vendor_class: Some("450HD"),
-            user_class: Some("450HD"),
-            requests: &[1, 3, 6, 15, 42, 2, 66, 67, 160],
-            computer: None,
-            part: None,
-        },
-        Spec {
-            family: Family::AudioCodesSfb,
-            profile: "audiocodes-sfb",
-            label: "AudioCodes 450HD, Skype for Business",
-            vlan: "voice",
-            mac: mac("00:90:8f:00:02:00"),
-            vendor_class: Some("MS-UC-Client"),
-            user_class: Some("450HD"),
-            requests: &[1, 3, 6, 15, 42, 2, 43, 66, 67, 120, 160],
-            computer: None,
-            part: None,
-        },
-        Spec {
-            family: Family::Polycom,
-            profile: "polycom",
-            label: "Polycom VVX 411",
-            vlan: "voice",
-            mac: mac("00:04:f2:00:03:00"),
-            vendor_class: Some("Polycom-VVX411"),
-            user_class: None,
-            requests: &[1, 3, 6, 15, 42, 2, 66, 160],
-            computer: None,
-            part: Some("3111-48450-001"),
-        },
-        Spec {
-            family: Family::Iss,
-            profile: "interaction-sip-station",
-            label: "Interaction SIP Station (SIP100)",
-            vlan: "voice",
-            mac: mac("00:26:fd:00:04:00"),
-            vendor_class: Some("SIP100"),
-            user_class: None,
-            requests: &[1, 3, 6, 15, 42, 2, 66, 67, 160],
-            computer: None,
-            part: None,
-        },
-        Spec {
-            family: Family::Softphone,
-            profile: "softphone",
-            label: "SIP Soft Phone (PattyJ.lab.voip)",
-            vlan: "voice",
-            mac: mac("02:00:00:00:05:00"),
-            vendor_class: Some("MSFT 5.0"),
-            user_class: None,
-            requests: &[1, 3, 6, 15, 160],
-            computer: Some((Ipv4Addr::new(10, 250, 0, 60), 24, "PattyJ.lab.voip")),
-            part: None,
-        },
-        Spec {
-            family: Family::Recovery,
-            profile: "recovery",
-            label: "AudioCodes 450HD, bricked",
-            vlan: "native",
-            mac: mac("00:90:8f:00:06:00"),
-            vendor_class: None,
-            user_class: Some("450HD"),
-            requests: &[1, 3, 66, 67],
-            computer: None,
-            part: None,
-        },
-        Spec {
-            family: Family::GenericSip,
-            profile: "generic-sip",
-            label: "Spectralink Versity",
-            vlan: "voice",
-            mac: mac("00:90:7a:00:07:00"),
-            vendor_class: Some("Spectralink"),
-            user_class: None,
-            requests: &[1, 3, 6, 15, 42, 2, 66, 160],
-            computer: None,
-            part: None,
-        },
-    ]
+    families::lab_phones()
+        .map(|(f, p)| Spec::new(f, p))
+        .collect()
 }
 
 /// The text of option `code` in `reply`.
@@ -270,22 +185,6 @@ pub fn split_url(url: &str) -> Option<(&str, &str, u16, String)> {
         path.push('/');
     }
     Some((scheme, host, port, path))
-}
-
-/// The attribute `name="..."` in a Polycom XML file.
-pub fn attribute<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let key = format!("{name}=\"");
-    let at = xml.find(&key)? + key.len();
-    let end = xml[at..].find('"')?;
-    Some(&xml[at..at + end])
-}
-
-/// `key=value` from an AudioCodes configuration.
-pub fn setting<'a>(cfg: &'a str, key: &str) -> Option<&'a str> {
-    cfg.lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim())
 }
 
 /// Everything a boot needs from the phones' side, on one thread in the
@@ -419,106 +318,70 @@ impl Phone<'_> {
         Ok(())
     }
 
-    fn audiocodes(&mut self, reply: &ParsedReply) -> Result<String, String> {
-        let base = self.provisioning(reply)?;
-        let model = self.spec.model().unwrap_or("400HD");
-        let image = text(reply, opt::BOOTFILE).unwrap_or_else(|| format!("{model}.img"));
-        self.firmware(&base, &image)?;
-        let mac = self.spec.mac.bare().to_ascii_uppercase();
-        let cfg = self
-            .http(&base, &format!("{mac}.cfg"), false)
-            .ok_or_else(|| format!("no {mac}.cfg"))?;
-        self.http(&base, &format!("{model}.cfg"), true);
-        let cfg = String::from_utf8_lossy(&cfg).into_owned();
-        let line = setting(&cfg, "voip/line/0/id").unwrap_or("-").to_string();
-        let host = setting(&cfg, "voip/signalling/sip/proxy_address")
-            .ok_or("its configuration names no proxy")?
-            .to_string();
-        let port = setting(&cfg, "voip/signalling/sip/proxy_port")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(5060);
-        let target = if self.spec.family == Family::AudioCodesSfb {
-            // The Skype for Business pool named in options 43 and 120.
-            self.registrar(&host, 0, "_sipinternaltls._tcp")?
-        } else {
-            self.registrar(&host, port, "_sip._udp")?
+    /// The family's steps after the DHCP answer, each decided from what the
+    /// phone received so far.
+    fn run(&mut self, reply: &ParsedReply) -> Result<String, String> {
+        let vars = self.spec.vars();
+        let mut base: Option<(Ipv4Addr, u16, String)> = None;
+        let mut got = families::Fetched {
+            files: Vec::new(),
+            domain: text(reply, opt::DOMAIN_NAME),
         };
-        Ok(format!("registers line {line} at {target}"))
-    }
-
-    fn polycom(&mut self, reply: &ParsedReply) -> Result<String, String> {
-        let base = self.provisioning(reply)?;
-        let part = self.spec.part.unwrap_or("0000-00000-000");
-        self.http(&base, &format!("{part}.bootrom.ld"), true);
-        let mac = self.spec.mac.bare();
-        let master = self
-            .http(&base, &format!("{mac}.cfg"), false)
-            .ok_or_else(|| format!("no {mac}.cfg"))?;
-        let master = String::from_utf8_lossy(&master).into_owned();
-        if let Some(app) = attribute(&master, "APP_FILE_PATH").filter(|a| !a.is_empty()) {
-            let app = app.replace("[PHONE_PART_NUMBER]", part);
-            self.http(&base, &app, false)
-                .ok_or_else(|| format!("no application {app}"))?;
-        }
-        let mut registration = None;
-        for name in attribute(&master, "CONFIG_FILES")
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-        {
-            let name = name.replace("[MACADDRESS]", &mac);
-            let body = self
-                .http(&base, &name, false)
-                .ok_or_else(|| format!("no {name}"))?;
-            let body = String::from_utf8_lossy(&body).into_owned();
-            if attribute(&body, "reg.1.address").is_some() {
-                registration = Some(body);
+        let mut result = Err("its boot has no last step".to_string());
+        for step in self.spec.steps {
+            let server = |base: &Option<(Ipv4Addr, u16, String)>| {
+                base.clone().ok_or("no provisioning server".to_string())
+            };
+            match *step {
+                Step::ProvisioningUrl => base = Some(self.provisioning(reply)?),
+                Step::Firmware { requires_67 } => {
+                    let base = server(&base)?;
+                    let image = match text(reply, opt::BOOTFILE) {
+                        Some(i) => i,
+                        None if requires_67 => return Err("no option 67".into()),
+                        None => format!("{}.img", vars.model),
+                    };
+                    self.firmware(&base, &image)?;
+                }
+                Step::Get { name, optional } => {
+                    let base = server(&base)?;
+                    let name = vars.fill(name);
+                    match self.http(&base, &name, optional) {
+                        Some(body) => got.files.push((name, body)),
+                        None if optional => {}
+                        None => return Err(format!("no {name}")),
+                    }
+                }
+                Step::Listed(list) => {
+                    let base = server(&base)?;
+                    let last = got
+                        .files
+                        .last()
+                        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default();
+                    for name in list(&last, &vars) {
+                        let body = self
+                            .http(&base, &name, false)
+                            .ok_or_else(|| format!("no {name}"))?;
+                        got.files.push((name, body));
+                    }
+                }
+                Step::Reflash { requests } => result = recovered(self, reply, requests),
+                Step::Register { read, srv } => {
+                    let r = read(&got)?;
+                    let target = self.registrar(&r.host, r.port, srv)?;
+                    result = Ok(match r.line {
+                        Some(line) => format!("registers line {line} at {target}"),
+                        None => format!("registers at {target}"),
+                    });
+                }
+                Step::Configured => {
+                    let n = got.files.last().map_or(0, |(_, b)| b.len());
+                    result = Ok(format!("configured ({n} bytes)"));
+                }
             }
         }
-        let reg = registration.ok_or("no CONFIG_FILES entry holds a registration")?;
-        let line = attribute(&reg, "reg.1.address").unwrap_or("-").to_string();
-        let host = attribute(&reg, "reg.1.server.1.address")
-            .ok_or("its registration names no server")?
-            .to_string();
-        let port = attribute(&reg, "reg.1.server.1.port")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(5060);
-        let target = self.registrar(&host, port, "_sip._udp")?;
-        Ok(format!("registers line {line} at {target}"))
-    }
-
-    fn iss(&mut self, reply: &ParsedReply) -> Result<String, String> {
-        let base = self.provisioning(reply)?;
-        let image = text(reply, opt::BOOTFILE).ok_or("no option 67")?;
-        self.firmware(&base, &image)?;
-        self.http(&base, "config_files", false)
-            .ok_or("no config_files")?;
-        let mac = self.spec.mac.bare().to_ascii_uppercase();
-        let cfg = self
-            .http(&base, &format!("{mac}.cfg"), false)
-            .ok_or_else(|| format!("no {mac}.cfg"))?;
-        let cfg = String::from_utf8_lossy(&cfg).into_owned();
-        let domain = text(reply, opt::DOMAIN_NAME).unwrap_or_default();
-        let host = setting(&cfg, "sip_server").unwrap_or(&domain).to_string();
-        let target = self.registrar(&host, 0, "_sip._udp")?;
-        Ok(format!("registers at {target}"))
-    }
-
-    fn softphone(&mut self, reply: &ParsedReply) -> Result<String, String> {
-        let base = self.provisioning(reply)?;
-        let (_, _, computer) = self.spec.computer.ok_or("no computer name")?;
-        let name = format!("{computer}.i3sipcfg");
-        let cfg = self
-            .http(&base, &name, false)
-            .ok_or_else(|| format!("no {name}"))?;
-        Ok(format!("configured ({} bytes)", cfg.len()))
-    }
-
-    fn generic(&mut self, reply: &ParsedReply) -> Result<String, String> {
-        let domain = text(reply, opt::DOMAIN_NAME).ok_or("no option 15")?;
-        let target = self.registrar(&domain, 0, "_sip._udp")?;
-        Ok(format!("registers at {target}"))
+        result
     }
 }
 
@@ -570,14 +433,7 @@ pub fn boot(ns: &Netns, interface: &str, spec: &Spec) -> Boot {
             boot: so_far,
         };
         phone.time(&reply);
-        phone.boot.result = match spec.family {
-            Family::AudioCodes | Family::AudioCodesSfb => phone.audiocodes(&reply),
-            Family::Polycom => phone.polycom(&reply),
-            Family::Iss => phone.iss(&reply),
-            Family::Softphone => phone.softphone(&reply),
-            Family::Recovery => recovered(&mut phone, &reply),
-            Family::GenericSip => phone.generic(&reply),
-        };
+        phone.boot.result = phone.run(&reply);
         Ok(phone.boot)
     });
     match ran {
@@ -606,7 +462,7 @@ fn dhcp(ns: &Netns, interface: &str, spec: &Spec) -> anyhow::Result<ParsedReply>
 
 /// A bricked phone: the image from option 67 over TFTP from option 66,
 /// whole; then it reboots and asks again as an ordinary phone would.
-fn recovered(phone: &mut Phone, reply: &ParsedReply) -> Result<String, String> {
+fn recovered(phone: &mut Phone, reply: &ParsedReply, requests: &[u8]) -> Result<String, String> {
     let server = text(reply, opt::TFTP_SERVER).ok_or("no option 66")?;
     let server: Ipv4Addr = server
         .parse()
@@ -625,7 +481,7 @@ fn recovered(phone: &mut Phone, reply: &ParsedReply) -> Result<String, String> {
     // options of a working phone; on the native VLAN, 132 sends it on.
     let mut again = phone.spec.clone();
     again.vendor_class = phone.spec.user_class;
-    let who = again.identity(&[1, 3, 6, 15, 42, 2, 132, 160]);
+    let who = again.identity(requests);
     let back =
         clients::lease(&phone.interface, &who).map_err(|e| format!("after the image: {e}"))?;
     let vlan = text(&back, opt::VLAN_ID)
@@ -661,49 +517,21 @@ mod tests {
     }
 
     #[test]
-    fn polycom_attributes_and_audiocodes_settings_are_read() {
-        let xml = r#"<APPLICATION APP_FILE_PATH="sip.ld" CONFIG_FILES="a.cfg, b.cfg"/>"#;
-        assert_eq!(attribute(xml, "APP_FILE_PATH"), Some("sip.ld"));
-        assert_eq!(attribute(xml, "CONFIG_FILES"), Some("a.cfg, b.cfg"));
-        assert_eq!(attribute(xml, "MISC_FILES"), None);
-        let cfg = "# comment\nvoip/line/0/id=7501\nvoip/signalling/sip/proxy_address = lab.voip\n";
-        assert_eq!(setting(cfg, "voip/line/0/id"), Some("7501"));
-        assert_eq!(
-            setting(cfg, "voip/signalling/sip/proxy_address"),
-            Some("lab.voip")
-        );
-        assert_eq!(setting(cfg, "voip/line/0"), None);
-    }
-
-    #[test]
-    fn every_family_has_one_lab_phone_with_its_makers_oui() {
+    fn lab_phones_send_their_identity() {
         let phones = lab_phones();
-        for family in [
-            Family::AudioCodes,
-            Family::AudioCodesSfb,
-            Family::Polycom,
-            Family::Iss,
-            Family::Softphone,
-            Family::Recovery,
-            Family::GenericSip,
-        ] {
-            assert_eq!(phones.iter().filter(|p| p.family == family).count(), 1);
-        }
-        for p in &phones {
-            let oui = &p.mac.bare()[..6];
-            let want = match p.family {
-                Family::AudioCodes | Family::AudioCodesSfb | Family::Recovery => "00908f",
-                Family::Polycom => "0004f2",
-                Family::Iss => "0026fd",
-                Family::GenericSip => "00907a",
-                Family::Softphone => "020000",
-            };
-            assert_eq!(oui, want, "{}", p.label);
-        }
+        assert_eq!(
+            phones.len(),
+            families::ALL.iter().map(|f| f.lab.len()).sum::<usize>()
+        );
         // A model in option 77 goes in RFC 3004's length-prefixed form.
-        let bricked = phones.iter().find(|p| p.family == Family::Recovery);
+        let bricked = phones.iter().find(|p| p.profile == "recovery");
         let who = bricked.map(|p| p.identity(p.requests));
         let options = who.map(|w| w.options).unwrap_or_default();
         assert_eq!(options, [(77, b"\x05450HD".to_vec())]);
+        let poly = phones.iter().find(|p| p.profile == "polycom");
+        assert_eq!(
+            poly.map(Spec::user_agent).as_deref(),
+            Some("FileTransport PolycomVVX-Polycom-VVX411-UA/6.4.3.5018 (SN:0004f2000300)")
+        );
     }
 }

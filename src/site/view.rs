@@ -12,8 +12,8 @@ use super::Site;
 use super::boot::{self, BootLine};
 use crate::config::Config;
 use crate::dhcp::server::Published;
+use crate::inventory::Phone;
 use crate::inventory::seen::{Fetch, Sighting, identity};
-use crate::inventory::{Family, Phone};
 use crate::leases::Lease;
 use crate::units::Mac;
 
@@ -480,16 +480,7 @@ pub fn page(site: &Site, filter: Filter, now: u64) -> Page {
 }
 
 pub fn families() -> Vec<&'static str> {
-    [
-        Family::AudioCodes,
-        Family::Polycom,
-        Family::Iss,
-        Family::SoftPhone,
-        Family::Generic,
-    ]
-    .iter()
-    .map(|f| f.name())
-    .collect()
+    crate::families::ALL.iter().map(|f| f.name).collect()
 }
 
 pub fn switchovers(site: &Site, config: &Config) -> Vec<SwitchoverRow> {

@@ -86,7 +86,7 @@ label = "Line1"
 register = "10.250.1.151:8060"
 "#,
         root = dir.display(),
-        dns = crate::demo::LAB_DNS,
+        dns = include_str!("../../../config/lab/dns.toml"),
     );
     let text = edit(text);
     let config = Arc::new(crate::config::Config::parse("gen.toml", &text).unwrap());
