@@ -111,7 +111,7 @@ pub const NOW: u64 = 1_800_000_000;
 
 fn fixture() -> &'static Arc<Config> {
     static C: OnceLock<Arc<Config>> = OnceLock::new();
-    C.get_or_init(|| match Config::parse_offline("fixture", FIXTURE) {
+    C.get_or_init(|| match Config::parse("fixture", FIXTURE) {
         Ok(c) => Arc::new(c),
         Err(e) => panic!("the fuzz fixture does not load: {e}"),
     })
@@ -426,11 +426,11 @@ pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(c) = Config::parse_offline("fuzz.toml", text) else {
+    let Ok(c) = Config::parse("fuzz.toml", text) else {
         return;
     };
     let normal = c.to_normalized_toml();
-    match Config::parse_offline("normalized.toml", &normal) {
+    match Config::parse("normalized.toml", &normal) {
         Ok(again) => assert_eq!(again.to_normalized_toml(), normal),
         Err(e) => panic!("the normalized form does not load: {e}\n{normal}"),
     }

@@ -58,6 +58,11 @@ enum Cmd {
         /// Print nothing when the file is good (only errors, on stderr).
         #[arg(long, short)]
         quiet: bool,
+        /// Judge the files alone, as on another machine: host names in
+        /// option values must be defined in [dns] (the system resolver is
+        /// not asked), and this machine's interfaces are not compared.
+        #[arg(long)]
+        offline: bool,
     },
     /// Show the lease table.
     Leases {
@@ -357,14 +362,25 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             print!("{}", dialtone::config::profiles::describe()?);
             Ok(())
         }
-        Cmd::Check { config, quiet } => {
-            let c = Config::load(&config)?;
+        Cmd::Check {
+            config,
+            quiet,
+            offline,
+        } => {
+            use dialtone::config::lookup;
             use dialtone::net::ifaces;
+            let c = if offline {
+                Config::load_with(&config, &lookup::Offline)?
+            } else {
+                Config::load(&config)?
+            };
             let here = |name: &str| {
                 ifaces::exists(name).then(|| ifaces::ipv4_addrs(name).unwrap_or_default())
             };
-            for w in dialtone::config::warnings::interfaces(&c, here) {
-                eprintln!("{}: warning: {w}", config.display());
+            if !offline {
+                for w in dialtone::config::warnings::interfaces(&c, here) {
+                    eprintln!("{}: warning: {w}", config.display());
+                }
             }
             for w in dialtone::config::admin::warnings(&c.admin) {
                 eprintln!("{}: warning: {w}", config.display());

@@ -53,6 +53,42 @@ fn check_names_file_line_and_key() {
 }
 
 #[test]
+fn check_offline_asks_no_resolver_and_compares_no_interfaces() {
+    let dir = std::env::temp_dir().join(format!("dialtone-cli-offline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("names.toml");
+    // `localhost` is known to the system resolver (/etc/hosts), not to [dns];
+    // `nosuch0` is not an interface of this machine.
+    std::fs::write(
+        &f,
+        "[server]\ninterfaces = [\"nosuch0\"]\n\n[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\n\
+         pool = [\"10.0.0.10-10.0.0.20\"]\noptions.ntp_servers = [\"localhost\"]\n",
+    )
+    .unwrap();
+    let online = dialtone(&[OsStr::new("check"), OsStr::new("--config"), f.as_os_str()]);
+    assert!(online.ok, "{}", online.stderr);
+    assert!(online.stdout.contains("127.0.0.1"), "{}", online.stdout);
+    assert!(online.stderr.contains("nosuch0"), "{}", online.stderr);
+    let offline = dialtone(&[
+        OsStr::new("check"),
+        OsStr::new("--offline"),
+        OsStr::new("--config"),
+        f.as_os_str(),
+    ]);
+    assert!(!offline.ok);
+    assert!(
+        offline.stderr.contains(&format!(
+            "{}:7:23: dhcp.subnet[0].options.ntp_servers: `localhost` is not defined in [dns] (names are not resolved here)",
+            f.display()
+        )),
+        "{}",
+        offline.stderr
+    );
+    assert!(!offline.stderr.contains("nosuch0"), "{}", offline.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn profiles_lists_every_family() {
     let out = dialtone(&["profiles"]);
     assert!(out.ok);

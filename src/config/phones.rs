@@ -279,7 +279,7 @@ pub fn parse_phones_file(
         file,
         text,
         local: Default::default(),
-        resolve: false,
+        names: &super::lookup::Offline,
     };
     let de = toml::de::Deserializer::parse(text).map_err(|e| cx.toml_error("", &e))?;
     let raw: RawPhonesFile = serde_path_to_error::deserialize(de).map_err(|e| {

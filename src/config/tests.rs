@@ -1,4 +1,6 @@
 use super::*;
+use crate::dhcp::options::{self as opt, AddrSpec, OptionValue};
+use std::net::Ipv4Addr;
 
 const EXAMPLE: &str = include_str!("../../config/dialtone.toml");
 
@@ -244,11 +246,41 @@ fn option_host_names_defined_in_dns_come_from_the_config() {
             AddrSpec::Ip(a),
         ])
     );
-    // Without [dns] the same name goes to the system resolver and fails.
+    // Without [dns] the same name goes to the lookup given, never to the
+    // host's resolver unless asked.
     let without_dns = text.split("\n[dns]").next().unwrap_or_default();
     let e = err(without_dns);
     assert!(
-        e.to_string().contains("cannot resolve `VM40IC2.lab.voip.`"),
+        e.to_string()
+            .contains("`VM40IC2.lab.voip.` is not defined in [dns] (names are not resolved here)"),
+        "{e}"
+    );
+    let table = super::lookup::Table(vec![
+        ("vm40ic2.lab.voip".into(), vec![b]),
+        ("provision".into(), vec![a, b]),
+        ("dialtone".into(), vec![a]),
+        ("vm40ic1".into(), vec![a]),
+    ]);
+    let c = Config::parse_with("t.toml", without_dns, &table).expect("resolved by the table");
+    let host = c.dhcp.hosts.last().expect("the host");
+    assert_eq!(
+        host.options[&opt::NTP_SERVERS],
+        OptionValue::Addrs(vec![
+            AddrSpec::Ip(b),
+            AddrSpec::Ip(a),
+            AddrSpec::Ip(b),
+            AddrSpec::Ip(a),
+            AddrSpec::Ip(a),
+        ])
+    );
+    let e = Config::parse_with(
+        "t.toml",
+        &without_dns.replace("\"vm40ic1\"", "\"vm40ic3\""),
+        &table,
+    )
+    .expect_err("not in the table");
+    assert!(
+        e.to_string().contains("`vm40ic3` is not in the table"),
         "{e}"
     );
 }

@@ -482,6 +482,44 @@ pub fn user_class_instances(data: &[u8]) -> Vec<Vec<u8>> {
     }
 }
 
+/// `hex:0a0b`, `text:...`, or plain text.
+pub fn typed_bytes(s: &str) -> Result<Vec<u8>, String> {
+    if let Some(h) = s.strip_prefix("hex:") {
+        parse_hex(h)
+    } else if let Some(t) = s.strip_prefix("text:") {
+        Ok(t.as_bytes().to_vec())
+    } else {
+        Ok(s.as_bytes().to_vec())
+    }
+}
+
+/// A raw option: `hex:0a0b`, `text:...` (placeholders allowed) or `ip:a,b,self`.
+pub fn raw_value(s: &str) -> Result<OptionValue, String> {
+    if let Some(h) = s.strip_prefix("hex:") {
+        return parse_hex(h).map(OptionValue::Bytes);
+    }
+    if let Some(t) = s.strip_prefix("text:") {
+        return Template::parse(t).map(OptionValue::Text);
+    }
+    if let Some(list) = s.strip_prefix("ip:") {
+        let mut out = Vec::new();
+        for a in list.split(',') {
+            let a = a.trim();
+            if a == "self" {
+                out.push(AddrSpec::SelfAddr);
+            } else {
+                out.push(AddrSpec::Ip(a.parse().map_err(|_| {
+                    format!("`{a}` is not an IPv4 address or \"self\"")
+                })?));
+            }
+        }
+        return Ok(OptionValue::Addrs(out));
+    }
+    Err(format!(
+        "`{s}` has no type (expected \"hex:0a0b\", \"text:...\" or \"ip:10.0.0.1,self\")"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,9 +13,6 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use crate::config::{Dns, SwitchoverMode};
 use crate::units::Ipv4Net;
 
-/// The bare name AudioCodes phones look up (PHONES.md section 4).
-pub const PROVISIONING_SERVER: &str = "provisioningserver";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rcode {
     NoError,
@@ -50,7 +47,8 @@ impl Answer {
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
     Apex,
-    /// The appliance itself (its own name and `ProvisioningServer`).
+    /// The appliance itself (its own name and the names families look up
+    /// for it, such as AudioCodes' `ProvisioningServer`).
     Appliance,
     Host(Vec<Ipv4Addr>),
     /// A switchover's provision name: one A per healthy member.
@@ -140,7 +138,9 @@ impl Zone {
         let mut ptr = HashMap::new();
         nodes.insert(String::new(), Node::Apex);
         nodes.insert(dns.self_name.clone(), Node::Appliance);
-        nodes.insert(PROVISIONING_SERVER.into(), Node::Appliance);
+        for name in crate::families::appliance_names() {
+            nodes.insert(name, Node::Appliance);
+        }
         for h in &dns.hosts {
             if let Node::Host(ips) = nodes
                 .entry(h.name.clone())

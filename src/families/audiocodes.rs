@@ -158,6 +158,8 @@ options.bootfile = "{image}"
         ("440HD", "440hd.img"),
     ],
     agents: &["AUDC-IPPhone"],
+    // The bare name of its static DNS method (PHONES.md section 4).
+    appliance_names: &["ProvisioningServer"],
     generated: &[Generated {
         name: "{MAC}.cfg",
         template: "audiocodes.cfg",

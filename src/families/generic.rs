@@ -36,6 +36,7 @@ defaults.ntp_servers = ["self"]
     }],
     images: &[],
     agents: &[],
+    appliance_names: &[],
     generated: &[],
     lab: &[LabPhone {
         profile: "generic-sip",

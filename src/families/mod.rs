@@ -298,8 +298,11 @@ pub struct Family {
     pub profiles: &'static [Profile],
     /// Image names per model its documents give (`{image}`).
     pub images: &'static [(&'static str, &'static str)],
-    /// The start of its HTTP User-Agent, any case.
+    /// What its HTTP User-Agent holds, any case.
     pub agents: &'static [&'static str],
+    /// Names the voice zone answers with the appliance's own address
+    /// because the family looks them up bare.
+    pub appliance_names: &'static [&'static str],
     /// The configuration files dialtone writes for its phones; a phone of a
     /// family with some that is not in the inventory gets provisional ones.
     pub generated: &'static [Generated],
@@ -372,6 +375,13 @@ pub fn of_agent(agent: &str) -> Option<&'static Family> {
             .iter()
             .any(|a| lower.contains(&a.to_ascii_lowercase()))
     })
+}
+
+/// The names every family looks up for the appliance, lower-case.
+pub fn appliance_names() -> impl Iterator<Item = String> {
+    ALL.iter()
+        .flat_map(|f| f.appliance_names.iter())
+        .map(|n| n.to_ascii_lowercase())
 }
 
 /// Every built-in profile, with its family.

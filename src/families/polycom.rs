@@ -74,6 +74,7 @@ defaults.ntp_servers = ["self"]
     }],
     images: &[],
     agents: &["PolycomVVX", "PolycomSoundPoint"],
+    appliance_names: &[],
     generated: &[
         Generated {
             name: "{mac}.cfg",

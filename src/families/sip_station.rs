@@ -53,6 +53,7 @@ defaults.bootfile = "{image}"
     // CIC's lower-case names (PHONES.md section 2).
     images: &[("SIP100", "sip100.img"), ("SIP200", "sip200.img")],
     agents: &[],
+    appliance_names: &[],
     generated: &[],
     lab: &[LabPhone {
         profile: "interaction-sip-station",

@@ -25,6 +25,7 @@ defaults.provisioning_url = "{http}/"
     }],
     images: &[],
     agents: &[],
+    appliance_names: &[],
     generated: &[],
     lab: &[LabPhone {
         profile: "softphone",
