@@ -14,32 +14,41 @@
 //! (docs/benchmarks.md, "The lockstep row", has the measurements.)
 //!
 //! Each transfer's state is its `Window` (which blocks to send, no I/O) and
-//! its `Source` (the file, read ahead in large chunks off the runtime);
-//! this module moves datagrams between them and the socket, keeps each
-//! transfer's deadline, and reports each transfer once when it ends.
-//! Uploads keep a socket of their own (upload.rs).
+//! its `Source` (`source.rs`: the file, read ahead in large chunks off the
+//! runtime); this module's task moves datagrams between them and the
+//! socket, keeps each transfer's deadline, and reports each transfer once
+//! when it ends. `batch.rs` holds the batched system calls, `plan.rs` the
+//! pure grouping of a send into messages. Uploads keep a socket of their
+//! own (upload.rs).
+
+mod batch;
+mod plan;
+mod source;
+
+pub(super) use source::Source;
+
+use batch::{CutRefused, next_closed_port, recv_batch, recv_one, segment_max, send_batch};
+use plan::Out;
+use source::Slice;
 
 use std::collections::HashMap;
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
-use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg};
+use bytes::Bytes;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
 use super::pace;
-use super::packet::{self, Mode, Packet};
+use super::packet::{self, Packet};
 use super::server::Tftp;
 use super::window::{Resend, Step, Window, wire_number};
-use crate::files::resolve::{Body, Found, Stamp, fill_at, read_chunk};
 use crate::files::transfers::{Outcome, Tracked, Transfer};
 
 /// Datagrams taken per receive call, and at most sent per send call.
@@ -104,15 +113,6 @@ impl Mux {
     }
 }
 
-/// The largest UDP payload `interface` carries in one unfragmented IPv4
-/// packet (its MTU less 28 bytes of headers); 0 when it cannot be read.
-fn segment_max(interface: &str) -> usize {
-    std::fs::read_to_string(format!("/sys/class/net/{interface}/mtu"))
-        .ok()
-        .and_then(|m| m.trim().parse::<usize>().ok())
-        .map_or(0, |mtu| mtu.saturating_sub(28))
-}
-
 /// A read ready to start: the file found, the options negotiated.
 pub(super) struct Read {
     pub client: SocketAddrV4,
@@ -130,112 +130,6 @@ pub(super) struct Read {
     pub _hold: super::server::Hold,
 }
 
-/// The bytes of a read: a file read ahead in large chunks off the runtime,
-/// or (generated files, netascii) bytes in memory.
-pub(super) struct Source {
-    file: Option<Arc<std::fs::File>>,
-    /// The file as it was when the transfer began: every chunk is checked
-    /// against it before and after it is read, so a file written in place
-    /// meanwhile ends the transfer with an ERROR, never a mix.
-    stamp: Option<Stamp>,
-    pub size: u64,
-    /// Bytes `chunk_at..` of the transfer (all of them when in memory).
-    chunk: Bytes,
-    chunk_at: u64,
-}
-
-/// Where a block's bytes are.
-#[derive(Debug, PartialEq)]
-enum Slice {
-    Ready(Bytes),
-    /// Read the chunk starting here first.
-    Load(u64),
-    /// A chunk read from here came back short: the file shrank.
-    Shrank,
-}
-
-impl Source {
-    pub async fn new(found: Found, mode: Mode) -> io::Result<Source> {
-        let bytes = match (found.body, mode) {
-            (Body::File(f), Mode::Octet) => {
-                return Ok(Source {
-                    stamp: Some(Stamp::of(&f)?),
-                    file: Some(Arc::new(f)),
-                    size: found.size,
-                    chunk: Bytes::new(),
-                    chunk_at: 0,
-                });
-            }
-            (Body::Bytes(b), _) => b,
-            (Body::File(_), Mode::Netascii) if found.size > NETASCII_MAX => {
-                return Err(io::Error::other(format!(
-                    "netascii transfers are limited to {} MiB; ask in octet mode",
-                    NETASCII_MAX >> 20
-                )));
-            }
-            (Body::File(f), Mode::Netascii) => {
-                Bytes::from(read_chunk(Arc::new(f), 0, found.size as usize).await?)
-            }
-        };
-        Ok(Source::in_memory(match mode {
-            Mode::Octet => bytes,
-            Mode::Netascii => Bytes::from(packet::to_netascii(&bytes)),
-        }))
-    }
-
-    fn in_memory(bytes: Bytes) -> Source {
-        Source {
-            file: None,
-            stamp: None,
-            size: bytes.len() as u64,
-            chunk: bytes,
-            chunk_at: 0,
-        }
-    }
-
-    /// Bytes `at..at+len` (shorter at the end of the file).
-    fn slice(&self, at: u64, len: usize) -> Slice {
-        let end = (at + len as u64).min(self.size);
-        if at >= end {
-            return Slice::Ready(Bytes::new());
-        }
-        let chunk_end = self.chunk_at + self.chunk.len() as u64;
-        if self.chunk_at <= at && end <= chunk_end {
-            let from = (at - self.chunk_at) as usize;
-            return Slice::Ready(self.chunk.slice(from..(end - self.chunk_at) as usize));
-        }
-        match &self.file {
-            // In memory, every byte is there: a range past them cannot be.
-            None => Slice::Shrank,
-            Some(_) if self.chunk_at == at && !self.chunk.is_empty() => Slice::Shrank,
-            Some(_) => Slice::Load(at),
-        }
-    }
-
-    /// Reads the chunk at `at` off the runtime and posts it to `done`,
-    /// reusing the current chunk's memory when nothing else holds it.
-    fn load(&mut self, at: u64, want: usize, done: mpsc::UnboundedSender<Loaded>, key: Key) {
-        let (Some(file), Some(stamp)) = (self.file.clone(), self.stamp) else {
-            return;
-        };
-        let old = std::mem::take(&mut self.chunk);
-        let mut buf = old.try_into_mut().unwrap_or_else(|_| BytesMut::new());
-        tokio::task::spawn_blocking(move || {
-            buf.resize(want, 0);
-            let result = stamp
-                .check(&file)
-                .and_then(|()| fill_at(&file, &mut buf, at))
-                .and_then(|n| stamp.check(&file).map(|()| n));
-            buf.truncate(*result.as_ref().unwrap_or(&0));
-            let _ = done.send(Loaded {
-                key,
-                at,
-                result: result.map(|_| buf.freeze()),
-            });
-        });
-    }
-}
-
 /// A transfer's key: its client, and a serial number that tells a new
 /// transfer from an old one from the same port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,27 +143,6 @@ struct Loaded {
     key: Key,
     at: u64,
     result: io::Result<Bytes>,
-}
-
-/// One datagram to send.
-struct Out {
-    to: SocketAddrV4,
-    /// The DATA header (empty for an OACK or ERROR, whose bytes are all in
-    /// `body`).
-    head: [u8; 4],
-    head_len: usize,
-    body: Bytes,
-}
-
-impl Out {
-    fn whole(to: SocketAddrV4, body: Bytes) -> Out {
-        Out {
-            to,
-            head: [0; 4],
-            head_len: 0,
-            body,
-        }
-    }
 }
 
 /// A read in progress.
@@ -540,8 +413,7 @@ impl Task {
         let waiting = flow.waiting.take();
         let end = match l.result {
             Ok(chunk) => {
-                flow.read.source.chunk = chunk;
-                flow.read.source.chunk_at = l.at;
+                flow.read.source.loaded(l.at, chunk);
                 waiting.and_then(|r| self.outbox.send(flow, r))
             }
             Err(e) => {
@@ -698,294 +570,9 @@ impl Task {
     }
 }
 
-/// Whether a send failed because the message was to be cut into
-/// datagrams (UDP GSO) where that cannot be done.
-fn cutting_refused(e: &io::Error) -> bool {
-    [
-        libc::EINVAL,
-        libc::EIO,
-        libc::EMSGSIZE,
-        libc::EOPNOTSUPP,
-        libc::ENOPROTOOPT,
-    ]
-    .contains(&e.raw_os_error().unwrap_or(0))
-}
-
-/// Takes the datagrams waiting (up to `BATCH`) into `inbox`, one per
-/// `DATAGRAM` bytes, their lengths and senders into `got`.
-/// The message headers are built for each call: they hold raw pointers,
-/// so they cannot live in the task across its awaits (a spawned task must
-/// be `Send`); one allocation per batch, against a system call per batch.
-fn recv_batch(
-    sock: &UdpSocket,
-    inbox: &mut [u8],
-    got: &mut Vec<(usize, SocketAddrV4)>,
-) -> io::Result<usize> {
-    got.clear();
-    let mut headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
-    let mut slices: Vec<[IoSliceMut; 1]> = inbox
-        .chunks_mut(DATAGRAM)
-        .map(|c| [IoSliceMut::new(c)])
-        .collect();
-    let received = recvmmsg(
-        sock.as_raw_fd(),
-        &mut headers,
-        slices.iter_mut(),
-        MsgFlags::MSG_DONTWAIT,
-        None,
-    )
-    .map_err(io::Error::from)?;
-    for m in received {
-        if let Some(a) = m.address {
-            got.push((m.bytes.min(DATAGRAM), SocketAddrV4::new(a.ip(), a.port())));
-        }
-    }
-    Ok(got.len())
-}
-
-/// The client of the next "port unreachable" in the socket's error queue;
-/// `None` once the queue is empty. Other errors in the queue are passed
-/// over: the transfer resends, or times out.
-fn next_closed_port(sock: &UdpSocket) -> Option<SocketAddrV4> {
-    use nix::sys::socket::{ControlMessageOwned, recvmsg};
-    loop {
-        let mut buf = [0u8; 64];
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in);
-        let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
-        let msg = recvmsg::<SockaddrIn>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), flags).ok()?;
-        // The address of an error-queue message is where the datagram
-        // that met the error was going.
-        let to = msg.address.map(|a| SocketAddrV4::new(a.ip(), a.port()));
-        let refused = msg.cmsgs().ok().into_iter().flatten().any(|c| {
-            matches!(c, ControlMessageOwned::Ipv4RecvErr(e, _) if e.ee_errno == libc::ECONNREFUSED as u32)
-        });
-        if let (true, Some(to)) = (refused, to) {
-            return Some(to);
-        }
-    }
-}
-
-/// Takes one waiting datagram, as `recv_batch` would; for the lone
-/// client's poll, which tries many times and mostly finds nothing.
-fn recv_one(
-    sock: &UdpSocket,
-    inbox: &mut [u8],
-    got: &mut Vec<(usize, SocketAddrV4)>,
-) -> io::Result<usize> {
-    use nix::sys::socket::recvfrom;
-    got.clear();
-    let (n, from) = recvfrom::<SockaddrIn>(sock.as_raw_fd(), &mut inbox[..DATAGRAM])
-        .map_err(io::Error::from)?;
-    if let Some(a) = from {
-        got.push((n.min(DATAGRAM), SocketAddrV4::new(a.ip(), a.port())));
-    }
-    Ok(got.len())
-}
-
-/// The most datagrams the kernel cuts one message into (UDP_MAX_SEGMENTS).
-const MAX_SEGMENTS: usize = 128;
-/// The most bytes one UDP message carries.
-const MAX_MESSAGE: usize = 65_507;
-
-/// How one send call carries the front of the queue: each message is a run
-/// of queued datagrams; a run of more than one (consecutive blocks to one
-/// client, all of one size but the last) goes as one message that the
-/// kernel cuts into datagrams of `segment` bytes (UDP GSO), so a window
-/// crosses the stack once instead of once per block.
-#[derive(Debug)]
-struct Plan {
-    messages: Vec<std::ops::Range<usize>>,
-    segment: Option<usize>,
-}
-
-impl Plan {
-    /// Plans at most `BATCH` messages from `out`; runs only when
-    /// `segment_max` (the largest datagram the interface carries whole; 0
-    /// when the kernel cannot cut messages) allows.
-    fn new(out: &[Out], segment_max: usize) -> Plan {
-        let mut plan = Plan {
-            messages: Vec::new(),
-            segment: None,
-        };
-        // The longest lone datagram so far: one cut into segments shorter
-        // than itself would arrive in pieces.
-        let mut longest_single = 0;
-        let mut i = 0;
-        while i < out.len() && plan.messages.len() < BATCH {
-            let first = &out[i];
-            let size = first.len();
-            let mut j = i + 1;
-            if first.head_len == 4 && size <= segment_max {
-                let most = MAX_SEGMENTS.min(MAX_MESSAGE / size.max(1));
-                while j < out.len()
-                    && j - i < most
-                    && out[j].to == first.to
-                    && out[j].head_len == 4
-                    && out[j - 1].len() == size
-                    && out[j].len() <= size
-                {
-                    j += 1;
-                }
-            }
-            if j - i > 1 {
-                match plan.segment {
-                    None if longest_single <= size => plan.segment = Some(size),
-                    Some(s) if s == size => {}
-                    // Another segment size: the next call.
-                    _ => break,
-                }
-            } else {
-                if plan.segment.is_some_and(|s| size > s) {
-                    break;
-                }
-                longest_single = longest_single.max(size);
-            }
-            plan.messages.push(i..j);
-            i = j;
-        }
-        plan
-    }
-
-    /// How many queued datagrams the first `sent` messages carry.
-    fn carried(&self, sent: usize) -> usize {
-        self.messages[..sent].last().map_or(0, |r| r.end)
-    }
-}
-
-impl Out {
-    fn len(&self) -> usize {
-        self.head_len + self.body.len()
-    }
-}
-
-/// Sends the front of `out` with one call, as `Plan` groups it; returns how
-/// many queued datagrams went.
-fn send_batch(sock: &UdpSocket, out: &[Out], segment_max: usize) -> io::Result<usize> {
-    use nix::sys::socket::ControlMessage;
-    let plan = Plan::new(out, segment_max);
-    let parts: Vec<IoSlice> = out[..plan.carried(plan.messages.len())]
-        .iter()
-        .flat_map(|o| [IoSlice::new(&o.head[..o.head_len]), IoSlice::new(&o.body)])
-        .collect();
-    let iovs: Vec<&[IoSlice]> = plan
-        .messages
-        .iter()
-        .map(|r| &parts[2 * r.start..2 * r.end])
-        .collect();
-    let addrs: Vec<Option<SockaddrIn>> = plan
-        .messages
-        .iter()
-        .map(|r| Some(SockaddrIn::from(out[r.start].to)))
-        .collect();
-    let segment = plan.segment.map(|s| s as u16);
-    let cmsgs: Vec<ControlMessage> = segment
-        .as_ref()
-        .map(ControlMessage::UdpGsoSegments)
-        .into_iter()
-        .collect();
-    let space = segment.map(|_| nix::cmsg_space!(u16));
-    let mut headers = MultiHeaders::<SockaddrIn>::preallocate(iovs.len(), space);
-    let sent = sendmmsg(
-        sock.as_raw_fd(),
-        &mut headers,
-        &iovs,
-        addrs,
-        cmsgs,
-        MsgFlags::MSG_DONTWAIT,
-    )
-    .map_err(|errno| {
-        let e = io::Error::from(errno);
-        let cut = plan.messages.first().is_some_and(|r| r.len() > 1);
-        if cut && cutting_refused(&e) {
-            io::Error::other(CutRefused(e))
-        } else {
-            e
-        }
-    })?;
-    Ok(plan.carried(sent.count()))
-}
-
-/// The kernel would not cut a message into datagrams (UDP GSO): the
-/// interface cannot, or its MTU has dropped below a block.
-#[derive(Debug, thiserror::Error)]
-#[error("a window could not be sent as one message: {0}")]
-struct CutRefused(io::Error);
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A source reading `bytes` from a file, and the file's path.
-    fn file_source(bytes: &[u8], tag: &str) -> (Source, std::path::PathBuf) {
-        let path = std::env::temp_dir().join(format!("dialtone-mux-{tag}-{}", std::process::id()));
-        std::fs::write(&path, bytes).unwrap();
-        let f = std::fs::File::open(&path).unwrap();
-        let s = Source {
-            stamp: Some(Stamp::of(&f).unwrap()),
-            file: Some(Arc::new(f)),
-            size: bytes.len() as u64,
-            chunk: Bytes::new(),
-            chunk_at: 0,
-        };
-        (s, path)
-    }
-
-    #[test]
-    fn in_memory_sources_slice_without_loading() {
-        let s = Source::in_memory(Bytes::from_static(b"0123456789"));
-        assert_eq!(s.slice(0, 4), Slice::Ready(Bytes::from_static(b"0123")));
-        assert_eq!(s.slice(8, 4), Slice::Ready(Bytes::from_static(b"89")));
-        // The empty last block of a size that is a multiple of blksize.
-        assert_eq!(s.slice(10, 4), Slice::Ready(Bytes::new()));
-    }
-
-    #[tokio::test]
-    async fn file_sources_load_chunks_and_notice_a_shrunk_file() {
-        let (mut s, path) = file_source(b"abcdefghij", "chunks");
-        assert_eq!(s.slice(4, 4), Slice::Load(4));
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let key = Key {
-            client: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1),
-            serial: 1,
-        };
-        s.load(4, 6, tx.clone(), key);
-        let l = rx.recv().await.unwrap();
-        assert_eq!((l.key, l.at), (key, 4));
-        s.chunk = l.result.unwrap();
-        s.chunk_at = l.at;
-        assert_eq!(s.slice(4, 4), Slice::Ready(Bytes::from_static(b"efgh")));
-        assert_eq!(s.slice(8, 4), Slice::Ready(Bytes::from_static(b"ij")));
-        assert_eq!(s.slice(0, 4), Slice::Load(0));
-        // A file that was 12 bytes when the transfer began and is 10 now:
-        // the chunk read from 8 brings 2 bytes where 4 were due.
-        s.size = 12;
-        s.load(8, 6, tx, key);
-        let l = rx.recv().await.unwrap();
-        s.chunk = l.result.unwrap();
-        s.chunk_at = l.at;
-        assert_eq!(s.slice(8, 4), Slice::Shrank);
-        std::fs::remove_file(path).unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_file_written_in_place_during_a_transfer_fails_its_next_chunk() {
-        let (mut s, path) = file_source(b"abcdefghij", "inplace");
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let key = Key {
-            client: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1),
-            serial: 1,
-        };
-        s.load(0, 4, tx.clone(), key);
-        assert!(rx.recv().await.unwrap().result.is_ok());
-        // The same size, other bytes, written into the same file.
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        std::fs::write(&path, b"ABCDEFGHIJ").unwrap();
-        s.load(4, 6, tx, key);
-        let err = rx.recv().await.unwrap().result.unwrap_err();
-        assert_eq!(err.to_string(), crate::files::resolve::CHANGED);
-        std::fs::remove_file(path).unwrap();
-    }
 
     /// A task on a loopback socket, and the outcomes of the transfers it
     /// has ended (with their details).
@@ -1069,77 +656,5 @@ mod tests {
             "{}",
             ended[0].1
         );
-    }
-
-    /// A queued block of `len` bytes of data to port `port`.
-    fn block(port: u16, len: usize) -> Out {
-        Out {
-            to: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
-            head: [0, 3, 0, 1],
-            head_len: 4,
-            body: Bytes::from(vec![0; len]),
-        }
-    }
-
-    fn whole(port: u16, len: usize) -> Out {
-        Out::whole(
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
-            Bytes::from(vec![0; len]),
-        )
-    }
-
-    /// Each message's first and last-plus-one queued datagram.
-    fn bounds(plan: &Plan) -> Vec<(usize, usize)> {
-        plan.messages.iter().map(|r| (r.start, r.end)).collect()
-    }
-
-    #[test]
-    fn a_window_goes_as_one_message_cut_into_its_blocks() {
-        // Two clients' windows, each ending with a short last block, and an
-        // OACK between them: three messages, cut at 516 bytes.
-        let mut out: Vec<Out> = (0..3).map(|_| block(1, 512)).collect();
-        out.push(block(1, 100));
-        out.push(whole(3, 30));
-        out.extend((0..4).map(|_| block(2, 512)));
-        let plan = Plan::new(&out, 1472);
-        assert_eq!(bounds(&plan), [(0, 4), (4, 5), (5, 9)]);
-        assert_eq!(plan.segment, Some(516));
-        assert_eq!(plan.carried(2), 5);
-        // A short block ends a run: the next block to that client starts
-        // a new message.
-        let out = vec![block(1, 512), block(1, 10), block(1, 512), block(1, 512)];
-        assert_eq!(bounds(&Plan::new(&out, 1472)), [(0, 2), (2, 4)]);
-    }
-
-    #[test]
-    fn messages_cut_at_other_sizes_wait_for_the_next_call() {
-        // Another client's windows of 1468-byte blocks need another
-        // segment size; so does a lone datagram longer than the segment.
-        let out = vec![block(1, 512), block(1, 512), block(2, 1468), block(2, 1468)];
-        let plan = Plan::new(&out, 1472);
-        assert_eq!((bounds(&plan), plan.segment), (vec![(0, 2)], Some(516)));
-        let out = vec![block(1, 512), block(1, 512), whole(2, 600)];
-        assert_eq!(bounds(&Plan::new(&out, 1472)), [(0, 2)]);
-        // A lone datagram longer than a later window's blocks goes first,
-        // on its own call.
-        let out = vec![whole(2, 600), block(1, 512), block(1, 512)];
-        let plan = Plan::new(&out, 1472);
-        assert_eq!((bounds(&plan), plan.segment), (vec![(0, 1)], None));
-    }
-
-    #[test]
-    fn blocks_too_long_for_the_interface_or_many_go_one_by_one_or_capped() {
-        // Blocks longer than the interface carries whole, or no cutting.
-        let out = vec![block(1, 8192), block(1, 8192)];
-        let plan = Plan::new(&out, 1472);
-        assert_eq!((bounds(&plan), plan.segment), (vec![(0, 1), (1, 2)], None));
-        let out = vec![block(1, 512), block(1, 512)];
-        assert_eq!(bounds(&Plan::new(&out, 0)), [(0, 1), (1, 2)]);
-        // One message holds at most 64 KiB: 44 blocks of 1472 bytes.
-        let out: Vec<Out> = (0..64).map(|_| block(1, 1468)).collect();
-        assert_eq!(bounds(&Plan::new(&out, 1472)), [(0, 44), (44, 64)]);
-        // At most BATCH messages per call.
-        let out: Vec<Out> = (0..100).map(|p| block(p, 512)).collect();
-        assert_eq!(Plan::new(&out, 1472).messages.len(), BATCH);
     }
 }
