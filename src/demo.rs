@@ -38,11 +38,49 @@ pub const LAB_DNS: &str = include_str!("../config/lab/dns.toml");
 /// `families_config` adds `LAB_DNS` and fills in `@STATE@` and `@TREE@`.
 pub const FAMILIES_CONFIG: &str = include_str!("../config/lab/families.toml");
 
-/// The demo's whole configuration, with its state folder and files tree.
+/// The demo's whole configuration, with its state folder and files tree:
+/// `FAMILIES_CONFIG`, then a class per built-in profile the families' lab
+/// phones use and the lab phones' inventory lines, then `LAB_DNS`.
 pub fn families_config(state: &Path, tree: &Path) -> String {
-    format!("{FAMILIES_CONFIG}{LAB_DNS}")
+    format!("{FAMILIES_CONFIG}{}{LAB_DNS}", lab_classes_and_phones())
         .replace("@STATE@", &state.display().to_string())
         .replace("@TREE@", &tree.display().to_string())
+}
+
+/// One class per profile of the lab phones, in the families' order (a
+/// later class overrides an earlier one, so the recovery profile follows
+/// the ordinary AudioCodes one), and each lab phone's inventory line.
+pub fn lab_classes_and_phones() -> String {
+    let mut classes = String::new();
+    let mut phones = String::new();
+    let mut done: Vec<&str> = Vec::new();
+    for (family, p) in crate::families::lab_phones() {
+        if !done.contains(&p.profile) {
+            done.push(p.profile);
+            let _ = writeln!(
+                classes,
+                "\n[[dhcp.class]]\nname = \"{0}\"\nprofile = \"{0}\"",
+                p.profile
+            );
+            if !p.class.is_empty() {
+                let _ = writeln!(classes, "{}", p.class);
+            }
+        }
+        if let (Some(line), Some(maker)) = (&p.line, family.makers.first()) {
+            let _ = writeln!(
+                phones,
+                "\n[[phone]]\nname = \"{}\"\nmac = \"{}\"\nmanufacturer = \"{}\"\nmodel = \"{}\"\n\
+                 extension = \"{ext}\"\nsip_password = \"demo-{ext}\"\nlabel = \"{}\"\nregister = \"cic\"",
+                line.name,
+                crate::units::Mac(p.mac),
+                maker.name,
+                line.model,
+                line.label,
+                ext = line.extension,
+            );
+        }
+    }
+    classes + &phones
 }
 
 /// Fills `root` with what the lab's phones fetch that dialtone does not
@@ -413,5 +451,31 @@ struct DirGuard(std::path::PathBuf);
 impl Drop for DirGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_configuration_has_a_class_per_lab_profile_and_their_lines() {
+        let text = families_config(Path::new("/tmp/state"), Path::new("/tmp/tree"));
+        let c = crate::config::Config::parse("demo.toml", &text).expect("the demo's configuration");
+        for (_, p) in crate::families::lab_phones() {
+            assert!(
+                c.dhcp
+                    .classes
+                    .iter()
+                    .any(|k| k.profile.as_deref() == Some(p.profile)),
+                "no class for {}",
+                p.profile
+            );
+            if let Some(line) = &p.line {
+                let phone = c.phones.by_mac(crate::units::Mac(p.mac)).expect("its line");
+                assert_eq!(phone.extension.as_deref(), Some(line.extension));
+                assert_eq!(phone.sip_password, Some(format!("demo-{}", line.extension)));
+            }
+        }
     }
 }

@@ -4,7 +4,9 @@
 //! over HTTP. Also its Skype for Business mode, and the bricked phone that
 //! asks for 66 and 67 and takes its image over TFTP.
 
-use super::{Family, Fetched, Generated, LabPhone, Maker, Profile, Registration, Step, setting};
+use super::{
+    Family, Fetched, Generated, LabLine, LabPhone, Maker, Profile, Registration, Step, setting,
+};
 
 pub static AUDIOCODES: Maker = Maker {
     name: "AudioCodes",
@@ -180,6 +182,13 @@ options.bootfile = "{image}"
             part: None,
             agent: "AUDC-IPPhone-{model}_UC_3.4.6.700/1.0",
             steps: BOOT,
+            class: "",
+            line: Some(LabLine {
+                name: "Agent450HD",
+                model: "450HD",
+                extension: "7501",
+                label: "Agent 1",
+            }),
         },
         LabPhone {
             profile: "audiocodes-sfb",
@@ -193,6 +202,14 @@ options.bootfile = "{image}"
             part: None,
             agent: "AUDC-IPPhone-{model}_UC_3.4.6.700/1.0",
             steps: BOOT_SFB,
+            class: r#"options.vendor_specific = { 3 = "sfb.lab.voip" }
+options.sip_servers = ["sfb.lab.voip"]"#,
+            line: Some(LabLine {
+                name: "AgentSfB",
+                model: "450HD",
+                extension: "7502",
+                label: "Agent 2",
+            }),
         },
         LabPhone {
             profile: "recovery",
@@ -211,6 +228,8 @@ options.bootfile = "{image}"
             steps: &[Step::Reflash {
                 requests: &[1, 3, 6, 15, 42, 2, 132, 160],
             }],
+            class: "",
+            line: None,
         },
     ],
 };

@@ -53,5 +53,7 @@ defaults.ntp_servers = ["self"]
             read: registration,
             srv: "_sip._udp",
         }],
+        class: r#"match.mac = "00907a*""#,
+        line: None,
     }],
 };

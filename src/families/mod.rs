@@ -280,6 +280,21 @@ pub struct LabPhone {
     /// Its HTTP User-Agent; `{model}` and `{mac}` are filled in.
     pub agent: &'static str,
     pub steps: &'static [Step],
+    /// What the demo's class for its profile adds to `profile = ...`
+    /// (class TOML lines), e.g. a match rule the profile leaves to the site.
+    pub class: &'static str,
+    /// Its line in the demo's inventory, if it has one.
+    pub line: Option<LabLine>,
+}
+
+/// A lab phone's line in the demo's inventory: the SIP password is
+/// `demo-<extension>` and it registers with the lab's call server pair.
+#[derive(Debug)]
+pub struct LabLine {
+    pub name: &'static str,
+    pub model: &'static str,
+    pub extension: &'static str,
+    pub label: &'static str,
 }
 
 /// Everything dialtone knows about one phone family.

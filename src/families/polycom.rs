@@ -3,7 +3,8 @@
 //! it names and the files in its CONFIG_FILES (PHONES.md section 2).
 
 use super::{
-    Family, Fetched, Generated, LabPhone, Maker, Profile, Registration, Step, Vars, attribute,
+    Family, Fetched, Generated, LabLine, LabPhone, Maker, Profile, Registration, Step, Vars,
+    attribute,
 };
 
 pub static POLYCOM: Maker = Maker {
@@ -118,5 +119,12 @@ defaults.ntp_servers = ["self"]
                 srv: "_sip._udp",
             },
         ],
+        class: "",
+        line: Some(LabLine {
+            name: "Lobby",
+            model: "VVX411",
+            extension: "7503",
+            label: "Lobby",
+        }),
     }],
 };

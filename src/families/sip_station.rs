@@ -82,5 +82,7 @@ defaults.bootfile = "{image}"
                 srv: "_sip._udp",
             },
         ],
+        class: "",
+        line: None,
     }],
 };

@@ -46,5 +46,7 @@ defaults.provisioning_url = "{http}/"
             },
             Step::Configured,
         ],
+        class: "",
+        line: None,
     }],
 };
