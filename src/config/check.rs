@@ -735,6 +735,12 @@ impl Cx<'_> {
                 self.text(v, &format!("{key}.tftp_server"))?,
             );
         }
+        if let Some(v) = &o.tftp_servers {
+            out.insert(
+                opt::TFTP_SERVERS,
+                self.addr_list(v, &format!("{key}.tftp_servers"))?,
+            );
+        }
         if let Some(v) = &o.bootfile {
             let k = format!("{key}.bootfile");
             if v.get_ref().len() > 127 {

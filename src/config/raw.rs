@@ -233,6 +233,8 @@ pub struct RawOptions {
     pub time_offset: Option<Spanned<RawOffset>>,
     pub provisioning_url: Option<Spanned<String>>,
     pub tftp_server: Option<Spanned<String>>,
+    /// Option 150 (Cisco): one or more TFTP servers' addresses.
+    pub tftp_servers: Option<Spanned<Vec<String>>>,
     pub bootfile: Option<Spanned<String>>,
     pub vendor_specific: Option<Spanned<BTreeMap<String, RawScalar>>>,
     pub sip_servers: Option<Spanned<Vec<String>>>,

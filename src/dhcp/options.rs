@@ -39,6 +39,8 @@ pub const USER_CLASS: u8 = 77;
 pub const RELAY_AGENT_INFO: u8 = 82;
 pub const SIP_SERVERS: u8 = 120;
 pub const VLAN_ID: u8 = 132;
+/// Cisco's TFTP server list: IPv4 addresses, four bytes each.
+pub const TFTP_SERVERS: u8 = 150;
 pub const PROVISIONING_URL: u8 = 160;
 pub const END: u8 = 255;
 
@@ -65,6 +67,7 @@ pub fn name(code: u8) -> &'static str {
         RELAY_AGENT_INFO => "relay_agent_info",
         SIP_SERVERS => "sip_servers",
         VLAN_ID => "vlan_id",
+        TFTP_SERVERS => "tftp_servers",
         PROVISIONING_URL => "provisioning_url",
         _ => "raw",
     }

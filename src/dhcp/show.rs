@@ -37,6 +37,7 @@ pub fn decode(code: u8, b: &[u8]) -> String {
         | opt::DNS_SERVERS
         | opt::BROADCAST_ADDR
         | opt::NTP_SERVERS
+        | opt::TFTP_SERVERS
         | opt::SERVER_ID => addrs(b),
         opt::TIME_OFFSET => match <[u8; 4]>::try_from(b) {
             Ok(a) => {

@@ -5,8 +5,10 @@
 //! asks for 66 and 67 and takes its image over TFTP.
 
 use super::{
-    Family, Fetched, Generated, LabLine, LabPhone, Maker, Profile, Registration, Step, setting,
+    Family, Fetched, Generated, LabLine, LabPhone, Maker, Profile, Registration, Source, Step,
+    setting,
 };
+use crate::dhcp::options as opt;
 
 pub static AUDIOCODES: Maker = Maker {
     name: "AudioCodes",
@@ -27,7 +29,7 @@ const FILES: &[&str] = &[
 
 /// What a 400HD phone does after its DHCP answer.
 const BOOT: &[Step] = &[
-    Step::ProvisioningUrl,
+    Step::Server(Source::Url(opt::PROVISIONING_URL)),
     Step::Firmware { requires_67: false },
     Step::Get {
         name: "{MAC}.cfg",
@@ -46,7 +48,7 @@ const BOOT: &[Step] = &[
 /// In Skype for Business mode it registers with the pool named in options
 /// 43 and 120, found by SRV.
 const BOOT_SFB: &[Step] = &[
-    Step::ProvisioningUrl,
+    Step::Server(Source::Url(opt::PROVISIONING_URL)),
     Step::Firmware { requires_67: false },
     Step::Get {
         name: "{MAC}.cfg",
@@ -232,4 +234,5 @@ options.sip_servers = ["sfb.lab.voip"]"#,
             line: None,
         },
     ],
+    time_zone: super::offset_hh_mm,
 };

@@ -38,6 +38,7 @@ defaults.ntp_servers = ["self"]
     agents: &[],
     appliance_names: &[],
     generated: &[],
+    time_zone: super::offset_hh_mm,
     lab: &[LabPhone {
         profile: "generic-sip",
         label: "Spectralink Versity",

@@ -178,8 +178,8 @@ impl Generated {
 /// each next step from what it received.
 #[derive(Debug, Clone, Copy)]
 pub enum Step {
-    /// Files come from the URL in option 160.
-    ProvisioningUrl,
+    /// Where the files come from.
+    Server(Source),
     /// Firmware as AudioCodes and ISS phones read it: the header to compare
     /// versions, then (a fresh phone has none) the whole image, named by
     /// option 67, else `{model}.img` (`required`: no option 67 stops it).
@@ -203,6 +203,16 @@ pub enum Step {
     },
     /// Configured by its last file, no registration of its own to show.
     Configured,
+}
+
+/// Where a phone's files come from, as its DHCP answer says.
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    /// The URL in this option (160, or 66 for phones that take a URL
+    /// there); a bare host or address in it means TFTP from that host.
+    Url(u8),
+    /// TFTP from the first address of this option (Cisco's 150).
+    FirstAddress(u8),
 }
 
 /// The values a lab phone's file names are made from.
@@ -321,6 +331,9 @@ pub struct Family {
     /// The configuration files dialtone writes for its phones; a phone of a
     /// family with some that is not in the inventory gets provisional ones.
     pub generated: &'static [Generated],
+    /// How its files write the UTC offset of the phone's subnet (option 2,
+    /// in seconds), as the templates' `time_zone`.
+    pub time_zone: fn(i32) -> String,
     pub lab: &'static [LabPhone],
 }
 
@@ -446,6 +459,33 @@ pub fn setting<'a>(cfg: &'a str, key: &str) -> Option<&'a str> {
         .filter_map(|l| l.split_once('='))
         .find(|(k, _)| k.trim() == key)
         .map(|(_, v)| v.trim())
+}
+
+/// The text of the first element `<name>...</name>` in an XML file, with
+/// the five XML entities decoded.
+pub fn element(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let at = xml.find(&open)? + open.len();
+    let end = xml[at..].find(&format!("</{name}>"))?;
+    Some(unescape(&xml[at..at + end]))
+}
+
+/// XML's five entities decoded (`&amp;` last, so `&amp;lt;` stays `&lt;`).
+pub fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// A UTC offset as `+hh:mm` (AudioCodes, and the default `time_zone`).
+pub fn offset_hh_mm(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let m = seconds.unsigned_abs() / 60;
+    format!("{sign}{:02}:{:02}", m / 60, m % 60)
 }
 
 /// The attribute `name="..."` in an XML file.

@@ -3,9 +3,10 @@
 //! it names and the files in its CONFIG_FILES (PHONES.md section 2).
 
 use super::{
-    Family, Fetched, Generated, LabLine, LabPhone, Maker, Profile, Registration, Step, Vars,
-    attribute,
+    Family, Fetched, Generated, LabLine, LabPhone, Maker, Profile, Registration, Source, Step,
+    Vars, attribute,
 };
+use crate::dhcp::options as opt;
 
 pub static POLYCOM: Maker = Maker {
     name: "Polycom",
@@ -92,6 +93,7 @@ defaults.ntp_servers = ["self"]
             listed: Some("listed in CONFIG_FILES"),
         },
     ],
+    time_zone: super::offset_hh_mm,
     lab: &[LabPhone {
         profile: "polycom",
         label: "Polycom VVX 411",
@@ -104,7 +106,7 @@ defaults.ntp_servers = ["self"]
         part: Some("3111-48450-001"),
         agent: "FileTransport PolycomVVX-{model}-UA/6.4.3.5018 (SN:{mac})",
         steps: &[
-            Step::ProvisioningUrl,
+            Step::Server(Source::Url(opt::PROVISIONING_URL)),
             Step::Get {
                 name: "{part}.bootrom.ld",
                 optional: true,

@@ -3,7 +3,8 @@
 //! provisioning URL, then `config_files` and `<MAC>.cfg` (PHONES.md
 //! section 2). It registers to its domain, found by SRV.
 
-use super::{Family, Fetched, LabPhone, Maker, Profile, Registration, Step, setting};
+use super::{Family, Fetched, LabPhone, Maker, Profile, Registration, Source, Step, setting};
+use crate::dhcp::options as opt;
 
 /// Interactive Intelligence, as CIC's lists name it.
 pub static ININ: Maker = Maker {
@@ -55,6 +56,7 @@ defaults.bootfile = "{image}"
     agents: &[],
     appliance_names: &[],
     generated: &[],
+    time_zone: super::offset_hh_mm,
     lab: &[LabPhone {
         profile: "interaction-sip-station",
         label: "Interaction SIP Station (SIP100)",
@@ -67,7 +69,7 @@ defaults.bootfile = "{image}"
         part: None,
         agent: "dialtone-phone",
         steps: &[
-            Step::ProvisioningUrl,
+            Step::Server(Source::Url(opt::PROVISIONING_URL)),
             Step::Firmware { requires_67: true },
             Step::Get {
                 name: "config_files",

@@ -3,7 +3,8 @@
 //! `<computer name>.i3sipcfg`.
 
 use super::sip_station::ININ;
-use super::{Family, LabPhone, Profile, Step};
+use super::{Family, LabPhone, Profile, Source, Step};
+use crate::dhcp::options as opt;
 
 pub static FAMILY: Family = Family {
     name: "softphone",
@@ -27,6 +28,7 @@ defaults.provisioning_url = "{http}/"
     agents: &[],
     appliance_names: &[],
     generated: &[],
+    time_zone: super::offset_hh_mm,
     lab: &[LabPhone {
         profile: "softphone",
         label: "SIP Soft Phone (PattyJ.lab.voip)",
@@ -39,7 +41,7 @@ defaults.provisioning_url = "{http}/"
         part: None,
         agent: "dialtone-phone",
         steps: &[
-            Step::ProvisioningUrl,
+            Step::Server(Source::Url(opt::PROVISIONING_URL)),
             Step::Get {
                 name: "{computer}.i3sipcfg",
                 optional: false,

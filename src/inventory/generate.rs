@@ -215,6 +215,8 @@ struct Context {
     time_offset: Option<String>,
     /// Option 2 in seconds.
     time_offset_seconds: Option<i32>,
+    /// Option 2 as the phone's family writes a time zone.
+    time_zone: Option<String>,
     /// The voice VLAN (option 132 of any subnet).
     vlan_id: Option<u16>,
     syslog: Option<String>,
@@ -330,6 +332,7 @@ impl Context {
             appliance: appliance_facing(config, client).map(|a| a.to_string()),
             time_offset: offset.map(opt::utc_offset_text),
             time_offset_seconds: offset,
+            time_zone: offset.map(phone.family.time_zone),
             vlan_id,
             // `[inventory] syslog`, else the appliance itself while it
             // receives the phones' logs; "off": the phone logs locally.

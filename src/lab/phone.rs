@@ -13,7 +13,7 @@ use super::Netns;
 use super::clients::{self, Identity};
 use crate::dhcp::client::ParsedReply;
 use crate::dhcp::options as opt;
-use crate::families::{self, Family, LabPhone, Step, Vars};
+use crate::families::{self, Family, LabPhone, Source, Step, Vars};
 use crate::units::Mac;
 
 /// One emulated phone: a family's lab phone (`families::LabPhone`).
@@ -187,6 +187,14 @@ pub fn split_url(url: &str) -> Option<(&str, &str, u16, String)> {
     Some((scheme, host, port, path))
 }
 
+/// Where a phone fetches its files: an HTTP server (address, port and the
+/// path its names go under), or a TFTP server.
+#[derive(Debug, Clone)]
+enum Base {
+    Http(Ipv4Addr, u16, String),
+    Tftp(Ipv4Addr),
+}
+
 /// Everything a boot needs from the phones' side, on one thread in the
 /// namespace.
 struct Phone<'a> {
@@ -243,38 +251,43 @@ impl Phone<'_> {
             .ok_or_else(|| format!("no SRV record for {srv}.{host}"))
     }
 
-    fn http(
-        &mut self,
-        base: &(Ipv4Addr, u16, String),
-        name: &str,
-        optional: bool,
-    ) -> Option<Vec<u8>> {
-        self.http_part(base, name, optional, None)
+    /// `name` from `base`, recorded; its bytes, or `None` (the reason is
+    /// in the record).
+    fn get(&mut self, base: &Base, name: &str, optional: bool) -> Option<Vec<u8>> {
+        match base {
+            Base::Http(ip, port, path) => self.http_part(*ip, *port, path, name, optional, None),
+            Base::Tftp(server) => {
+                let got = clients::tftp_get(*server, self.ip, name);
+                self.boot.files.push(Fetched {
+                    name: name.to_string(),
+                    via: "tftp",
+                    got: got.as_ref().map(Vec::len).map_err(|e| e.to_string()),
+                    optional,
+                });
+                got.ok()
+            }
+        }
     }
 
     fn http_part(
         &mut self,
-        base: &(Ipv4Addr, u16, String),
+        ip: Ipv4Addr,
+        port: u16,
+        dir: &str,
         name: &str,
         optional: bool,
         range: Option<u64>,
     ) -> Option<Vec<u8>> {
-        let path = format!("{}{name}", base.2);
-        let (body, got) = match clients::http_get(
-            base.0,
-            base.1,
-            self.ip,
-            &path,
-            range,
-            &self.spec.user_agent(),
-        ) {
-            Ok(r) if r.status == 200 || r.status == 206 => {
-                let n = r.body.len();
-                (Some(r.body), Ok(n))
-            }
-            Ok(r) => (None, Err(format!("HTTP {}", r.status))),
-            Err(e) => (None, Err(e.to_string())),
-        };
+        let path = format!("{dir}{name}");
+        let (body, got) =
+            match clients::http_get(ip, port, self.ip, &path, range, &self.spec.user_agent()) {
+                Ok(r) if r.status == 200 || r.status == 206 => {
+                    let n = r.body.len();
+                    (Some(r.body), Ok(n))
+                }
+                Ok(r) => (None, Err(format!("HTTP {}", r.status))),
+                Err(e) => (None, Err(e.to_string())),
+            };
         self.boot.files.push(Fetched {
             name: name.to_string(),
             via: if range.is_some() {
@@ -288,16 +301,36 @@ impl Phone<'_> {
         body
     }
 
-    /// The provisioning server of option 160, as address, port and path.
-    fn provisioning(&mut self, reply: &ParsedReply) -> Result<(Ipv4Addr, u16, String), String> {
-        let url = text(reply, opt::PROVISIONING_URL).ok_or("no option 160")?;
-        let (_, host, port, path) =
-            split_url(&url).ok_or_else(|| format!("option 160 `{url}` is not a URL"))?;
-        let host = host.to_string();
-        let ip = self
-            .resolve(&host)
-            .ok_or_else(|| format!("cannot resolve {host}"))?;
-        Ok((ip, port, path))
+    /// Where the files come from, as the DHCP answer says.
+    fn server(&mut self, reply: &ParsedReply, source: Source) -> Result<Base, String> {
+        match source {
+            Source::Url(code) => {
+                let url = text(reply, code).ok_or_else(|| format!("no option {code}"))?;
+                if !url.contains("://") {
+                    // A bare host or address: TFTP from it.
+                    let host = url.trim().to_string();
+                    let ip = self
+                        .resolve(&host)
+                        .ok_or_else(|| format!("cannot resolve {host}"))?;
+                    return Ok(Base::Tftp(ip));
+                }
+                let (scheme, host, port, path) =
+                    split_url(&url).ok_or_else(|| format!("option {code} `{url}` is not a URL"))?;
+                let tftp = scheme == "tftp";
+                let host = host.to_string();
+                let ip = self
+                    .resolve(&host)
+                    .ok_or_else(|| format!("cannot resolve {host}"))?;
+                Ok(if tftp {
+                    Base::Tftp(ip)
+                } else {
+                    Base::Http(ip, port, path)
+                })
+            }
+            Source::FirstAddress(code) => first_addr(reply, code)
+                .map(Base::Tftp)
+                .ok_or_else(|| format!("no option {code}")),
+        }
     }
 
     fn time(&mut self, reply: &ParsedReply) {
@@ -310,10 +343,12 @@ impl Phone<'_> {
 
     /// Firmware as AudioCodes and ISS phones read it: the header to compare
     /// versions, then (a fresh phone has none) the whole image.
-    fn firmware(&mut self, base: &(Ipv4Addr, u16, String), image: &str) -> Result<(), String> {
-        self.http_part(base, image, false, Some(1024))
-            .ok_or_else(|| format!("no firmware {image}"))?;
-        self.http(base, image, false)
+    fn firmware(&mut self, base: &Base, image: &str) -> Result<(), String> {
+        if let Base::Http(ip, port, dir) = base {
+            self.http_part(*ip, *port, dir, image, false, Some(1024))
+                .ok_or_else(|| format!("no firmware {image}"))?;
+        }
+        self.get(base, image, false)
             .ok_or_else(|| format!("no firmware {image}"))?;
         Ok(())
     }
@@ -322,18 +357,17 @@ impl Phone<'_> {
     /// phone received so far.
     fn run(&mut self, reply: &ParsedReply) -> Result<String, String> {
         let vars = self.spec.vars();
-        let mut base: Option<(Ipv4Addr, u16, String)> = None;
+        let mut base: Option<Base> = None;
         let mut got = families::Fetched {
             files: Vec::new(),
             domain: text(reply, opt::DOMAIN_NAME),
         };
         let mut result = Err("its boot has no last step".to_string());
         for step in self.spec.steps {
-            let server = |base: &Option<(Ipv4Addr, u16, String)>| {
-                base.clone().ok_or("no provisioning server".to_string())
-            };
+            let server =
+                |base: &Option<Base>| base.clone().ok_or("no provisioning server".to_string());
             match *step {
-                Step::ProvisioningUrl => base = Some(self.provisioning(reply)?),
+                Step::Server(source) => base = Some(self.server(reply, source)?),
                 Step::Firmware { requires_67 } => {
                     let base = server(&base)?;
                     let image = match text(reply, opt::BOOTFILE) {
@@ -346,7 +380,7 @@ impl Phone<'_> {
                 Step::Get { name, optional } => {
                     let base = server(&base)?;
                     let name = vars.fill(name);
-                    match self.http(&base, &name, optional) {
+                    match self.get(&base, &name, optional) {
                         Some(body) => got.files.push((name, body)),
                         None if optional => {}
                         None => return Err(format!("no {name}")),
@@ -361,7 +395,7 @@ impl Phone<'_> {
                         .unwrap_or_default();
                     for name in list(&last, &vars) {
                         let body = self
-                            .http(&base, &name, false)
+                            .get(&base, &name, false)
                             .ok_or_else(|| format!("no {name}"))?;
                         got.files.push((name, body));
                     }
