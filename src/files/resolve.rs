@@ -237,9 +237,14 @@ impl Resolver {
     /// runtime's threads.
     pub fn resolve(&self, raw: &str, client: &Client, http: bool) -> Result<Found, Miss> {
         let parts = path::components(raw, &self.root_text, http)?;
+        // A name with another phone's MAC (or a MAC of no phone known here)
+        // counts towards a sweep; a phone asking for its own files that are
+        // not there (Grandstream's `cfg<mac>`, Cisco's `CTLSEP<MAC>.tlv`) does
+        // not.
         let mac_named = parts
             .last()
-            .is_some_and(|name| path::mac_in_name(name).is_some());
+            .and_then(|name| path::mac_in_name(name))
+            .is_some_and(|(_, mac, _)| client.mac != Some(mac));
         let Some(sweep) = self.sweep.as_ref().filter(|_| mac_named) else {
             return self.lookup(&parts, client);
         };

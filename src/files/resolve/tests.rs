@@ -181,3 +181,36 @@ fn generators_come_after_the_tree() {
     );
     let _ = fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_phones_misses_on_its_own_files_are_no_sweep() {
+    let (dir, r) = tree("own-misses");
+    let r = r.with_sweep_guard(Arc::new(Sweep::default()));
+    let phone = r.client(PHONE);
+    // Twenty boots' worth of files the phone may ask for that are not there
+    // (Cisco's trust lists, Grandstream's binary file): never slowed.
+    for _ in 0..20 {
+        for name in [
+            "CTLSEP00908F123456.tlv",
+            "cfg00908f123456",
+            "00908f123456.boot",
+        ] {
+            assert!(matches!(
+                r.resolve(name, &phone, false),
+                Err(Miss::NotFound)
+            ));
+        }
+    }
+    // Another phone's names are a sweep, slowed after the burst.
+    let other = r.client(OTHER);
+    let slowed = (0..20)
+        .map(|i| r.resolve(&format!("00908f0000{i:02}.cfg"), &other, false))
+        .filter(|f| matches!(f, Err(Miss::Slowed)))
+        .count();
+    assert!(slowed > 0);
+    assert!(matches!(
+        r.resolve("cfg00908f123456", &phone, false),
+        Err(Miss::NotFound)
+    ));
+    let _ = fs::remove_dir_all(dir);
+}
