@@ -476,9 +476,9 @@ fn phones_are_checked_with_their_line() {
             "00:90:8f:12:34:56 is not a Polycom address (Polycom MACs start with 00:04:f2 or 64:16:7f)",
         ),
         (
-            "manufacturer = \"Cisco\"\n",
+            "manufacturer = \"Snom\"\n",
             "phone[0].manufacturer",
-            "expected one of AudioCodes, Genesys, ININ, Polycom",
+            "expected one of AudioCodes, Cisco, Genesys, Grandstream, ININ, Polycom, Yealink",
         ),
         (
             "profile = \"nokia\"\n",

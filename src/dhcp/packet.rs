@@ -149,7 +149,11 @@ impl Request {
         let mut mac = [0u8; 6];
         mac.copy_from_slice(&buf[28..34]);
         let param_list = options.get(&opt::PARAM_LIST).cloned().unwrap_or_default();
-        let vendor_class = options.get(&opt::VENDOR_CLASS).map(|v| printable(v));
+        // Some firmware (Cisco's) ends option 60 with a C string's NUL.
+        let vendor_class = options.get(&opt::VENDOR_CLASS).map(|v| {
+            let end = v.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1);
+            printable(&v[..end])
+        });
         let user_classes = options
             .get(&opt::USER_CLASS)
             .map(|v| {

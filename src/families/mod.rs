@@ -11,10 +11,13 @@
 //! PHONES.md and `docs/phones.md`.
 
 pub mod audiocodes;
+pub mod cisco;
 pub mod generic;
+pub mod grandstream;
 pub mod polycom;
 pub mod sip_station;
 pub mod softphone;
+pub mod yealink;
 
 use std::fmt;
 
@@ -26,6 +29,9 @@ pub static ALL: &[&Family] = &[
     &polycom::FAMILY,
     &sip_station::FAMILY,
     &softphone::FAMILY,
+    &yealink::FAMILY,
+    &cisco::FAMILY,
+    &grandstream::FAMILY,
     &generic::FAMILY,
 ];
 
@@ -55,12 +61,19 @@ impl Maker {
         self.ouis.iter().any(|o| mac.0[..3] == o[..])
     }
 
+    /// Its OUIs for a message: all of them, or the first three and how
+    /// many more.
     pub fn ouis_text(&self) -> String {
-        self.ouis
+        let shown: Vec<String> = self
+            .ouis
             .iter()
+            .take(if self.ouis.len() > 4 { 3 } else { 4 })
             .map(|o| format!("{:02x}:{:02x}:{:02x}", o[0], o[1], o[2]))
-            .collect::<Vec<_>>()
-            .join(" or ")
+            .collect();
+        match self.ouis.len() - shown.len() {
+            0 => shown.join(" or "),
+            more => format!("{} (or {more} more)", shown.join(", ")),
+        }
     }
 }
 

@@ -15,6 +15,10 @@ fn makers_and_their_ouis() {
     assert_eq!(maker_of(mac("0026fd0095fd")), Some(&sip_station::ININ));
     assert_eq!(polycom::POLYCOM.ouis_text(), "00:04:f2 or 64:16:7f");
     assert_eq!(
+        yealink::YEALINK.ouis_text(),
+        "00:15:65, 80:5e:c0, 80:5e:0c (or 9 more)"
+    );
+    assert_eq!(
         of_model(&sip_station::ININ, "soft phone"),
         &softphone::FAMILY
     );

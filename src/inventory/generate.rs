@@ -253,6 +253,10 @@ struct Registrar {
     port: u16,
     /// The members' names, in order (a switchover pair).
     members: Vec<String>,
+    /// The members' SIP port: the pair's `_sip._udp` service, else its
+    /// first service, else 5060 (for phones that list the members
+    /// themselves rather than ask SRV).
+    member_port: u16,
 }
 
 impl Context {
@@ -260,11 +264,12 @@ impl Context {
         let zone = config.dns.as_ref().map(|d| d.zone.clone());
         let registrar = phone.register.as_ref().map(|r| match r {
             Register::Switchover(name) => {
-                let members = config
+                let pair = config
                     .dns
                     .iter()
                     .flat_map(|d| &d.switchovers)
-                    .find(|s| &s.name == name)
+                    .find(|s| &s.name == name);
+                let members = pair
                     .map(|s| {
                         s.members
                             .iter()
@@ -275,16 +280,26 @@ impl Context {
                             .collect()
                     })
                     .unwrap_or_default();
+                let member_port = pair
+                    .and_then(|s| {
+                        s.services
+                            .iter()
+                            .find(|v| v.srv == "_sip._udp")
+                            .or(s.services.first())
+                    })
+                    .map_or(5060, |v| v.port);
                 Registrar {
                     host: zone.clone().unwrap_or_else(|| name.clone()),
                     port: 0,
                     members,
+                    member_port,
                 }
             }
             Register::Address { host, port } => Registrar {
                 host: host.clone(),
                 port: port.unwrap_or(5060),
                 members: Vec::new(),
+                member_port: port.unwrap_or(5060),
             },
         });
         let subnet = config.dhcp.subnets.iter().find(|s| s.net.contains(client));

@@ -64,7 +64,7 @@ fn every_kind_of_bad_row_is_named() {
     let text = "name,TYPE,manufacturer,model,address,extension\n\
         ,Workstation,Polycom,IP601,0004f2000001,1\n\
         A,Desk,Polycom,IP601,0004f2000002,2\n\
-        B,Workstation,Cisco,7960,0004f2000003,3\n\
+        B,Workstation,Snom,D735,0004f2000003,3\n\
         C,Workstation,polycom,,0004f2000004,4\n\
         D,Workstation,POLYCOM,IP601,0004f2zz0005,5\n\
         E,Workstation,Polycom,IP601,0004f20000060,6\n\
@@ -86,7 +86,7 @@ fn every_kind_of_bad_row_is_named() {
             (3, "Type `Desk` is not Workstation or Stand-alone Phone"),
             (
                 4,
-                "unknown manufacturer `Cisco` (expected AudioCodes, Genesys, ININ, Polycom)"
+                "unknown manufacturer `Snom` (expected AudioCodes, Cisco, Genesys, Grandstream, ININ, Polycom, Yealink)"
             ),
             (5, "Model is empty; every phone needs one"),
             (
