@@ -4,7 +4,7 @@
 
 use super::{
     Family, Fetched, Generated, LabLine, LabPhone, Maker, Profile, Registration, Source, Step,
-    Vars, attribute,
+    Vars, attribute, unescape,
 };
 use crate::dhcp::options as opt;
 
@@ -41,8 +41,8 @@ pub fn registration(f: &Fetched) -> Result<Registration, String> {
         .to_string();
     Ok(Registration {
         line: Some(attribute(&reg, "reg.1.address").unwrap_or("-").to_string()),
-        user: attribute(&reg, "reg.1.auth.userId").map(str::to_string),
-        password: attribute(&reg, "reg.1.auth.password").map(str::to_string),
+        user: attribute(&reg, "reg.1.auth.userId").map(unescape),
+        password: attribute(&reg, "reg.1.auth.password").map(unescape),
         host,
         port: attribute(&reg, "reg.1.server.1.port")
             .and_then(|p| p.parse().ok())

@@ -140,6 +140,7 @@ fn registrations_are_read_from_each_familys_files() {
     );
     let r = polycom::registration(&poly);
     assert_eq!(r.as_ref().map(|r| r.port), Ok(0));
+    assert_eq!(r.as_ref().map(|r| r.password.as_deref()), Ok(Some("a&b")));
     assert_eq!(r.map(|r| r.line), Ok(Some("7503".into())));
     let vars = Vars {
         mac: "0004f2000300".into(),
@@ -185,4 +186,16 @@ fn settings_and_attributes_are_read() {
         Some("lab.voip")
     );
     assert_eq!(setting(cfg, "voip/line/0"), None);
+}
+
+#[test]
+fn xml_text_is_unescaped_once() {
+    assert_eq!(
+        unescape("a&amp;lt;b &lt;&#x2f;&#47;&quot;&apos; & x&;"),
+        "a&lt;b <//\"' & x&;"
+    );
+    assert_eq!(
+        element("<n>1</n><name>E&#x2f;D</name>", "name").as_deref(),
+        Some("E/D")
+    );
 }

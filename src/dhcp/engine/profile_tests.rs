@@ -57,6 +57,18 @@ name = "softphone"
 profile = "softphone"
 
 [[dhcp.class]]
+name = "yealink"
+profile = "yealink"
+
+[[dhcp.class]]
+name = "cisco"
+profile = "cisco"
+
+[[dhcp.class]]
+name = "grandstream"
+profile = "grandstream"
+
+[[dhcp.class]]
 name = "spectralink"
 profile = "generic-sip"
 match.mac = "00:90:7a:*"
@@ -269,4 +281,92 @@ fn subnet_values_win_over_profile_defaults_and_class_values_over_both() {
     let mut e = engine(&text);
     let (_, r) = ask(&mut e, &m, &voice());
     assert_eq!(r.get(160), None);
+}
+
+#[test]
+fn yealink_gets_its_url_in_66_and_160_only_when_configured() {
+    let mut e = engine(CONFIG);
+    // Option 60 is `yealink` out of the box.
+    let m = ClientMessage::new(DISCOVER, mac("80:5e:c0:00:00:01"), 1)
+        .vendor_class("yealink")
+        .requests(&[1, 3, 6, 15, 42, 66]);
+    let (classes, r) = ask(&mut e, &m, &voice());
+    assert_eq!(classes, vec!["yealink"]);
+    assert_eq!(r.codes(), vec![53, 54, 51, 58, 59, 1, 3, 6, 15, 42, 66, 2]);
+    assert_eq!(r.get(66), Some(&b"http://10.250.0.1:8088/"[..]));
+    assert_eq!(r.get(42), Some(&[10, 250, 0, 1][..]));
+    assert_eq!(r.get(2), Some(MINUS_FIVE_HOURS));
+    // A Yealink MAC set to another option 60 is still a Yealink; 160 and
+    // 43 go out when the site sets them, asked or not.
+    let text = CONFIG.replace(
+        "domain = \"lab.voip\"\n\n[[dhcp.class]]\nname = \"audiocodes\"",
+        "domain = \"lab.voip\"\noptions.provisioning_url = \"http://p.lab.voip/yealink/\"\noptions.vendor_specific = { 1 = \"http://acs.lab.voip/\" }\n\n[[dhcp.class]]\nname = \"audiocodes\"",
+    );
+    assert_ne!(text, CONFIG);
+    let mut e = engine(&text);
+    let m = ClientMessage::new(DISCOVER, mac("00:15:65:00:00:02"), 1)
+        .vendor_class("SIP-T46S")
+        .requests(&[1, 3, 66]);
+    let (classes, r) = ask(&mut e, &m, &voice());
+    assert_eq!(classes, vec!["yealink"]);
+    assert_eq!(
+        r.codes(),
+        vec![53, 54, 51, 58, 59, 1, 3, 66, 43, 160, 2, 42]
+    );
+    assert_eq!(r.get(160), Some(&b"http://p.lab.voip/yealink/"[..]));
+    assert_eq!(r.get(43), Some(&b"\x01\x14http://acs.lab.voip/"[..]));
+}
+
+#[test]
+fn cisco_gets_option_150_as_binary_addresses_and_66() {
+    let mut e = engine(CONFIG);
+    // Enterprise firmware ends option 60 with a NUL.
+    let m = ClientMessage::new(DISCOVER, mac("30:e4:db:00:00:01"), 1)
+        .option(60, b"Cisco Systems, Inc. IP Phone CP-8841\0".to_vec())
+        .requests(&[1, 3, 6, 15, 42, 66, 150]);
+    let (classes, r) = ask(&mut e, &m, &voice());
+    assert_eq!(classes, vec!["cisco"]);
+    assert_eq!(
+        r.codes(),
+        vec![53, 54, 51, 58, 59, 1, 3, 6, 15, 42, 66, 150, 2]
+    );
+    assert_eq!(r.get(150), Some(&[10, 250, 0, 1][..]));
+    assert_eq!(r.get(66), Some(&b"10.250.0.1"[..]));
+    // A Cisco MAC alone (a router, a switch) is not a phone.
+    let m = ClientMessage::new(DISCOVER, mac("30:e4:db:00:00:02"), 1).requests(&[1, 3, 150]);
+    let (classes, r) = ask(&mut e, &m, &voice());
+    assert!(classes.is_empty(), "{classes:?}");
+    assert_eq!(r.get(150), None);
+    // Two servers, one by name: four bytes each, in order.
+    let text = CONFIG.replace(
+        "name = \"cisco\"\nprofile = \"cisco\"",
+        "name = \"cisco\"\nprofile = \"cisco\"\noptions.tftp_servers = [\"10.250.0.9\", \"self\"]",
+    );
+    assert_ne!(text, CONFIG);
+    let mut e = engine(&text);
+    let m = ClientMessage::new(DISCOVER, mac("30:e4:db:00:00:03"), 1)
+        .vendor_class("Cisco Systems, Inc. IP Phone CP-7965G")
+        .requests(&[150]);
+    let (_, r) = ask(&mut e, &m, &voice());
+    assert_eq!(r.get(150), Some(&[10, 250, 0, 9, 10, 250, 0, 1][..]));
+}
+
+#[test]
+fn grandstream_gets_its_url_in_66() {
+    let mut e = engine(CONFIG);
+    let m = ClientMessage::new(DISCOVER, mac("00:0b:82:00:00:01"), 1)
+        .vendor_class("Grandstream GXP2160")
+        .requests(&[1, 3, 6, 15, 42, 2, 43, 66]);
+    let (classes, r) = ask(&mut e, &m, &voice());
+    assert_eq!(classes, vec!["grandstream"]);
+    // 43 is asked for but the site sets none: not sent.
+    assert_eq!(r.codes(), vec![53, 54, 51, 58, 59, 1, 3, 6, 15, 42, 2, 66]);
+    assert_eq!(r.get(66), Some(&b"http://10.250.0.1:8088/"[..]));
+    assert_eq!(r.get(2), Some(MINUS_FIVE_HOURS));
+    // A newer OUI, another option 60.
+    let m = ClientMessage::new(DISCOVER, mac("c0:74:ad:00:00:02"), 1)
+        .vendor_class("HT801")
+        .requests(&[1, 3]);
+    let (classes, _) = ask(&mut e, &m, &voice());
+    assert_eq!(classes, vec!["grandstream"]);
 }

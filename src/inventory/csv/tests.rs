@@ -180,3 +180,60 @@ fn passwords_are_random_letters_and_digits() {
     assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
     assert_ne!(a, b);
 }
+
+#[test]
+fn yealink_cisco_and_grandstream_rows_are_imported_with_their_families() {
+    let text = "Name,Type,Manufacturer,Model,Extension,Address\n\
+        Desk,Stand-alone Phone,Yealink,T46S,7505,80:5E:C0:00:00:05\n\
+        Warehouse,Stand-alone Phone,cisco,CP-8841,7507,30e4.db00.0007\n\
+        Reception,Stand-alone Phone,GRANDSTREAM,GXP2160,7506,000B82000006\n\
+        Wrong,Stand-alone Phone,Yealink,T54W,7508,000b82000008\n";
+    let p = parse(text).unwrap();
+    let rows: Vec<_> = p
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r.name.as_str(),
+                r.family.name,
+                r.manufacturer.name,
+                r.mac.map(|m| m.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "Desk",
+                "yealink",
+                "Yealink",
+                Some("80:5e:c0:00:00:05".to_string())
+            ),
+            (
+                "Warehouse",
+                "cisco",
+                "Cisco",
+                Some("30:e4:db:00:00:07".to_string())
+            ),
+            (
+                "Reception",
+                "grandstream",
+                "Grandstream",
+                Some("00:0b:82:00:00:06".to_string())
+            ),
+        ]
+    );
+    assert_eq!(p.refused.len(), 1);
+    assert_eq!(
+        p.refused[0].reason,
+        "wrong OUI for Yealink: 00:0b:82:00:00:08 starts with 00:0b:82 (the Grandstream OUI); Yealink MACs start with 00:15:65, 80:5e:c0, 80:5e:0c (or 9 more)"
+    );
+    // Merged into a phones file, they check as phones of their families.
+    let merged = file::merge(None, &p.rows, || Ok("pw".to_string())).expect("merged");
+    let mut inv = crate::config::phone::Inventory::default();
+    let checked = crate::config::parse_phones_file("phones.toml", &merged.text, None, &mut inv);
+    assert!(checked.is_ok(), "{checked:?}\n{}", merged.text);
+    let families: Vec<&str> = inv.phones.iter().map(|p| p.family.name).collect();
+    assert_eq!(families, ["yealink", "cisco", "grandstream"]);
+}

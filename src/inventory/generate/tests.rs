@@ -12,6 +12,10 @@ const POLY: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 21);
 const OTHER: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 22);
 const NEW_POLY: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 23);
 const LAPTOP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 24);
+const YEA: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 25);
+const CISCO: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 26);
+const GS: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 27);
+const NEW_YEA: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 28);
 
 struct Leases;
 
@@ -23,6 +27,10 @@ impl Owners for Leases {
             OTHER => "00:90:8f:00:00:99".parse().ok(),
             NEW_POLY => "64:16:7f:00:00:42".parse().ok(),
             LAPTOP => "52:54:00:00:00:24".parse().ok(),
+            YEA => "80:5e:c0:00:00:05".parse().ok(),
+            CISCO => "30:e4:db:00:00:07".parse().ok(),
+            GS => "00:0b:82:00:00:06".parse().ok(),
+            NEW_YEA => "00:15:65:00:00:42".parse().ok(),
             _ => None,
         }
     }
@@ -83,6 +91,35 @@ model = "IP601"
 extension = "7202"
 sip_password = "a\"b&c"
 label = "Line1"
+register = "10.250.1.151:8060"
+
+[[phone]]
+name = "Desk"
+mac = "80:5e:c0:00:00:05"
+manufacturer = "Yealink"
+model = "T46S"
+extension = "7505"
+sip_password = "y&<pw"
+register = "cic"
+
+[[phone]]
+name = "Warehouse"
+mac = "30e4db000007"
+manufacturer = "Cisco"
+model = "CP-8841"
+extension = "7507"
+sip_user = "wh7507"
+sip_password = "c<\"pw"
+label = "Dock & Yard"
+register = "cic"
+
+[[phone]]
+name = "Reception"
+mac = "00:0b:82:00:00:06"
+manufacturer = "Grandstream"
+model = "GXP2160"
+extension = "7506"
+sip_password = "g&pw"
 register = "10.250.1.151:8060"
 "#,
         root = dir.display(),
@@ -340,4 +377,145 @@ fn syslog_goes_to_the_appliance_by_default_and_off_means_local() {
     let cfg = text(r.resolve("00908f123456.cfg", &r.client(AC), true));
     assert!(cfg.contains("system/syslog/mode=LOCAL"), "{cfg}");
     fs::remove_dir_all(dir).unwrap();
+}
+
+/// The generated file of `name` for the phone at `ip`, as its lines
+/// without comments.
+fn lines_of(r: &Resolver, name: &str, ip: Ipv4Addr) -> Vec<String> {
+    text(r.resolve(name, &r.client(ip), true))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("<!--"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn yealink_phones_get_their_account_file_and_nobody_else_does() {
+    let (dir, r) = setup("yealink");
+    let cfg = text(r.resolve("805ec0000005.cfg", &r.client(YEA), true));
+    assert!(cfg.starts_with("#!version:1.0.0.1\n"), "{cfg}");
+    assert_eq!(
+        lines_of(&r, "805ec0000005.cfg", YEA),
+        [
+            "account.1.enable = 1",
+            "account.1.label = 7505",
+            "account.1.display_name = Desk",
+            "account.1.auth_name = 7505",
+            "account.1.user_name = 7505",
+            "account.1.password = y&<pw",
+            "account.1.sip_server.1.address = lab.voip",
+            "account.1.sip_server.1.port = 0",
+            "account.1.sip_server.1.transport_type = 3",
+            "local_time.ntp_server1 = 10.250.0.1",
+            "local_time.time_zone = -5",
+            "network.vlan.internet_port_enable = 1",
+            "network.vlan.internet_port_vid = 100",
+            "static.network.vlan.internet_port_enable = 1",
+            "static.network.vlan.internet_port_vid = 100",
+        ]
+    );
+    // Upper-case spelling of the name finds it too; another address does not.
+    assert!(text(r.resolve("805EC0000005.cfg", &r.client(YEA), true)).contains("y&<pw"));
+    let e = text(r.resolve("805ec0000005.cfg", &r.client(GS), true));
+    assert!(e.starts_with("Private"), "{e}");
+    // A Yealink not in the inventory gets a provisional file: no account.
+    assert_eq!(
+        lines_of(&r, "001565000042.cfg", NEW_YEA),
+        [
+            "account.1.enable = 0",
+            "account.1.label = Setup",
+            "local_time.ntp_server1 = 10.250.0.1",
+            "local_time.time_zone = -5",
+            "network.vlan.internet_port_enable = 1",
+            "network.vlan.internet_port_vid = 100",
+            "static.network.vlan.internet_port_enable = 1",
+            "static.network.vlan.internet_port_vid = 100",
+        ]
+    );
+    let _ = fs::remove_dir_all(dir);
+}
+
+#[test]
+fn cisco_phones_get_their_sep_file_with_the_pair_as_call_managers() {
+    let (dir, r) = setup("cisco");
+    let xml = text(r.resolve("SEP30E4DB000007.cnf.xml", &r.client(CISCO), false));
+    let el = |name: &str| crate::families::element(&xml, name);
+    assert_eq!(el("deviceProtocol").as_deref(), Some("SIP"));
+    assert_eq!(
+        el("timeZone").as_deref(),
+        Some("Eastern Standard/Daylight Time")
+    );
+    assert_eq!(el("registerWithProxy").as_deref(), Some("true"));
+    assert_eq!(el("phoneLabel").as_deref(), Some("Dock & Yard"));
+    // The switchover pair: both members, in order, on the SIP service's port.
+    assert!(
+        xml.contains("<member priority=\"0\"><callManager><ports><ethernetPhonePort>2000</ethernetPhonePort><sipPort>8060</sipPort><securedSipPort>5061</securedSipPort></ports><processNodeName>vm40ic1.lab.voip</processNodeName>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<member priority=\"1\">")
+            && xml.contains("<processNodeName>vm40ic2.lab.voip</processNodeName>"),
+        "{xml}"
+    );
+    let line = xml
+        .split_once("<sipLines>")
+        .map(|(_, l)| l)
+        .unwrap_or_default();
+    let le = |name: &str| crate::families::element(line, name);
+    assert_eq!(le("featureID").as_deref(), Some("9"));
+    assert_eq!(le("proxy").as_deref(), Some("USECALLMANAGER"));
+    assert_eq!(le("name").as_deref(), Some("7507"));
+    assert_eq!(le("displayName").as_deref(), Some("Warehouse"));
+    assert_eq!(le("authName").as_deref(), Some("wh7507"));
+    // Escaped in the file, the password itself once read back.
+    assert!(
+        xml.contains("<authPassword>c&lt;&quot;pw</authPassword>"),
+        "{xml}"
+    );
+    assert_eq!(le("authPassword").as_deref(), Some("c<\"pw"));
+    let got = crate::families::Fetched {
+        files: vec![("SEP30E4DB000007.cnf.xml".into(), xml.clone().into_bytes())],
+        domain: None,
+    };
+    let reg = crate::families::cisco::registration(&got).expect("a registration");
+    assert_eq!((reg.host.as_str(), reg.port), ("vm40ic1.lab.voip", 8060));
+    assert_eq!(reg.password.as_deref(), Some("c<\"pw"));
+    // Only to its phone, over TFTP (no HTTP flag) as over HTTP.
+    let e = text(r.resolve("SEP30E4DB000007.cnf.xml", &r.client(YEA), false));
+    assert!(e.starts_with("Private"), "{e}");
+    let _ = fs::remove_dir_all(dir);
+}
+
+#[test]
+fn grandstream_phones_get_their_p_values() {
+    let (dir, r) = setup("grandstream");
+    let xml = text(r.resolve("cfg000b82000006.xml", &r.client(GS), true));
+    let p = |n: &str| crate::families::element(&xml, n);
+    assert_eq!(p("mac").as_deref(), Some("000b82000006"));
+    for (key, want) in [
+        ("P271", "1"),
+        ("P270", "7506"),
+        ("P3", "Reception"),
+        ("P35", "7506"),
+        ("P36", "7506"),
+        ("P34", "g&pw"),
+        ("P47", "10.250.1.151:8060"),
+        ("P30", "10.250.0.1"),
+        ("P144", "1"),
+        ("P64", "auto"),
+        ("P143", "1"),
+        ("P51", "100"),
+    ] {
+        assert_eq!(p(key).as_deref(), Some(want), "{key} in {xml}");
+    }
+    assert!(xml.contains("<P34>g&amp;pw</P34>"), "{xml}");
+    // P103 (DNS SRV) only for a switchover pair.
+    assert_eq!(p("P103"), None);
+    let e = text(r.resolve("cfg000b82000006.xml", &r.client(CISCO), true));
+    assert!(e.starts_with("Private"), "{e}");
+    // The binary `cfg<mac>` of older firmware: not generated, a plain miss.
+    let e = text(r.resolve("cfg000b82000006", &r.client(GS), false));
+    assert_eq!(e, "NotFound");
+    let _ = fs::remove_dir_all(dir);
 }
