@@ -372,3 +372,129 @@ fn bricked_phone_is_recovered_over_tftp_and_sent_to_the_voice_vlan() {
     let want = std::fs::read(r.dir.join("tree/450HD_3.4.6.img")).unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), want);
 }
+
+/// `name` over TFTP from the appliance's voice address with tftp-hpa, from
+/// whatever address the phones' `voice` link has: the bytes, or what the
+/// client printed.
+fn tftp_get(r: &Running, name: &str) -> Result<Vec<u8>, String> {
+    let out = r.dir.join(format!("tftp-{}", name.replace('/', "_")));
+    let got = run(
+        r,
+        "tftp",
+        &[
+            "10.250.0.1",
+            "-m",
+            "binary",
+            "-c",
+            "get",
+            name,
+            &out.display().to_string(),
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&got.stdout),
+        String::from_utf8_lossy(&got.stderr)
+    );
+    match std::fs::read(&out) {
+        Ok(b) if got.status.success() && !text.contains("Error") => Ok(b),
+        _ => Err(text),
+    }
+}
+
+#[test]
+fn yealink_cisco_and_grandstream_boot_in_their_order_and_their_files_stay_private() {
+    let (r, _calls) = start("ph-new");
+    // Yealink: its URL in 66, the boot files and the model's common file
+    // missing, then its own file, over HTTP.
+    let boot = phone::boot(&r.lab.phones, "voice", &spec("yealink"));
+    assert_eq!(ok(&boot), "registers line 7505 at vm40ic1.lab.voip:8060");
+    assert_eq!(codes(&boot), [53, 54, 51, 58, 59, 1, 3, 6, 15, 42, 2, 66]);
+    assert_eq!(option(&boot, 66), Some(&b"http://10.250.0.1:8088/"[..]));
+    assert_eq!(option(&boot, 2), Some(&OFFSET[..]));
+    assert_eq!(
+        fetched_by(&r, "80:5e:c0:00:08:00", 4),
+        [
+            "http /805ec0000800.boot not found",
+            "http /y000000000000.boot not found",
+            "http /y000000000066.cfg not found",
+            "http /805ec0000800.cfg complete",
+        ]
+    );
+    assert!(
+        boot.dns.iter().any(|(q, _)| q == "_sip._udp.lab.voip SRV"),
+        "{:?}",
+        boot.dns
+    );
+
+    // Cisco enterprise: 150 as a binary address, then TFTP only: the
+    // trust lists missing, then its SEP file.
+    let boot = phone::boot(&r.lab.phones, "voice", &spec("cisco"));
+    assert_eq!(ok(&boot), "registers line 7507 at vm40ic1.lab.voip:8060");
+    assert_eq!(
+        codes(&boot),
+        [53, 54, 51, 58, 59, 1, 3, 6, 15, 42, 2, 66, 150]
+    );
+    assert_eq!(option(&boot, 150), Some(&APPLIANCE[..]));
+    assert_eq!(option(&boot, 66), Some(&b"10.250.0.1"[..]));
+    assert_eq!(
+        fetched_by(&r, "30:e4:db:00:0a:00", 3),
+        [
+            "tftp CTLSEP30E4DB000A00.tlv not found",
+            "tftp ITLSEP30E4DB000A00.tlv not found",
+            "tftp SEP30E4DB000A00.cnf.xml complete",
+        ]
+    );
+
+    // Grandstream: the binary file of older firmware is a quick miss, then
+    // its XML.
+    let boot = phone::boot(&r.lab.phones, "voice", &spec("grandstream"));
+    assert_eq!(ok(&boot), "registers line 7506 at vm40ic1.lab.voip:8060");
+    assert_eq!(codes(&boot), [53, 54, 51, 58, 59, 1, 3, 6, 15, 42, 2, 66]);
+    assert_eq!(
+        fetched_by(&r, "00:0b:82:00:09:00", 2),
+        [
+            "http /cfg000b82000900 not found",
+            "http /cfg000b82000900.xml complete",
+        ]
+    );
+
+    // Their files hold SIP passwords: from an address with no lease, the
+    // HTTP ones are not found and the TFTP one is refused.
+    r.lab.phones.addr("voice", "10.250.0.9/24").unwrap();
+    for name in ["805ec0000800.cfg", "cfg000b82000900.xml"] {
+        let other = run(
+            &r,
+            "curl",
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--interface",
+                "10.250.0.9",
+                &format!("http://10.250.0.1:8088/{name}"),
+            ],
+        );
+        assert_eq!(String::from_utf8_lossy(&other.stdout), "404", "{name}");
+    }
+    let refused = tftp_get(&r, "SEP30E4DB000A00.cnf.xml");
+    assert!(refused.is_err(), "{refused:?}");
+    // From the Cisco phone's own address (its lease), tftp-hpa gets it.
+    r.lab
+        .phones
+        .ip(&["addr", "del", "10.250.0.9/24", "dev", "voice"])
+        .unwrap();
+    r.lab
+        .phones
+        .ip(&["link", "set", "voice", "address", "30:e4:db:00:0a:00"])
+        .unwrap();
+    r.lab.phones.addr("voice", "10.250.0.101/24").unwrap();
+    let own = tftp_get(&r, "SEP30E4DB000A00.cnf.xml").expect("its own file");
+    let text = String::from_utf8_lossy(&own);
+    assert!(
+        text.contains("<authPassword>demo-7507</authPassword>"),
+        "{text}"
+    );
+}
