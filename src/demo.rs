@@ -47,6 +47,19 @@ pub fn families_config(state: &Path, tree: &Path) -> String {
         .replace("@TREE@", &tree.display().to_string())
 }
 
+/// The credentials of the lab phones' lines (`demo-<extension>`), for the
+/// call server stand-ins; realm `lab.voip`.
+pub fn lab_registrar() -> crate::lab::sip::Registrar {
+    crate::lab::sip::Registrar {
+        users: crate::families::lab_phones()
+            .filter_map(|(_, p)| p.line.as_ref())
+            .map(|l| (l.extension.to_string(), format!("demo-{}", l.extension)))
+            .collect(),
+        realm: "lab.voip".into(),
+        nonce: format!("{:x}", crate::now()),
+    }
+}
+
 /// One class per profile of the lab phones, in the families' order (a
 /// later class overrides an earlier one, so the recovery profile follows
 /// the ordinary AudioCodes one), and each lab phone's inventory line.
@@ -131,6 +144,17 @@ impl Lab {
         app.addr("calls0", "10.250.1.1/24")?;
         calls.addr("calls", "10.250.1.151/24")?;
         calls.addr("calls", "10.250.1.152/24")?;
+        // The appliance routes between the phones and the call servers, as
+        // the site's router would: REGISTER goes through it.
+        let forward = app.run("sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
+        if !forward.status.success() {
+            anyhow::bail!(
+                "cannot turn on forwarding in {}: {}",
+                app.name(),
+                String::from_utf8_lossy(&forward.stderr)
+            );
+        }
+        calls.ip(&["route", "add", "default", "via", "10.250.1.1"])?;
         Ok(Lab { app, phones, calls })
     }
 
@@ -199,10 +223,15 @@ impl Lab {
     }
 
     /// The two call servers' stand-ins, answering on the health check's port.
+    /// The pair, each answering TCP and SIP on 8060 (`_sip._udp` of the
+    /// lab's zone), and each a registrar that knows the lab phones' lines
+    /// (`lab_registrar`).
     pub fn call_servers(&self) -> anyhow::Result<(CallServer, CallServer)> {
+        let start =
+            |ip| CallServer::with_registrar(&self.calls, ip, 8060, Some(8060), lab_registrar());
         Ok((
-            CallServer::start(&self.calls, Ipv4Addr::new(10, 250, 1, 151), 8060, None)?,
-            CallServer::start(&self.calls, Ipv4Addr::new(10, 250, 1, 152), 8060, None)?,
+            start(Ipv4Addr::new(10, 250, 1, 151))?,
+            start(Ipv4Addr::new(10, 250, 1, 152))?,
         ))
     }
 }

@@ -199,6 +199,17 @@ impl CallServer {
         tcp_port: u16,
         sip_port: Option<u16>,
     ) -> anyhow::Result<CallServer> {
+        CallServer::with_registrar(ns, ip, tcp_port, sip_port, sip::Registrar::default())
+    }
+
+    /// As `start`, answering REGISTER on the SIP port as `registrar` says.
+    pub fn with_registrar(
+        ns: &Netns,
+        ip: Ipv4Addr,
+        tcp_port: u16,
+        sip_port: Option<u16>,
+        registrar: sip::Registrar,
+    ) -> anyhow::Result<CallServer> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
@@ -223,9 +234,10 @@ impl CallServer {
                     Some(u) => {
                         if let Ok((n, from)) = u.recv_from(&mut buf) {
                             let req = String::from_utf8_lossy(&buf[..n]);
-                            if req.starts_with("OPTIONS sip:") && req.contains("\r\nCSeq: ") {
-                                let _ =
-                                    u.send_to(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", from);
+                            if req.contains("\r\nCSeq: ")
+                                && let Some(answer) = registrar.answer(&req)
+                            {
+                                let _ = u.send_to(answer.as_bytes(), from);
                             }
                         }
                     }
@@ -258,3 +270,4 @@ impl Drop for CallServer {
 
 pub mod clients;
 pub mod phone;
+pub mod sip;

@@ -17,8 +17,10 @@ use dialtone::lab::unique;
 const BIN: &str = env!("CARGO_BIN_EXE_dialtone");
 
 struct Running {
-    // Field order is drop order: the server stops before the lab goes.
+    // Field order is drop order: the server and the call servers stop
+    // before the lab goes.
     server: Server,
+    calls: [Option<dialtone::lab::CallServer>; 2],
     lab: Lab,
     dir: PathBuf,
 }
@@ -39,6 +41,8 @@ fn start(tag: &str, extra: &str, before: &dyn Fn(&Path)) -> Running {
     );
     let prefix = unique(tag);
     let lab = Lab::new(&prefix).expect("lab");
+    // The phones register with them.
+    let calls = lab.call_servers().expect("call servers");
     let dir = std::env::temp_dir().join(&prefix);
     std::fs::create_dir_all(&dir).unwrap();
     before(&dir);
@@ -46,7 +50,12 @@ fn start(tag: &str, extra: &str, before: &dyn Fn(&Path)) -> Running {
     let server = lab
         .serve_with(Path::new(BIN), &dir, &extra, &|_| Ok(()))
         .expect("dialtone serving");
-    let r = Running { server, lab, dir };
+    let r = Running {
+        server,
+        calls: [Some(calls.0), Some(calls.1)],
+        lab,
+        dir,
+    };
     wait_for(&r, "the admin listener", &|| {
         r.server.log().contains("serving the status page")
     });
@@ -128,7 +137,7 @@ fn logger(r: &Running, ip: std::net::Ipv4Addr, args: &[&str]) {
 #[test]
 fn the_status_page_shows_every_phone_a_stuck_one_and_their_logs_in_chromium() {
     // The SIP Station's configuration is missing: it is the stuck phone.
-    let r = start("site-page", "[syslog]\nlines_per_phone = 50\n", &|_| {});
+    let mut r = start("site-page", "[syslog]\nlines_per_phone = 50\n", &|_| {});
     std::fs::remove_file(r.dir.join("tree/0026FD000400.cfg")).unwrap();
     let (status, page) = curl(&r, "http://127.0.0.1:8080/", &[]);
     assert_eq!(status, 200, "loopback is open without credentials");
@@ -293,8 +302,20 @@ fn the_status_page_shows_every_phone_a_stuck_one_and_their_logs_in_chromium() {
         ac_row.contains("step done\" title=\"SIP line 1 registered"),
         "registration from its own log: {ac_row}"
     );
-    // The lease search, and the call servers (no stand-ins run in this
-    // lab: both members are down).
+    // The lease search, and the call servers: both up, then one stopped.
+    let (_, up) = curl(&r, "http://127.0.0.1:8080/", &[]);
+    let up = up
+        .split("<h2 id=\"call-servers\">")
+        .nth(1)
+        .and_then(|c| c.split("<h2").next())
+        .unwrap_or_default();
+    assert_eq!(up.matches("class=\"up\"").count(), 2, "{up}");
+    drop(r.calls[1].take());
+    wait_for(&r, "vm40ic2 seen down", &|| {
+        curl(&r, "http://127.0.0.1:8080/", &[])
+            .1
+            .contains("<td>vm40ic2</td><td>10.250.1.152</td><td class=\"down\"")
+    });
     let (_, found) = curl(&r, &format!("http://127.0.0.1:8080/?q={ac_mac}"), &[]);
     let leases = found
         .split("<h2 id=\"leases\">")

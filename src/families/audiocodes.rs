@@ -46,7 +46,8 @@ const BOOT: &[Step] = &[
 ];
 
 /// In Skype for Business mode it registers with the pool named in options
-/// 43 and 120, found by SRV.
+/// 43 and 120, found by SRV, over TLS with the pool's own authentication:
+/// the lab phone finds the pool and stops there.
 const BOOT_SFB: &[Step] = &[
     Step::Server(Source::Url(opt::PROVISIONING_URL)),
     Step::Firmware { requires_67: false },
@@ -58,7 +59,7 @@ const BOOT_SFB: &[Step] = &[
         name: "{model}.cfg",
         optional: true,
     },
-    Step::Register {
+    Step::Locate {
         read: registration_by_srv,
         srv: "_sipinternaltls._tcp",
     },

@@ -214,6 +214,12 @@ pub enum Step {
         read: fn(&Fetched) -> Result<Registration, String>,
         srv: &'static str,
     },
+    /// As `Register`, but the phone only finds its registrar: the lab does
+    /// not speak its registration (Skype for Business's TLS to the pool).
+    Locate {
+        read: fn(&Fetched) -> Result<Registration, String>,
+        srv: &'static str,
+    },
     /// Configured by its last file, no registration of its own to show.
     Configured,
 }

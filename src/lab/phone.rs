@@ -5,12 +5,13 @@
 //! namespace tests drive them; what a phone does next is decided from what
 //! it received (the options, the files), never from the configuration.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use hickory_proto::rr::RecordType;
 
 use super::Netns;
 use super::clients::{self, Identity};
+use super::sip;
 use crate::dhcp::client::ParsedReply;
 use crate::dhcp::options as opt;
 use crate::families::{self, Family, LabPhone, Source, Step, Vars};
@@ -341,6 +342,33 @@ impl Phone<'_> {
         }
     }
 
+    /// A REGISTER to `target` (`host:port`) as `r` says, answering the
+    /// registrar's digest challenge with the line's credentials.
+    fn register(&mut self, r: &families::Registration, target: &str) -> Result<String, String> {
+        let (host, port) = target
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+            .ok_or_else(|| format!("registrar `{target}` has no port"))?;
+        let ip = self
+            .resolve(&host)
+            .ok_or_else(|| format!("cannot resolve {host}"))?;
+        let mac = self.spec.mac.bare();
+        let user = r.line.as_deref().unwrap_or(&mac);
+        let account = sip::Account {
+            user,
+            domain: &r.host,
+            auth: r
+                .password
+                .as_deref()
+                .map(|p| (r.user.as_deref().unwrap_or(user), p)),
+        };
+        let who = r.line.as_ref().map(|l| format!("{l} ")).unwrap_or_default();
+        match sip::register(self.ip, SocketAddr::from((ip, port)), &account) {
+            Ok(answer) => Ok(format!("registered {who}at {target}: {answer}")),
+            Err(why) => Err(format!("REGISTER {who}at {target}: {why}")),
+        }
+    }
+
     /// Firmware as AudioCodes and ISS phones read it: the header to compare
     /// versions, then (a fresh phone has none) the whole image.
     fn firmware(&mut self, base: &Base, image: &str) -> Result<(), String> {
@@ -404,6 +432,11 @@ impl Phone<'_> {
                 Step::Register { read, srv } => {
                     let r = read(&got)?;
                     let target = self.registrar(&r.host, r.port, srv)?;
+                    result = self.register(&r, &target);
+                }
+                Step::Locate { read, srv } => {
+                    let r = read(&got)?;
+                    let target = self.registrar(&r.host, r.port, srv)?;
                     result = Ok(match r.line {
                         Some(line) => format!("registers line {line} at {target}"),
                         None => format!("registers at {target}"),
@@ -454,6 +487,14 @@ pub fn boot(ns: &Netns, interface: &str, spec: &Spec) -> Boot {
         boot.result = Err(format!("cannot take the address {cidr}: {e}"));
         return boot;
     }
+    // Its router (option 3) is its way to the call servers, as on a real
+    // phone; the route goes with the address at the end.
+    let route = first_addr(&reply, opt::ROUTER)
+        .map(|r| r.to_string())
+        .filter(|r| {
+            ns.ip(&["route", "replace", "default", "via", r, "dev", interface])
+                .is_ok()
+        });
     let spec_owned = spec.clone();
     let iface = interface.to_string();
     let so_far = boot.clone();
@@ -473,6 +514,9 @@ pub fn boot(ns: &Netns, interface: &str, spec: &Spec) -> Boot {
     match ran {
         Ok(b) => boot = b,
         Err(e) => boot.result = Err(e.to_string()),
+    }
+    if let Some(r) = &route {
+        let _ = ns.ip(&["route", "del", "default", "via", r, "dev", interface]);
     }
     if spec.computer.is_none() {
         let _ = ns.ip(&["addr", "del", &cidr, "dev", interface]);
