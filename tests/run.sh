@@ -8,6 +8,8 @@ packages=(iproute2 udhcpc isc-dhcp-client dhcpcd-base isc-dhcp-relay busybox sql
     # the appliance image (images/build.sh) and its boot test (images/boot-test.sh)
     # the status page's tests: headless Chromium and promtool
     chromium prometheus
+    # a real SIP registrar for the phones' REGISTER, and a second SIP client
+    kamailio sipsak
     mmdebstrap mtools dosfstools e2fsprogs fdisk qemu-utils zstd qemu-system-x86 ovmf openssh-client python3)
 missing=()
 for p in "${packages[@]}"; do
