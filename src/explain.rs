@@ -35,7 +35,7 @@ pub struct Phone {
 }
 
 /// Option 55 when none is given: what the families in PHONES.md ask for.
-pub const DEFAULT_REQUESTS: &[u8] = &[1, 3, 6, 15, 42, 2, 43, 66, 67, 120, 132, 160];
+pub const DEFAULT_REQUESTS: &[u8] = &[1, 3, 6, 15, 42, 2, 43, 66, 67, 120, 132, 150, 160];
 
 /// Where the phone asks: the interface and the appliance's address on it.
 #[derive(Debug, Clone)]
@@ -312,7 +312,8 @@ fn dns_names(config: &Config, reply: &ParsedReply, profiles: &[&str]) -> Vec<(St
         add(url_host(&String::from_utf8_lossy(url)), RecordType::A);
     }
     if let Some(h) = reply.get(opt::TFTP_SERVER) {
-        add(String::from_utf8_lossy(h).into_owned(), RecordType::A);
+        // A host, or a URL (Yealink and Grandstream take one in 66).
+        add(url_host(&String::from_utf8_lossy(h)), RecordType::A);
     }
     if let Some((0, names)) = reply.get(opt::SIP_SERVERS).and_then(|b| b.split_first()) {
         for n in dns_wire_names(names) {

@@ -100,6 +100,9 @@ fn profiles_lists_every_family() {
         "interaction-sip-station",
         "softphone",
         "recovery",
+        "yealink",
+        "cisco",
+        "grandstream",
         "generic-sip",
     ] {
         assert!(
@@ -109,6 +112,10 @@ fn profiles_lists_every_family() {
     }
     assert!(
         text.contains("5=\"/CertProv/CertProvisioningService.svc\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("  150 tftp_servers       always    ip:self unless the configuration sets it"),
         "{text}"
     );
 }

@@ -146,8 +146,9 @@ pub static FAMILY: Family = Family {
         summary: "Cisco IP phones on enterprise SIP firmware (vendor class \"Cisco Systems, Inc. IP Phone ...\"): \
                   TFTP servers in option 150 and 66, time offset and NTP; files over TFTP only",
         files: &[
-            "CTLSEP{MAC}.tlv, ITLSEP{MAC}.tlv (trust lists; optional)",
-            "SEP{MAC}.cnf.xml, else XMLDefault.cnf.xml",
+            "CTLSEP{MAC}.tlv (trust list; optional)",
+            "ITLSEP{MAC}.tlv (trust list; optional)",
+            "SEP{MAC}.cnf.xml (else XMLDefault.cnf.xml)",
         ],
         // Matched by option 60 alone: Cisco's OUIs are on its routers and
         // switches as well.

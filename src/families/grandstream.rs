@@ -62,7 +62,8 @@ pub static FAMILY: Family = Family {
         files: &[
             "cfg{mac} (binary, older firmware; optional)",
             "cfg{mac}.xml",
-            "cfg<model>.xml, then cfg.xml, only when cfg{mac}.xml fails",
+            "cfg<model>.xml (only when cfg{mac}.xml fails)",
+            "cfg.xml (only when cfg{mac}.xml fails)",
         ],
         toml: r#"
 match = [{ vendor_class = "Grandstream*" }, { mac = "000b82*" }, { mac = "c074ad*" }, { mac = "ec74d7*" }]

@@ -98,7 +98,7 @@ pub static FAMILY: Family = Family {
         files: &[
             "{mac}.boot (optional)",
             "y000000000000.boot (optional)",
-            "y0000000000XX.cfg, the model's common file (optional)",
+            "y0000000000<XX>.cfg (the model's common file; optional)",
             "{mac}.cfg",
         ],
         // Option 60 is `yealink` by default; the MAC catches phones set
