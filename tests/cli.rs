@@ -115,7 +115,9 @@ fn profiles_lists_every_family() {
         "{text}"
     );
     assert!(
-        text.contains("  150 tftp_servers       always    ip:self unless the configuration sets it"),
+        text.contains(
+            "  150 tftp_servers       always    ip:self unless the configuration sets it"
+        ),
         "{text}"
     );
 }
