@@ -142,6 +142,14 @@ fn the_status_page_shows_every_phone_a_stuck_one_and_their_logs_in_chromium() {
     let (status, page) = curl(&r, "http://127.0.0.1:8080/", &[]);
     assert_eq!(status, 200, "loopback is open without credentials");
     assert!(page.contains("phone-table"));
+    // The family filter lists every family by its title.
+    for (name, title) in dialtone::site::view::families() {
+        assert!(
+            page.contains(&format!("<option value=\"{name}\">{title}</option>")),
+            "{name}: {page}"
+        );
+    }
+    assert!(page.contains("<option value=\"cisco\">Cisco (enterprise SIP)</option>"));
     let (_, before) = curl(&r, "http://127.0.0.1:8080/metrics", &[]);
 
     let mut booted = Vec::new();

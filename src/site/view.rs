@@ -139,7 +139,8 @@ pub struct Counts {
 pub struct Page {
     pub now: String,
     pub filter: Filter,
-    pub families: Vec<&'static str>,
+    /// Every family: its name (the filter's value) and its title.
+    pub families: Vec<(&'static str, &'static str)>,
     pub counts: Counts,
     pub phones: Vec<PhoneRow>,
     /// Rows past `ROWS_SHOWN` left out (the filters narrow the list).
@@ -479,8 +480,11 @@ pub fn page(site: &Site, filter: Filter, now: u64) -> Page {
     }
 }
 
-pub fn families() -> Vec<&'static str> {
-    crate::families::ALL.iter().map(|f| f.name).collect()
+pub fn families() -> Vec<(&'static str, &'static str)> {
+    crate::families::ALL
+        .iter()
+        .map(|f| (f.name, f.title))
+        .collect()
 }
 
 pub fn switchovers(site: &Site, config: &Config) -> Vec<SwitchoverRow> {
