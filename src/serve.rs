@@ -336,6 +336,7 @@ impl FileParts {
                 head_timeout: files.http_head_timeout,
                 per_source: files.http_per_source,
                 live: Arc::clone(&self.live),
+                upload: files.upload.clone().map(|u| (u, files.upload_max)),
             }),
         }))
     }

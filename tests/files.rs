@@ -975,6 +975,128 @@ fn tree(dir: &Path) -> Vec<String> {
 }
 
 #[test]
+fn http_put_uploads_land_in_the_upload_folder() {
+    // Yealink phones PUT `<mac>-local.cfg` and their logs over HTTP.
+    let mut f = Files::new(
+        "httpput",
+        "upload = \"@DIR@/uploads\"\nupload_max = \"1M\"\n",
+    );
+    let uploads = f.lab.dir.join("uploads");
+    f.start();
+    let blob = pattern(700_000, 23);
+    let blob_path = f.out("blob");
+    std::fs::write(&blob_path, &blob).unwrap();
+    let blob_path = blob_path.display().to_string();
+    let stored = |name: &str| std::fs::read(uploads.join(name)).unwrap_or_default();
+    // curl -T is a PUT with a Content-Length: 201, then 204 for a new copy.
+    let put = |args: &[&str], path: &str| -> String {
+        let url = format!("http://{SERVER}:8088{path}");
+        let mut all = vec!["-s", "-o", "/dev/null", "-w", "%{http_code}"];
+        all.extend_from_slice(args);
+        all.push(&url);
+        f.client("curl", &all).1
+    };
+    assert_eq!(put(&["-T", &blob_path], "/logs/blob.bin"), "201");
+    assert!(stored("logs/blob.bin") == blob, "the PUT body differs");
+    assert_eq!(put(&["-T", &blob_path], "/logs/blob.bin"), "204");
+    // Kept alive: two PUTs on one connection (curl reuses it).
+    let url2 = format!("http://{SERVER}:8088/second.bin");
+    let (ok, text) = f.client(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{num_connects}\n",
+            "-T",
+            &blob_path,
+            &format!("http://{SERVER}:8088/first.bin"),
+            "-T",
+            &blob_path,
+            &url2,
+        ],
+    );
+    assert!(ok, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| !l.is_empty()).collect::<Vec<_>>(),
+        ["201 1", "201 0"],
+        "{text}"
+    );
+    // Refused: too big (413, before any byte is kept), no length (chunked:
+    // 411), names out of the folder, hidden, or another phone's MAC (403).
+    let big = f.out("big");
+    std::fs::write(&big, pattern(1_200_000, 24)).unwrap();
+    assert_eq!(put(&["-T", &big.display().to_string()], "/big.bin"), "413");
+    assert_eq!(
+        put(
+            &["-T", &blob_path, "-H", "Transfer-Encoding: chunked"],
+            "/chunked.bin"
+        ),
+        "411"
+    );
+    for path in ["/../escape.log", "/.hidden.log", "/00908faabbcc-local.cfg"] {
+        assert_eq!(
+            put(&["-T", &blob_path, "--path-as-is"], path),
+            "403",
+            "{path}"
+        );
+    }
+    // The phone itself, with its lease, may PUT under its own MAC.
+    let mac = "00:90:8f:aa:bb:cc";
+    f.lab
+        .cli
+        .ip(&["link", "set", &f.lab.voice_if, "address", mac])
+        .unwrap();
+    let env = f.lab.udhcpc(&f.lab.voice_if.clone(), &[]);
+    let ip = env.get("ip").expect("a lease").clone();
+    f.lab
+        .cli
+        .addr(&f.lab.voice_if, &format!("{ip}/24"))
+        .unwrap();
+    let (ok, code) = f.client(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--interface",
+            &ip,
+            "-T",
+            &blob_path,
+            "http://10.250.0.1:8088/00908faabbcc-local.cfg",
+        ],
+    );
+    assert!(ok && code == "201", "{code}");
+    assert!(stored("00908faabbcc-local.cfg") == blob);
+    // Uploads are never served, and GET still is what it was.
+    assert_eq!(put(&[], "/first.bin"), "404");
+    assert_eq!(
+        tree(&uploads),
+        [
+            "00908faabbcc-local.cfg",
+            "first.bin",
+            "logs/blob.bin",
+            "second.bin"
+        ],
+        "only finished uploads, no partial files"
+    );
+    let log = f.lab.log();
+    let complete = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"protocol\":\"http-upload\"") && l.contains("\"outcome\":\"complete\"")
+        })
+        .count();
+    assert_eq!(complete, 5, "{log}");
+    assert!(log.contains("PUT 413"), "{log}");
+    assert!(log.contains(&format!("\"mac\":\"{mac}\"")), "{log}");
+    f.lab.stop();
+}
+
+#[test]
 fn tftp_uploads_land_in_the_upload_folder() {
     let mut f = Files::new(
         "upload",

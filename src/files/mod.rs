@@ -7,6 +7,7 @@ pub mod resolve;
 pub mod sweep;
 pub mod tftp;
 pub mod transfers;
+pub mod upload;
 
 use std::sync::Arc;
 

@@ -50,6 +50,10 @@ pub struct Http {
     pub per_source: usize,
     /// Where bodies being sent are listed with their progress.
     pub live: Arc<Live>,
+    /// The upload folder and the largest upload (`[files] upload`,
+    /// `upload_max`): HTTP PUT writes there (Yealink's `<mac>-local.cfg`,
+    /// its logs); none, PUT is refused.
+    pub upload: Option<(std::path::PathBuf, u64)>,
 }
 
 /// Serves every listener until dropped. `0.0.0.0:port` is that port on
@@ -209,6 +213,18 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, http: &Http) -> io:
                 return Ok(());
             }
         };
+        if head.method == "PUT" {
+            let (response, read_all) = put(http, &head, peer, &mut stream, &mut buf).await;
+            let keep_alive = head.keep_alive && read_all && response.status < 500;
+            send(&mut stream, response, keep_alive, false).await?;
+            if !keep_alive {
+                if !read_all {
+                    linger(&mut stream).await;
+                }
+                return Ok(());
+            }
+            continue;
+        }
         // GET and HEAD carry no body; a small one is read and ignored so
         // the next request starts where it should.
         let mut keep_alive = head.keep_alive;
@@ -382,7 +398,12 @@ async fn handle(http: &Http, req: &Head, peer: SocketAddr) -> Response {
     let head = req.method == "HEAD";
     if req.method != "GET" && !head {
         let mut r = Response::text(405, reason_text(405));
-        r.headers.push(("Allow", "GET, HEAD".into()));
+        let allow = if http.upload.is_some() {
+            "GET, HEAD, PUT"
+        } else {
+            "GET, HEAD"
+        };
+        r.headers.push(("Allow", allow.into()));
         return r;
     }
     let client = http.resolver.client(ip);
@@ -499,6 +520,130 @@ async fn handle(http: &Http, req: &Head, peer: SocketAddr) -> Response {
         payload,
         finish: Some(finish),
     }
+}
+
+/// An HTTP PUT into the upload folder: the answer, and whether the body was
+/// read to its end (if not, the connection is closed after the answer).
+/// The body must come with a Content-Length within `upload_max`; the name
+/// follows the upload folder's rules (a MAC in it only from that phone).
+async fn put(
+    http: &Http,
+    req: &Head,
+    peer: SocketAddr,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> (Response, bool) {
+    let client = http.resolver.client(client_ip(peer));
+    let mut record = Transfer::begin("http-upload", &client, &req.path);
+    record.agent = req.header("user-agent").map(user_agent);
+    let refuse = |record: &mut Transfer, status: u16, why: String| {
+        record.outcome = Outcome::Refused;
+        record.detail = format!("PUT {status}: {why}");
+        http.counters.finish(record);
+        let mut r = Response::text(status, wire::reason(status));
+        if status == 405 {
+            r.headers.push(("Allow", "GET, HEAD".into()));
+        }
+        (r, req.body == BodyLen::None)
+    };
+    let Some((folder, max)) = &http.upload else {
+        return refuse(&mut record, 405, "no upload folder is set".into());
+    };
+    let len = match req.body {
+        BodyLen::Length(n) => n,
+        BodyLen::None | BodyLen::Chunked => {
+            return refuse(&mut record, 411, "a PUT needs a Content-Length".into());
+        }
+    };
+    record.total = Some(len);
+    if len > *max {
+        return refuse(
+            &mut record,
+            413,
+            format!("{len} bytes; uploads are limited to {max} bytes"),
+        );
+    }
+    let Some(decoded) = percent_decode(&req.path) else {
+        return refuse(&mut record, 400, "malformed percent escape".into());
+    };
+    let parts = match crate::files::upload::target(
+        &decoded,
+        &folder.display().to_string(),
+        client.mac,
+        true,
+    ) {
+        Ok(p) => p,
+        Err(why) => return refuse(&mut record, 403, why),
+    };
+    let opened = {
+        let folder = folder.clone();
+        tokio::task::spawn_blocking(move || crate::files::upload::open_partial(&folder, &parts))
+            .await
+    };
+    let (target, mut partial, file) = match opened {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return refuse(&mut record, 500, e.to_string()),
+        Err(e) => return refuse(&mut record, 500, e.to_string()),
+    };
+    let existed = target.exists();
+    record.file = Some(target.display().to_string());
+    let mut out = tokio::io::BufWriter::with_capacity(256 << 10, tokio::fs::File::from_std(file));
+    // The bytes of the body already read with the head, then the rest.
+    let mut left = len;
+    let have = (left as usize).min(buf.len());
+    let mut wrote = out.write_all(&buf[..have]).await;
+    buf.drain(..have);
+    left -= have as u64;
+    let mut chunk = vec![0u8; 64 << 10];
+    while left > 0 && wrote.is_ok() {
+        let want = (left as usize).min(chunk.len());
+        match within(SEND_TIMEOUT, stream.read(&mut chunk[..want])).await {
+            Ok(0) => {
+                record.sent = len - left;
+                record.outcome = Outcome::AbortedByClient;
+                record.detail = "PUT: the body ended early".into();
+                http.counters.finish(&record);
+                return (Response::text(400, wire::reason(400)), false);
+            }
+            Ok(n) => {
+                wrote = out.write_all(&chunk[..n]).await;
+                left -= n as u64;
+            }
+            Err(e) => {
+                record.sent = len - left;
+                record.outcome = if e.kind() == io::ErrorKind::TimedOut {
+                    Outcome::Timeout
+                } else {
+                    Outcome::AbortedByClient
+                };
+                record.detail = format!("PUT: {e}");
+                http.counters.finish(&record);
+                return (Response::text(408, wire::reason(408)), false);
+            }
+        }
+    }
+    record.sent = len - left;
+    if wrote.is_ok() {
+        wrote = crate::files::upload::put_in_place(&mut out, &partial.path, &target).await;
+        partial.kept = wrote.is_ok();
+    }
+    if let Err(e) = wrote {
+        record.outcome = Outcome::Failed;
+        record.detail = format!("PUT: cannot store the file: {e}");
+        http.counters.finish(&record);
+        return (Response::text(500, wire::reason(500)), left == 0);
+    }
+    let status = if existed { 204 } else { 201 };
+    record.outcome = Outcome::Complete;
+    record.detail = format!("PUT {status}");
+    http.counters.finish(&record);
+    let mut r = Response::text(status, "");
+    if status == 204 {
+        r.headers
+            .retain(|(k, _)| *k != "Content-Length" && *k != "Content-Type");
+        r.payload = Payload::Empty;
+    }
+    (r, true)
 }
 
 /// Writes a response; its event is logged however it ends.

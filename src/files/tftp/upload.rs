@@ -1,14 +1,10 @@
 //! TFTP write requests into the upload folder (`[files] upload`): phone logs
-//! and the like. An upload is written to a hidden partial file beside its
-//! target and renamed over it only when the last block has arrived, so a
-//! broken upload never replaces a good file; the partial file is removed
-//! whatever ends the transfer. Uploads are never served: the folder lies
-//! outside the served tree.
+//! and the like, under the folder's rules (`files::upload`): a hidden
+//! partial file renamed over the target only when the last block has
+//! arrived.
 
-use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -18,32 +14,12 @@ use super::pace;
 use super::packet::{self, Mode, Packet, Request};
 use super::receive::{Got, NetasciiDecoder, Receive};
 use super::server::{Tftp, begin};
-use crate::files::path::{self, mac_in_name};
 use crate::files::transfers::{Outcome, Transfer};
+use crate::files::upload::{open_partial, put_in_place, target};
 use crate::units::Mac;
 
 /// Partial files are written through a buffer of this size.
 const WRITE_BUFFER: usize = 256 << 10;
-
-/// Where an upload named `raw` goes inside the upload folder, as components,
-/// or why it is refused: the name rules of reads (no `..`, NUL, absolute
-/// names outside the folder), no hidden names (partial files are hidden),
-/// and a name that carries a MAC only from that MAC's phone. No I/O.
-pub fn target(raw: &str, folder: &str, client: Option<Mac>) -> Result<Vec<String>, String> {
-    let parts = path::components(raw, folder, false).map_err(|e| e.to_string())?;
-    if parts.iter().any(|p| p.starts_with('.')) {
-        return Err("names starting with `.` are refused".into());
-    }
-    let name = parts.last().map(String::as_str).unwrap_or_default();
-    if let Some((_, owner, _)) = mac_in_name(name)
-        && client != Some(owner)
-    {
-        return Err(format!(
-            "the name carries {owner}, and the sender is not that phone"
-        ));
-    }
-    Ok(parts)
-}
 
 /// The size the client announced with `tsize`, if any.
 fn announced(options: &[(String, String)]) -> Option<u64> {
@@ -51,66 +27,6 @@ fn announced(options: &[(String, String)]) -> Option<u64> {
         .iter()
         .find(|(k, _)| k == "tsize")
         .and_then(|(_, v)| v.trim().parse().ok())
-}
-
-/// Removes the partial file unless the upload was put in place.
-#[derive(Debug)]
-struct Partial {
-    path: PathBuf,
-    kept: bool,
-}
-
-impl Drop for Partial {
-    fn drop(&mut self) {
-        if !self.kept {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Makes the folders of `parts` inside `folder` (not following links) and
-/// creates a new partial file beside the target. Blocking.
-fn open_partial(folder: &Path, parts: &[String]) -> io::Result<(PathBuf, Partial, std::fs::File)> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let mut dir = folder.to_path_buf();
-    let (name, dirs) = parts
-        .split_last()
-        .ok_or_else(|| io::Error::other("empty name"))?;
-    for d in dirs {
-        dir.push(d);
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(io::Error::other(format!(
-                    "{} is not a folder",
-                    dir.display()
-                )));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&dir)?,
-            Err(e) => return Err(e),
-        }
-    }
-    let target = dir.join(name);
-    if std::fs::symlink_metadata(&target).is_ok_and(|m| !m.is_file()) {
-        return Err(io::Error::other(format!(
-            "{} exists and is not a plain file",
-            target.display()
-        )));
-    }
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let partial = dir.join(format!(".{name}.{}-{n}.part", std::process::id()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&partial)?;
-    Ok((
-        target,
-        Partial {
-            path: partial,
-            kept: false,
-        },
-        file,
-    ))
 }
 
 /// One write request from start to end, with its event.
@@ -171,7 +87,7 @@ async fn store(
     record: &mut Transfer,
 ) -> Result<(Receive, Duration), (Outcome, String)> {
     let max = tftp.config.upload_max;
-    let parts = match target(&req.filename, &folder.display().to_string(), sender) {
+    let parts = match target(&req.filename, &folder.display().to_string(), sender, false) {
         Ok(p) => p,
         Err(why) => {
             let _ = sock
@@ -291,21 +207,6 @@ async fn store(
     }
 }
 
-/// Flushes and syncs the partial file and renames it over the target.
-async fn put_in_place(
-    out: &mut BufWriter<tokio::fs::File>,
-    partial: &Path,
-    target: &Path,
-) -> io::Result<()> {
-    out.flush().await?;
-    out.get_ref().sync_all().await?;
-    tokio::fs::rename(partial, target).await?;
-    let target = target.to_path_buf();
-    tokio::task::spawn_blocking(move || crate::statefile::sync_folder_of(&target))
-        .await
-        .map_err(io::Error::other)?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,15 +216,15 @@ mod tests {
         let phone: Mac = "00:04:f2:18:de:ce".parse().expect("mac");
         let folder = "/var/lib/dialtone/uploads";
         assert_eq!(
-            target("logs\\0004f218dece-app.log", folder, Some(phone)),
+            target("logs\\0004f218dece-app.log", folder, Some(phone), false),
             Ok(vec!["logs".to_string(), "0004f218dece-app.log".to_string()])
         );
         assert_eq!(
-            target("/var/lib/dialtone/uploads/a.log", folder, None),
+            target("/var/lib/dialtone/uploads/a.log", folder, None, false),
             Ok(vec!["a.log".to_string()])
         );
         assert_eq!(
-            target("boot.log", folder, None),
+            target("boot.log", folder, None, false),
             Ok(vec!["boot.log".into()])
         );
         for (raw, mac, why) in [
@@ -334,7 +235,7 @@ mod tests {
             ("00908f123456-app.log", Some(phone), "00:90:8f:12:34:56"),
             ("0004f218dece-app.log", None, "not that phone"),
         ] {
-            let e = target(raw, folder, mac).expect_err(raw);
+            let e = target(raw, folder, mac, false).expect_err(raw);
             assert!(e.contains(why), "{raw}: {e}");
         }
     }
