@@ -514,6 +514,10 @@ async fn tell_the_manager(
         .unwrap_or(std::time::Duration::from_secs(10));
     let mut tick = tokio::time::interval(period);
     loop {
+        // Whether every place is bound, before the snapshot the line is made
+        // of: a place bound in between shows in the line, never the other
+        // way round (READY=1 with a line still waiting for it).
+        let bound = ready.all_bound();
         let mut line = status::line(
             &live.config(),
             &source,
@@ -523,7 +527,7 @@ async fn tell_the_manager(
         if let Some(note) = live.note() {
             line = format!("{line}; {note}");
         }
-        if !announced && ready.all_bound() {
+        if !announced && bound {
             notifier.ready(&line);
             tracing::info!(target: "dialtone", status = %line, "ready");
             announced = true;

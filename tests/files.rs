@@ -999,6 +999,20 @@ fn http_put_uploads_land_in_the_upload_folder() {
     assert_eq!(put(&["-T", &blob_path], "/logs/blob.bin"), "201");
     assert!(stored("logs/blob.bin") == blob, "the PUT body differs");
     assert_eq!(put(&["-T", &blob_path], "/logs/blob.bin"), "204");
+    // Told to wait for 100 Continue; and an empty body is an empty file.
+    assert_eq!(
+        put(
+            &["-T", &blob_path, "-H", "Expect: 100-continue"],
+            "/continued.bin"
+        ),
+        "201"
+    );
+    assert!(stored("continued.bin") == blob);
+    assert_eq!(
+        put(&["-X", "PUT", "--data-binary", ""], "/empty.log"),
+        "201"
+    );
+    assert!(uploads.join("empty.log").is_file() && stored("empty.log").is_empty());
     // Kept alive: two PUTs on one connection (curl reuses it).
     let url2 = format!("http://{SERVER}:8088/second.bin");
     let (ok, text) = f.client(
@@ -1077,6 +1091,8 @@ fn http_put_uploads_land_in_the_upload_folder() {
         tree(&uploads),
         [
             "00908faabbcc-local.cfg",
+            "continued.bin",
+            "empty.log",
             "first.bin",
             "logs/blob.bin",
             "second.bin"
@@ -1090,7 +1106,7 @@ fn http_put_uploads_land_in_the_upload_folder() {
             l.contains("\"protocol\":\"http-upload\"") && l.contains("\"outcome\":\"complete\"")
         })
         .count();
-    assert_eq!(complete, 5, "{log}");
+    assert_eq!(complete, 7, "{log}");
     assert!(log.contains("PUT 413"), "{log}");
     assert!(log.contains(&format!("\"mac\":\"{mac}\"")), "{log}");
     f.lab.stop();

@@ -125,28 +125,69 @@ fn module_of(src: &Path, file: &Path) -> String {
     parts.join("::")
 }
 
-/// The module paths after each `crate::` in `text`, comments left out.
+/// The module paths after each `crate::` in `text` (line comments left
+/// out), with the line each starts on. A group `crate::a::{b::c, d}` (over
+/// several lines too) gives `a::b::c` and `a::d`, so an item of a module
+/// above its group's is seen.
 fn used(text: &str) -> Vec<(usize, String)> {
+    let code: Vec<&str> = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect();
+    let joined = code.join("\n");
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let code = line.split("//").next().unwrap_or("");
-        let mut rest = code;
-        while let Some(at) = rest.find("crate::") {
-            rest = &rest[at + "crate::".len()..];
-            let path: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':' || *c == '{')
-                .collect();
-            // `crate::a::b::{c, d}`: the module is `a::b` (`crate::{a, b}`
-            // names several and is refused below).
-            let path = match path.split_once("::{") {
-                Some((m, _)) => m.to_string(),
-                None => path,
-            };
-            out.push((n + 1, path.trim_end_matches(':').to_string()));
-        }
+    let mut from = 0;
+    while let Some(at) = joined[from..].find("crate::") {
+        let start = from + at + "crate::".len();
+        let line = joined[..start].matches('\n').count() + 1;
+        let (paths, end) = paths_at(&joined, start, "");
+        out.extend(paths.into_iter().map(|p| (line, p)));
+        from = end.max(start);
     }
     out
+}
+
+/// The paths of one use tree at `at` in `s`, each after `prefix`, and where
+/// the tree ends.
+fn paths_at(s: &str, at: usize, prefix: &str) -> (Vec<String>, usize) {
+    let b = s.as_bytes();
+    let mut i = at;
+    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
+        i += 1;
+    }
+    let head = s[at..i].trim_end_matches(':');
+    let base = match (prefix.is_empty(), head.is_empty()) {
+        (true, _) => head.to_string(),
+        (false, true) => prefix.to_string(),
+        (false, false) => format!("{prefix}::{head}"),
+    };
+    if b.get(i) != Some(&b'{') {
+        return (vec![base], i);
+    }
+    // A group: each item at depth one, recursively.
+    let mut out = Vec::new();
+    let mut j = i + 1;
+    loop {
+        while j < b.len() && (b[j].is_ascii_whitespace() || b[j] == b',') {
+            j += 1;
+        }
+        match b.get(j) {
+            None => return (out, j),
+            Some(b'}') => return (out, j + 1),
+            _ => {}
+        }
+        let (items, end) = paths_at(s, j, &base);
+        out.extend(
+            items
+                .into_iter()
+                .map(|p| p.strip_suffix("::self").map_or(p.clone(), str::to_string)),
+        );
+        // Skip ` as name` and anything else up to the item's end.
+        j = end;
+        while j < b.len() && b[j] != b',' && b[j] != b'}' {
+            j += 1;
+        }
+    }
 }
 
 #[test]
@@ -170,13 +211,6 @@ fn no_module_uses_one_above_it() {
         };
         let text = std::fs::read_to_string(file).unwrap();
         for (line, path) in used(&text) {
-            if path.contains('{') {
-                wrong.push(format!(
-                    "{}:{line}: `crate::{path}`: name each module path on its own (`use crate::a::b;`) so layers can be checked",
-                    file.display()
-                ));
-                continue;
-            }
             match layer_of(&path) {
                 Some((theirs, their_layer)) if theirs > mine => wrong.push(format!(
                     "{}:{line}: `{module}` ({my_layer}) uses `crate::{path}` ({their_layer}), a layer above it",

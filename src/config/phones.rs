@@ -162,7 +162,7 @@ impl Cx<'_> {
             None => None,
         };
         if let (Some(mac), Some(maker), Some(m)) = (mac, manufacturer, &r.mac)
-            && !maker.owns(mac)
+            && !maker.may_own(mac)
         {
             return Err(self.err(
                 m,

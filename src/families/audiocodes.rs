@@ -13,12 +13,14 @@ use crate::dhcp::options as opt;
 pub static AUDIOCODES: Maker = Maker {
     name: "AudioCodes",
     ouis: &[[0x00, 0x90, 0x8f]],
+    all_ouis: true,
 };
 
 /// Genesys sells the same phones under its name, with AudioCodes' OUI.
 pub static GENESYS: Maker = Maker {
     name: "Genesys",
     ouis: &[[0x00, 0x90, 0x8f]],
+    all_ouis: true,
 };
 
 const FILES: &[&str] = &[

@@ -63,6 +63,7 @@ pub static CISCO: Maker = Maker {
         [0xd0, 0xd0, 0xfd],
         [0xe0, 0x5f, 0xb9],
     ],
+    all_ouis: false,
 };
 
 /// `<timeZone>`: the Windows-style name Cisco's loads know for the whole

@@ -14,6 +14,7 @@ use crate::dhcp::options as opt;
 pub static GRANDSTREAM: Maker = Maker {
     name: "Grandstream",
     ouis: &[[0x00, 0x0b, 0x82], [0xc0, 0x74, 0xad], [0xec, 0x74, 0xd7]],
+    all_ouis: false,
 };
 
 /// P64 is `auto` and P143 lets DHCP option 2 (the subnet's offset, which

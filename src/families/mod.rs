@@ -41,6 +41,10 @@ pub struct Maker {
     pub name: &'static str,
     /// The OUIs (first three bytes of the MAC) its phones carry.
     pub ouis: &'static [[u8; 3]],
+    /// Whether `ouis` lists every OUI its phones carry: then a MAC outside
+    /// them is refused for this maker (the phones file, an import). Cisco
+    /// has hundreds; its list is the common ones only.
+    pub all_ouis: bool,
 }
 
 impl PartialEq for Maker {
@@ -59,6 +63,12 @@ impl fmt::Display for Maker {
 impl Maker {
     pub fn owns(&self, mac: Mac) -> bool {
         self.ouis.iter().any(|o| mac.0[..3] == o[..])
+    }
+
+    /// Whether `mac` may be one of its phones: one of its OUIs, or, when
+    /// its list is not complete, a MAC that carries no other maker's OUI.
+    pub fn may_own(&self, mac: Mac) -> bool {
+        self.owns(mac) || (!self.all_ouis && maker_of(mac).is_none())
     }
 
     /// Its OUIs for a message: all of them, or the first three and how

@@ -11,6 +11,7 @@ use crate::dhcp::options as opt;
 pub static POLYCOM: Maker = Maker {
     name: "Polycom",
     ouis: &[[0x00, 0x04, 0xf2], [0x64, 0x16, 0x7f]],
+    all_ouis: true,
 };
 
 /// The application and the files the master file lists.

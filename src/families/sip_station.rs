@@ -10,6 +10,7 @@ use crate::dhcp::options as opt;
 pub static ININ: Maker = Maker {
     name: "ININ",
     ouis: &[[0x00, 0x26, 0xfd]],
+    all_ouis: true,
 };
 
 /// The server its configuration names, else its domain (option 15).

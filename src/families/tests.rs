@@ -36,6 +36,12 @@ fn makers_and_their_ouis() {
         Some(&polycom::FAMILY)
     );
     assert_eq!(of_mac(mac("00:90:7a:00:00:01"), None), None);
+    // Cisco's list is not complete: an unlisted MAC may be a Cisco phone,
+    // another maker's may not; Polycom's list is complete.
+    assert!(cisco::CISCO.may_own(mac("00:22:90:00:00:01")));
+    assert!(!cisco::CISCO.may_own(mac("00:04:f2:00:00:01")));
+    assert!(!polycom::POLYCOM.may_own(mac("00:22:90:00:00:01")));
+    assert!(yealink::YEALINK.may_own(mac("80:5e:c0:00:00:01")));
 }
 
 #[test]

@@ -28,6 +28,7 @@ pub static YEALINK: Maker = Maker {
         [0xec, 0x1d, 0xa9],
         [0xf0, 0x16, 0x53],
     ],
+    all_ouis: false,
 };
 
 /// The common file of a model, `y0000000000XX.cfg` (the code is the

@@ -124,6 +124,12 @@ pub fn mac_in_name(name: &str) -> Option<(String, Mac, String)> {
             }
             let text = std::str::from_utf8(&digits).ok()?;
             let mac: Mac = text.parse().ok()?;
+            // OUI 00:00:00 is no phone's: it is the families' shared files
+            // (Yealink's `y000000000000.cfg` and `y0000000000XX.cfg`,
+            // Polycom's `000000000000.cfg`), for every phone.
+            if mac.0[..3] == [0, 0, 0] {
+                continue;
+            }
             return Some((
                 name[..start].to_ascii_lowercase(),
                 mac,
@@ -211,6 +217,9 @@ mod tests {
         assert_eq!(mac_in_name("2345-12500-001.bootrom.ld"), None);
         assert_eq!(mac_in_name("00908f1234567.cfg"), None);
         assert_eq!(mac_in_name("450HD.img"), None);
+        assert_eq!(mac_in_name("y000000000000.cfg"), None);
+        assert_eq!(mac_in_name("y000000000066.cfg"), None);
+        assert_eq!(mac_in_name("000000000000.cfg"), None);
         assert_eq!(mac_in_name("00-90-8f:12-34-56.cfg"), None);
     }
 

@@ -207,7 +207,7 @@ fn mac_for(text: &str, maker: &Maker) -> Result<Mac, String> {
         ));
     }
     let mac: Mac = hex.parse()?;
-    if !maker.owns(mac) {
+    if !maker.may_own(mac) {
         let whose = families::maker_of(mac)
             .map(|m| format!(" (the {m} OUI)"))
             .unwrap_or_default();

@@ -124,8 +124,13 @@ impl Seen {
     }
 
     /// A transfer ended; counted for the client's MAC when it is known.
+    /// Uploads (TFTP writes, HTTP PUT) are what the phone sent, not what it
+    /// fetched: they are not its files.
     pub fn transfer(&self, t: &Transfer, now: u64) {
         let Some(mac) = t.mac else { return };
+        if t.protocol.ends_with("-upload") {
+            return;
+        }
         self.update(mac, now, |s| {
             s.address = Some(t.client);
             s.fetched.retain(|f| f.file != t.requested);
@@ -382,6 +387,12 @@ mod tests {
             mac: None,
         };
         seen.transfer(&Transfer::begin("tftp", &stranger, "x.cfg"), 140);
+        // What the phone uploads is not among its files.
+        for proto in ["http-upload", "tftp-upload"] {
+            let mut up = Transfer::begin(proto, &client, "00908faabbcc-local.cfg");
+            up.outcome = Outcome::Complete;
+            seen.transfer(&up, 150);
+        }
 
         let snap = seen.snapshot();
         assert_eq!(snap.len(), 2);

@@ -31,7 +31,11 @@ pub struct Challenge {
 /// The parameters of a `Digest` header value (`key=value` or
 /// `key="value"`, comma separated).
 fn params(value: &str) -> Option<HashMap<String, String>> {
-    let rest = value.trim().strip_prefix("Digest")?.trim_start();
+    let v = value.trim();
+    let rest = v
+        .get(..6)
+        .filter(|s| s.eq_ignore_ascii_case("digest"))
+        .map(|_| v[6..].trim_start())?;
     let mut out = HashMap::new();
     let mut s = rest;
     while !s.is_empty() {
@@ -67,6 +71,12 @@ impl Challenge {
                 .find(|q| q.eq_ignore_ascii_case("auth"))
                 .map(str::to_string)
         });
+        // MD5 is all this client computes (RFC 2617's default).
+        if p.get("algorithm")
+            .is_some_and(|a| !a.eq_ignore_ascii_case("MD5"))
+        {
+            return None;
+        }
         Some(Challenge {
             realm: p.get("realm")?.clone(),
             nonce: p.get("nonce")?.clone(),
@@ -258,8 +268,16 @@ impl Registrar {
             "OPTIONS" => reply("200 OK", ""),
             "REGISTER" => {
                 let to = header(request, "To")?;
-                let user = to.split("sip:").nth(1)?.split('@').next()?;
-                let Some(password) = self.users.get(user) else {
+                let line = to.split("sip:").nth(1)?.split('@').next()?;
+                let auth = header(request, "Authorization").and_then(params);
+                // The credentials' name, else the line: an authentication
+                // name other than the line is taken as such.
+                let user = auth
+                    .as_ref()
+                    .and_then(|p| p.get("username"))
+                    .map_or(line, String::as_str)
+                    .to_string();
+                let Some(password) = self.users.get(&user) else {
                     return reply("200 OK", "");
                 };
                 let challenge = || {
@@ -271,7 +289,7 @@ impl Registrar {
                         ),
                     )
                 };
-                let Some(p) = header(request, "Authorization").and_then(params) else {
+                let Some(p) = &auth else {
                     return challenge();
                 };
                 let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");

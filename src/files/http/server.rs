@@ -352,7 +352,7 @@ fn content_type(path: &str) -> &'static str {
 
 fn reason_text(status: u16) -> &'static str {
     match status {
-        405 => "only GET and HEAD",
+        405 => "only GET and HEAD (and PUT into the upload folder when one is set)",
         _ => wire::reason(status),
     }
 }
@@ -551,6 +551,8 @@ async fn put(
     };
     let len = match req.body {
         BodyLen::Length(n) => n,
+        // `Content-Length: 0` reads as no body: an empty file.
+        BodyLen::None if req.header("content-length").is_some() => 0,
         BodyLen::None | BodyLen::Chunked => {
             return refuse(&mut record, 411, "a PUT needs a Content-Length".into());
         }
@@ -575,6 +577,14 @@ async fn put(
         Ok(p) => p,
         Err(why) => return refuse(&mut record, 403, why),
     };
+    // A bounded number of uploads at once, whoever sends them.
+    let Some(_slot) = UploadSlot::take() else {
+        return refuse(
+            &mut record,
+            503,
+            format!("{UPLOADS_AT_ONCE} uploads are running"),
+        );
+    };
     let opened = {
         let folder = folder.clone();
         tokio::task::spawn_blocking(move || crate::files::upload::open_partial(&folder, &parts))
@@ -582,22 +592,54 @@ async fn put(
     };
     let (target, mut partial, file) = match opened {
         Ok(Ok(x)) => x,
-        Ok(Err(e)) => return refuse(&mut record, 500, e.to_string()),
+        // A folder where the name is, or a name too long: the name's fault.
+        Ok(Err(e))
+            if e.kind() == io::ErrorKind::Other || e.raw_os_error() == Some(libc::ENAMETOOLONG) =>
+        {
+            return refuse(&mut record, 403, e.to_string());
+        }
+        Ok(Err(e)) => {
+            record.outcome = Outcome::Failed;
+            record.detail = format!("PUT 500: {e}");
+            http.counters.finish(&record);
+            return (Response::text(500, wire::reason(500)), false);
+        }
         Err(e) => return refuse(&mut record, 500, e.to_string()),
     };
+    // A client that asked to be told before sending the body.
+    if req
+        .header("expect")
+        .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+        && write_all(stream, b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_err()
+    {
+        record.outcome = Outcome::AbortedByClient;
+        http.counters.finish(&record);
+        return (Response::text(400, wire::reason(400)), false);
+    }
     let existed = target.exists();
     record.file = Some(target.display().to_string());
-    let mut out = tokio::io::BufWriter::with_capacity(256 << 10, tokio::fs::File::from_std(file));
+    let mut out = tokio::io::BufWriter::with_capacity(64 << 10, tokio::fs::File::from_std(file));
+    // The whole body within a minute plus a second per 64 KiB: a sender
+    // dribbling a byte a minute does not hold its slot for ever.
+    let deadline = tokio::time::Instant::now() + SEND_TIMEOUT + Duration::from_secs(len >> 16);
     // The bytes of the body already read with the head, then the rest.
     let mut left = len;
     let have = (left as usize).min(buf.len());
     let mut wrote = out.write_all(&buf[..have]).await;
     buf.drain(..have);
     left -= have as u64;
-    let mut chunk = vec![0u8; 64 << 10];
+    let mut chunk = vec![0u8; 16 << 10];
     while left > 0 && wrote.is_ok() {
         let want = (left as usize).min(chunk.len());
-        match within(SEND_TIMEOUT, stream.read(&mut chunk[..want])).await {
+        let read = tokio::time::timeout_at(
+            deadline,
+            within(SEND_TIMEOUT, stream.read(&mut chunk[..want])),
+        )
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
+        match read {
             Ok(0) => {
                 record.sent = len - left;
                 record.outcome = Outcome::AbortedByClient;
@@ -644,6 +686,32 @@ async fn put(
         r.payload = Payload::Empty;
     }
     (r, true)
+}
+
+/// HTTP uploads running at once, at most.
+const UPLOADS_AT_ONCE: usize = 16;
+
+/// One of the `UPLOADS_AT_ONCE` places, given back when dropped.
+struct UploadSlot;
+
+static UPLOADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl UploadSlot {
+    fn take() -> Option<UploadSlot> {
+        use std::sync::atomic::Ordering;
+        UPLOADS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < UPLOADS_AT_ONCE).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| UploadSlot)
+    }
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        UPLOADS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Writes a response; its event is logged however it ends.

@@ -214,3 +214,34 @@ fn a_phones_misses_on_its_own_files_are_no_sweep() {
     ));
     let _ = fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_families_shared_files_are_every_phones() {
+    // Yealink's common files and Polycom's 000000000000.cfg carry no
+    // phone's MAC: private globs (`*.cfg`) do not make them anyone's.
+    let (dir, r) = tree("shared");
+    let r = r.with_sweep_guard(Arc::new(Sweep::default()));
+    assert!(r.private.iter().any(|g| g == "*.cfg"), "{:?}", r.private);
+    fs::write(dir.join("y000000000066.cfg"), b"#!version:1.0.0.1\n").unwrap();
+    fs::write(dir.join("000000000000.cfg"), b"<polycom/>").unwrap();
+    for who in [PHONE, OTHER] {
+        let c = r.client(who);
+        assert_eq!(
+            content(r.resolve("y000000000066.cfg", &c, true).unwrap()),
+            "#!version:1.0.0.1\n"
+        );
+        assert_eq!(
+            content(r.resolve("000000000000.cfg", &c, false).unwrap()),
+            "<polycom/>"
+        );
+    }
+    // Misses on shared names are no sweep either.
+    let other = r.client(OTHER);
+    for _ in 0..20 {
+        assert!(matches!(
+            r.resolve("y000000000000.boot", &other, true),
+            Err(Miss::NotFound)
+        ));
+    }
+    let _ = fs::remove_dir_all(dir);
+}

@@ -519,3 +519,24 @@ fn grandstream_phones_get_their_p_values() {
     assert_eq!(e, "NotFound");
     let _ = fs::remove_dir_all(dir);
 }
+
+#[test]
+fn xml_comments_hold_no_value_that_could_end_them() {
+    // A name with `--` would end an XML comment early and break the file.
+    let (dir, r, _) = setup_edited("xmlcomment", &|t| {
+        t.replace("name = \"Warehouse\"", "name = \"Dock--Yard\"")
+            .replace("model = \"CP-8841\"", "model = \"CP--8841\"")
+    });
+    let xml = text(r.resolve("SEP30E4DB000007.cnf.xml", &r.client(CISCO), false));
+    let comment = xml
+        .split("<!--")
+        .nth(1)
+        .and_then(|c| c.split("-->").next())
+        .unwrap_or_default();
+    assert!(!comment.contains("--"), "{comment}");
+    assert!(
+        xml.contains("<displayName>Dock--Yard</displayName>"),
+        "{xml}"
+    );
+    let _ = fs::remove_dir_all(dir);
+}
