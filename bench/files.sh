@@ -9,7 +9,10 @@
 #   image at once (blksize 1468), timed until the last one finishes, lockstep
 #   and with windowsize 16. The same two 100-client rows again with
 #   tftpload (bench/tftpload.rs) as the client: every transfer from one
-#   epoll loop, so the clients' core is not what limits the row.
+#   epoll loop, so the clients' core is not what limits the row. Last, 50
+#   slow tftpload clients (each acknowledgement 100 us after its block, as a
+#   phone's stack answers) fetching 16 MiB lockstep.
+# Each row also gives the server's CPU time per MiB sent, from the same run.
 # HTTP: curl fetching the 64 MiB image, against a minimal sendfile responder
 # (Python) that shows what the veth pair carries.
 # Every transfer is compared byte for byte with the original.
@@ -105,7 +108,12 @@ busy_since() {
 servers=(dialtone dnsmasq)
 [ -n "$TFTPD" ] && servers+=(tftpd-hpa)
 rows=("blksize 512" "blksize 1468" "blksize 1468, window 16" "100 clients x 16 MiB" "100 clients, window 16"
-    "tftpload 100 x 16 MiB" "tftpload 100, window 16")
+    "tftpload 100 x 16 MiB" "tftpload 100, window 16" "tftpload 50 slow x 16 MiB")
+# MiB each row sends.
+declare -A MIB=(["blksize 512"]=64 ["blksize 1468"]=64 ["blksize 1468, window 16"]=64
+    ["100 clients x 16 MiB"]=1600 ["100 clients, window 16"]=1600
+    ["tftpload 100 x 16 MiB"]=1600 ["tftpload 100, window 16"]=1600 ["tftpload 50 slow x 16 MiB"]=800)
+declare -A C
 
 # Rounds: in each, every server in turn runs every row once, so a slow
 # spell of the machine (this VM's speed drifts by up to 2x for minutes)
@@ -122,12 +130,17 @@ for round in $(seq 1 "$RUNS"); do
             rm -f "$WORK"/out/*
             t0=$(now)
             c0=$(load_core)
+            s0=$(cpu_ticks)
             case $row in
                 "blksize 512") fetch image64.img "$WORK/out/a" || { echo "  $row: copy differs"; continue; } ;;
                 "blksize 1468") fetch image64.img "$WORK/out/a" --option "blksize 1468" || { echo "  $row: copy differs"; continue; } ;;
                 "blksize 1468, window 16")
                     fetch image64.img "$WORK/out/a" --option "blksize 1468" --option "windowsize 16" \
                         || { echo "  $row: copy differs"; continue; } ;;
+                "tftpload 50 slow"*)
+                    ip netns exec "$CLI" $PIN_LOAD "$TFTPLOAD" 10.30.0.1 image16.img 50 1468 1 \
+                        $((16 << 20)) 100 >/dev/null || { echo "  $row: transfers failed"; continue; }
+                    ;;
                 "tftpload"*)
                     win=1
                     [ "$row" = "tftpload 100, window 16" ] && win=16
@@ -149,12 +162,15 @@ for round in $(seq 1 "$RUNS"); do
             esac
             t=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
             busy=$(busy_since "$c0")
+            cpu=$(awk -v d=$(($(cpu_ticks) - s0)) -v hz="$(getconf CLK_TCK)" -v m="${MIB[$row]}" \
+                'BEGIN { printf "%.1f", 1000 * d / hz / m }')
             best=${T["$server|$row"]:-}
             if [ -z "$best" ] || awk -v t="$t" -v b="$best" 'BEGIN { exit !(t < b) }'; then
                 T["$server|$row"]=$t
                 B["$server|$row"]=$busy
+                C["$server|$row"]=$cpu
             fi
-            printf "  %-26s %8s s   (clients' core %s busy)\n" "$row" "$t" "$busy"
+            printf "  %-26s %8s s   server CPU %6s ms/MiB   (clients' core %s busy)\n" "$row" "$t" "$cpu" "$busy"
         done
         stop_server
     done
@@ -230,6 +246,21 @@ for row in "${rows[@]}"; do
     for s in "${servers[@]}"; do printf ' %10s' "${T[$s|$row]:-fail}"; done
     for s in "${servers[@]:1}"; do
         awk -v a="${T[dialtone|$row]:-0}" -v b="${T[$s|$row]:-0}" \
+            'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf " %11.2fx", b / a; else printf " %12s", "-" }'
+    done
+    echo
+done
+echo
+echo "== server CPU per MiB sent (ms, from the round kept above; ratio = anchor / dialtone: above 1, dialtone spends less)"
+printf '  %-26s' "row"
+for s in "${servers[@]}"; do printf ' %10s' "$s"; done
+for s in "${servers[@]:1}"; do printf ' %12s' "vs $s"; done
+echo
+for row in "${rows[@]}"; do
+    printf '  %-26s' "$row"
+    for s in "${servers[@]}"; do printf ' %10s' "${C[$s|$row]:-fail}"; done
+    for s in "${servers[@]:1}"; do
+        awk -v a="${C[dialtone|$row]:-0}" -v b="${C[$s|$row]:-0}" \
             'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf " %11.2fx", b / a; else printf " %12s", "-" }'
     done
     echo

@@ -4,11 +4,17 @@
 //! this tool drives every transfer from one epoll loop (one receive and at
 //! most one send per block), so the time is the server's.
 //!
-//! Usage: tftpload SERVER FILE CLIENTS BLKSIZE WINDOWSIZE SIZE
+//! Usage: tftpload SERVER FILE CLIENTS BLKSIZE WINDOWSIZE SIZE [ACK_DELAY_US]
 //! Prints the seconds until the last transfer finished; exits 1 when any
 //! transfer failed or did not bring SIZE bytes. Checks lengths, not bytes:
 //! the benchmark's byte-for-byte checks are done with atftp.
+//!
+//! ACK_DELAY_US makes every client a slow one: each acknowledgement leaves
+//! that many microseconds after its block arrived (a phone's TFTP stack
+//! answering at its own pace), timed with a timerfd, so the tool sleeps
+//! rather than spins while it waits.
 
+use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
@@ -16,6 +22,11 @@ use std::time::{Duration, Instant};
 
 use dialtone::files::tftp::packet::{ack, oack_value, rrq};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+
+/// The epoll key of the acknowledgement timer.
+const TIMER: u64 = u64::MAX;
 
 /// A transfer silent this long sends its last message again.
 const RESEND_AFTER: Duration = Duration::from_secs(1);
@@ -68,8 +79,26 @@ impl Flow {
         self.last = packet;
     }
 
+    /// An acknowledgement: sent now, or queued to leave after the delay.
+    fn answer(&mut self, packet: Vec<u8>, from: SocketAddr, delayed: Option<&mut Delayed>) {
+        match delayed {
+            Some(d) => {
+                self.last = packet.clone();
+                d.queue
+                    .push_back((Instant::now() + d.delay, d.current, packet));
+            }
+            None => self.send(packet, from),
+        }
+    }
+
     /// One datagram from the server.
-    fn on_packet(&mut self, p: &[u8], from: SocketAddr, blksize: usize) {
+    fn on_packet(
+        &mut self,
+        p: &[u8],
+        from: SocketAddr,
+        blksize: usize,
+        delayed: Option<&mut Delayed>,
+    ) {
         if p.len() < 4 || self.done {
             return;
         }
@@ -88,7 +117,7 @@ impl Flow {
             // it out, and sends lockstep).
             6 => {
                 self.window = granted_window(p);
-                self.send(ack(0), from);
+                self.answer(ack(0), from, delayed);
             }
             3 if num == self.next => {
                 let len = p.len() - 4;
@@ -99,7 +128,7 @@ impl Flow {
                 let last = len < blksize;
                 if last || self.since_ack >= self.window {
                     self.since_ack = 0;
-                    self.send(ack(num), from);
+                    self.answer(ack(num), from, delayed);
                 }
                 self.done = last;
             }
@@ -107,7 +136,8 @@ impl Flow {
                 // Out of order: acknowledge the last block in order, once.
                 self.reacked = true;
                 self.since_ack = 0;
-                self.send(ack(self.next.wrapping_sub(1)), from);
+                let again = ack(self.next.wrapping_sub(1));
+                self.answer(again, from, delayed);
             }
             3 => {}
             5 => {
@@ -121,13 +151,68 @@ impl Flow {
     }
 }
 
+/// Acknowledgements waiting for their time, in the order they are due
+/// (the delay is the same for all).
+struct Delayed {
+    delay: Duration,
+    queue: VecDeque<(Instant, usize, Vec<u8>)>,
+    timer: TimerFd,
+    /// The flow whose datagram is being handled.
+    current: usize,
+}
+
+impl Delayed {
+    /// Sends what is due and arms the timer for the next.
+    fn flush(&mut self, flows: &mut [Flow], server: SocketAddr) -> std::io::Result<()> {
+        let now = Instant::now();
+        while self.queue.front().is_some_and(|(due, _, _)| *due <= now) {
+            if let Some((_, i, packet)) = self.queue.pop_front()
+                && let Some(f) = flows.get_mut(i)
+                && !f.done_sending()
+            {
+                f.send(packet, server);
+            }
+        }
+        match self.queue.front() {
+            Some((due, _, _)) => {
+                let wait = due
+                    .saturating_duration_since(now)
+                    .max(Duration::from_micros(1));
+                self.timer
+                    .set(
+                        Expiration::OneShot(TimeSpec::from_duration(wait)),
+                        TimerSetTimeFlags::empty(),
+                    )
+                    .map_err(std::io::Error::from)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Flow {
+    /// Whether nothing more is to be sent (failed; a finished transfer
+    /// still sends its last acknowledgement).
+    fn done_sending(&self) -> bool {
+        self.failed.is_some()
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = || {
-        eprintln!("usage: tftpload SERVER FILE CLIENTS BLKSIZE WINDOWSIZE SIZE");
+        eprintln!("usage: tftpload SERVER FILE CLIENTS BLKSIZE WINDOWSIZE SIZE [ACK_DELAY_US]");
         ExitCode::from(2)
     };
-    let [server, file, clients, blksize, window, size] = args.as_slice() else {
+    let (fixed, delay) = match args.len() {
+        6 => (&args[..], "0"),
+        7 => (&args[..6], args[6].as_str()),
+        _ => return usage(),
+    };
+    let [server, file, clients, blksize, window, size] = fixed else {
+        return usage();
+    };
+    let Ok(delay) = delay.parse::<u64>() else {
         return usage();
     };
     let (Ok(server), Ok(clients), Ok(blksize), Ok(window), Ok(size)) = (
@@ -139,7 +224,8 @@ fn main() -> ExitCode {
     ) else {
         return usage();
     };
-    match run(server, file, clients, blksize, window.max(1), size) {
+    let delay = (delay > 0).then(|| Duration::from_micros(delay));
+    match run(server, file, clients, blksize, window.max(1), size, delay) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tftpload: {e}");
@@ -155,8 +241,23 @@ fn run(
     blksize: u16,
     window: u16,
     size: u64,
+    delay: Option<Duration>,
 ) -> std::io::Result<ExitCode> {
     let epoll = Epoll::new(EpollCreateFlags::empty())?;
+    let mut delayed = match delay {
+        Some(delay) => {
+            let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK)
+                .map_err(std::io::Error::from)?;
+            epoll.add(timer.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, TIMER))?;
+            Some(Delayed {
+                delay,
+                queue: VecDeque::new(),
+                timer,
+                current: 0,
+            })
+        }
+        None => None,
+    };
     let started = Instant::now();
     let mut flows = Vec::with_capacity(clients);
     for i in 0..clients {
@@ -180,23 +281,39 @@ fn run(
         f.send(request(file, blksize, window), server);
         flows.push(f);
     }
-    let mut events = vec![EpollEvent::empty(); clients.max(1)];
+    let mut events = vec![EpollEvent::empty(); clients + 1];
     let mut buf = vec![0u8; usize::from(blksize) + 5];
     let mut open = clients;
     let mut last_check = Instant::now();
     while open > 0 {
         let n = epoll.wait(&mut events, 100u16)?;
+        let mut queued = false;
         for ev in &events[..n] {
-            let Some(f) = flows.get_mut(ev.data() as usize) else {
+            if ev.data() == TIMER {
+                continue;
+            }
+            let i = ev.data() as usize;
+            let Some(f) = flows.get_mut(i) else {
                 continue;
             };
+            if let Some(d) = delayed.as_mut() {
+                d.current = i;
+            }
             while let Ok((len, from)) = f.sock.recv_from(&mut buf) {
                 let was_open = !f.done && f.failed.is_none();
-                f.on_packet(&buf[..len], from, usize::from(blksize));
+                f.on_packet(&buf[..len], from, usize::from(blksize), delayed.as_mut());
+                queued |= delayed.is_some();
                 if was_open && (f.done || f.failed.is_some()) {
                     open -= 1;
                 }
             }
+        }
+        if let Some(d) = delayed.as_mut()
+            && (queued || n > 0)
+        {
+            // Drain the timer's count (non-blocking), then send what is due.
+            let _ = d.timer.wait();
+            d.flush(&mut flows, server)?;
         }
         if last_check.elapsed() >= Duration::from_millis(100) {
             last_check = Instant::now();
@@ -214,6 +331,13 @@ fn run(
                     f.send(again, server);
                 }
             }
+        }
+    }
+    // The last acknowledgements still waiting for their time.
+    if let Some(d) = delayed.as_mut() {
+        while let Some(&(due, _, _)) = d.queue.back() {
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            d.flush(&mut flows, server)?;
         }
     }
     let secs = started.elapsed().as_secs_f64();
