@@ -17,7 +17,7 @@
 # (Python) that shows what the veth pair carries.
 # Every transfer is compared byte for byte with the original.
 #
-# Run as root:  bash bench/files.sh            (about 2 minutes)
+# Run as root:  bash bench/files.sh            (about 14 minutes)
 # Environment:  RUNS (default 3 rounds, the servers taking turns in each;
 #               the best of the rounds is kept per row)
 #

@@ -69,7 +69,7 @@ stop_server() {
 
 # The server's own figures (`ip netns exec` and `taskset` exec it, so the PID
 # started is the server's): CPU ticks used so far, resident memory in KiB.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
+cpu_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0; }
 
 # perfdhcp's report on stdin -> "discovers acks": DISCOVERs sent and ACKs
