@@ -235,35 +235,29 @@ mbps() { awk -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", 64 / s * 8.388608; els
 printf '  dialtone HTTP   %8s s  (%s Mbit/s)\n' "${http_best:-fail}" "$(mbps "${http_best:-0}")"
 printf '  sendfile (veth) %8s s  (%s Mbit/s)\n' "${raw_best:-fail}" "$(mbps "${raw_best:-0}")"
 
+# table NAME: one row per bench row, a column per server, then the ratio
+# of each anchor's figure to dialtone's, from the associative array NAME.
+table() {
+    local -n fig=$1
+    printf '  %-26s' "row"
+    for s in "${servers[@]}"; do printf ' %10s' "$s"; done
+    for s in "${servers[@]:1}"; do printf ' %12s' "vs $s"; done
+    echo
+    for row in "${rows[@]}"; do
+        printf '  %-26s' "$row"
+        for s in "${servers[@]}"; do printf ' %10s' "${fig[$s|$row]:-fail}"; done
+        for s in "${servers[@]:1}"; do
+            awk -v a="${fig[dialtone|$row]:-0}" -v b="${fig[$s|$row]:-0}" \
+                'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf " %11.2fx", b / a; else printf " %12s", "-" }'
+        done
+        echo
+    done
+}
 echo
 echo "== results (seconds, best of $RUNS; atftp client unless the row says tftpload${PIN_NOTE}; ratio = anchor time / dialtone time)"
-printf '  %-26s' "row"
-for s in "${servers[@]}"; do printf ' %10s' "$s"; done
-for s in "${servers[@]:1}"; do printf ' %12s' "vs $s"; done
-echo
-for row in "${rows[@]}"; do
-    printf '  %-26s' "$row"
-    for s in "${servers[@]}"; do printf ' %10s' "${T[$s|$row]:-fail}"; done
-    for s in "${servers[@]:1}"; do
-        awk -v a="${T[dialtone|$row]:-0}" -v b="${T[$s|$row]:-0}" \
-            'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf " %11.2fx", b / a; else printf " %12s", "-" }'
-    done
-    echo
-done
+table T
 echo
 echo "== server CPU per MiB sent (ms, from the round kept above; ratio = anchor / dialtone: above 1, dialtone spends less)"
-printf '  %-26s' "row"
-for s in "${servers[@]}"; do printf ' %10s' "$s"; done
-for s in "${servers[@]:1}"; do printf ' %12s' "vs $s"; done
-echo
-for row in "${rows[@]}"; do
-    printf '  %-26s' "$row"
-    for s in "${servers[@]}"; do printf ' %10s' "${C[$s|$row]:-fail}"; done
-    for s in "${servers[@]:1}"; do
-        awk -v a="${C[dialtone|$row]:-0}" -v b="${C[$s|$row]:-0}" \
-            'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf " %11.2fx", b / a; else printf " %12s", "-" }'
-    done
-    echo
-done
+table C
 awk -v h="${http_best:-0}" -v r="${raw_best:-0}" \
     'BEGIN { if (h > 0 && r > 0) printf "  HTTP: dialtone at %.0f%% of the rate of a sendfile responder on the veth pair\n", 100 * r / h }'

@@ -50,6 +50,22 @@ impl Files {
         self.lab.start();
     }
 
+    /// The phones' voice link takes `mac` and leases an address with
+    /// udhcpc, which it then holds; the address.
+    fn lease_as(&self, mac: &str) -> String {
+        self.lab
+            .cli
+            .ip(&["link", "set", &self.lab.voice_if, "address", mac])
+            .unwrap();
+        let env = self.lab.udhcpc(&self.lab.voice_if.clone(), &[]);
+        let ip = env.get("ip").expect("a lease").clone();
+        self.lab
+            .cli
+            .addr(&self.lab.voice_if, &format!("{ip}/24"))
+            .unwrap();
+        ip
+    }
+
     /// Runs a client in the phone namespace; returns (success, stdout+stderr).
     fn client(&self, program: &str, args: &[&str]) -> (bool, String) {
         let o = self.lab.cli.run(program, args).expect(program);
@@ -731,16 +747,7 @@ fn private_files_reach_only_their_phone() {
     f.start();
     // The phone on the voice VLAN leases an address for its MAC.
     let mac = "00:90:8f:aa:bb:cc";
-    f.lab
-        .cli
-        .ip(&["link", "set", &f.lab.voice_if, "address", mac])
-        .unwrap();
-    let env = f.lab.udhcpc(&f.lab.voice_if.clone(), &[]);
-    let ip = env.get("ip").expect("a lease").clone();
-    f.lab
-        .cli
-        .addr(&f.lab.voice_if, &format!("{ip}/24"))
-        .unwrap();
+    let ip = f.lease_as(mac);
     // Another client on the same VLAN without a lease.
     f.lab.cli.addr(&f.lab.voice_if, "10.250.0.99/24").unwrap();
     f.put("00908faabbcc.cfg", b"voip/line/0/auth_password=4321\n");
@@ -1058,16 +1065,7 @@ fn http_put_uploads_land_in_the_upload_folder() {
     }
     // The phone itself, with its lease, may PUT under its own MAC.
     let mac = "00:90:8f:aa:bb:cc";
-    f.lab
-        .cli
-        .ip(&["link", "set", &f.lab.voice_if, "address", mac])
-        .unwrap();
-    let env = f.lab.udhcpc(&f.lab.voice_if.clone(), &[]);
-    let ip = env.get("ip").expect("a lease").clone();
-    f.lab
-        .cli
-        .addr(&f.lab.voice_if, &format!("{ip}/24"))
-        .unwrap();
+    let ip = f.lease_as(mac);
     let (ok, code) = f.client(
         "curl",
         &[
@@ -1201,16 +1199,7 @@ fn tftp_uploads_land_in_the_upload_folder() {
 
     // A phone with a lease may upload under its own MAC.
     let mac = "00:90:8f:aa:bb:cc";
-    f.lab
-        .cli
-        .ip(&["link", "set", &f.lab.voice_if, "address", mac])
-        .unwrap();
-    let env = f.lab.udhcpc(&f.lab.voice_if.clone(), &[]);
-    let ip = env.get("ip").expect("a lease").clone();
-    f.lab
-        .cli
-        .addr(&f.lab.voice_if, &format!("{ip}/24"))
-        .unwrap();
+    let ip = f.lease_as(mac);
     let url = "tftp://10.250.0.1/00908faabbcc-app.log";
     let (ok, text) = f.client("curl", &["-sS", "--interface", &ip, "-T", &text_path, url]);
     assert!(ok, "{text}");

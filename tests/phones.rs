@@ -203,21 +203,7 @@ fn audiocodes_phones_boot_over_http_and_their_files_stay_private() {
     // (its lease) it gets the file.
     r.lab.phones.addr("voice", "10.250.0.9/24").unwrap();
     let url = "http://10.250.0.1:8088/00908F000200.cfg";
-    let other = run(
-        &r,
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--interface",
-            "10.250.0.9",
-            url,
-        ],
-    );
-    assert_eq!(String::from_utf8_lossy(&other.stdout), "404");
+    assert_eq!(http_code(&r, "10.250.0.9", url), "404");
     r.lab
         .phones
         .ip(&["link", "set", "voice", "address", "00:90:8f:00:02:00"])
@@ -358,39 +344,39 @@ fn bricked_phone_is_recovered_over_tftp_and_sent_to_the_voice_vlan() {
     );
     // Byte for byte against tftp-hpa fetching the same image.
     r.lab.phones.addr("native", "192.168.1.9/24").unwrap();
-    let out = r.dir.join("fetched.img");
-    let got = run(
-        &r,
-        "tftp",
-        &[
-            "192.168.1.1",
-            "-m",
-            "binary",
-            "-c",
-            "get",
-            "450HD_3.4.6.img",
-            &out.display().to_string(),
-        ],
-    );
-    assert!(
-        got.status.success(),
-        "{}",
-        String::from_utf8_lossy(&got.stderr)
-    );
+    let got = tftp_get(&r, "192.168.1.1", "450HD_3.4.6.img").expect("tftp-hpa's copy");
     let want = std::fs::read(r.dir.join("tree/450HD_3.4.6.img")).unwrap();
-    assert_eq!(std::fs::read(&out).unwrap(), want);
+    assert_eq!(got, want);
 }
 
-/// `name` over TFTP from the appliance's voice address with tftp-hpa, from
-/// whatever address the phones' `voice` link has: the bytes, or what the
-/// client printed.
-fn tftp_get(r: &Running, name: &str) -> Result<Vec<u8>, String> {
+/// The HTTP status curl gets for `url` from the phones' address `from`.
+fn http_code(r: &Running, from: &str, url: &str) -> String {
+    let out = run(
+        r,
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--interface",
+            from,
+            url,
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `name` over TFTP from `server` with tftp-hpa, from whatever address the
+/// phones' link to it has: the bytes, or what the client printed.
+fn tftp_get(r: &Running, server: &str, name: &str) -> Result<Vec<u8>, String> {
     let out = r.dir.join(format!("tftp-{}", name.replace('/', "_")));
     let got = run(
         r,
         "tftp",
         &[
-            "10.250.0.1",
+            server,
             "-m",
             "binary",
             "-c",
@@ -480,23 +466,10 @@ fn yealink_cisco_and_grandstream_boot_in_their_order_and_their_files_stay_privat
     // HTTP ones are not found and the TFTP one is refused.
     r.lab.phones.addr("voice", "10.250.0.9/24").unwrap();
     for name in ["805ec0000800.cfg", "cfg000b82000900.xml"] {
-        let other = run(
-            &r,
-            "curl",
-            &[
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--interface",
-                "10.250.0.9",
-                &format!("http://10.250.0.1:8088/{name}"),
-            ],
-        );
-        assert_eq!(String::from_utf8_lossy(&other.stdout), "404", "{name}");
+        let url = format!("http://10.250.0.1:8088/{name}");
+        assert_eq!(http_code(&r, "10.250.0.9", &url), "404", "{name}");
     }
-    let refused = tftp_get(&r, "SEP30E4DB000A00.cnf.xml");
+    let refused = tftp_get(&r, "10.250.0.1", "SEP30E4DB000A00.cnf.xml");
     assert!(refused.is_err(), "{refused:?}");
     // From the Cisco phone's own address (its lease), tftp-hpa gets it.
     r.lab
@@ -508,7 +481,7 @@ fn yealink_cisco_and_grandstream_boot_in_their_order_and_their_files_stay_privat
         .ip(&["link", "set", "voice", "address", "30:e4:db:00:0a:00"])
         .unwrap();
     r.lab.phones.addr("voice", "10.250.0.101/24").unwrap();
-    let own = tftp_get(&r, "SEP30E4DB000A00.cnf.xml").expect("its own file");
+    let own = tftp_get(&r, "10.250.0.1", "SEP30E4DB000A00.cnf.xml").expect("its own file");
     let text = String::from_utf8_lossy(&own);
     assert!(
         text.contains("<authPassword>demo-7507</authPassword>"),

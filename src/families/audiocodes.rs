@@ -237,5 +237,6 @@ options.sip_servers = ["sfb.lab.voip"]"#,
             line: None,
         },
     ],
-    time_zone: super::offset_hh_mm,
+    // `+hh:mm`, as option 2 is shown everywhere.
+    time_zone: crate::dhcp::options::utc_offset_text,
 };

@@ -38,7 +38,8 @@ defaults.ntp_servers = ["self"]
     agents: &[],
     appliance_names: &[],
     generated: &[],
-    time_zone: super::offset_hh_mm,
+    // `+hh:mm`, as option 2 is shown everywhere.
+    time_zone: crate::dhcp::options::utc_offset_text,
     lab: &[LabPhone {
         profile: "generic-sip",
         label: "Spectralink Versity",

@@ -90,21 +90,24 @@ impl Maker {
 /// Every maker of every family, once, in family order.
 pub fn makers() -> Vec<&'static Maker> {
     let mut out: Vec<&'static Maker> = Vec::new();
-    for f in ALL {
-        for m in f.makers {
-            if !out.contains(m) {
-                out.push(m);
-            }
+    for m in each_maker() {
+        if !out.contains(&m) {
+            out.push(m);
         }
     }
     out
 }
 
+/// Every family's makers in family order, a maker shared by two families
+/// twice: for lookups, which take the first that holds (no allocation; the
+/// status page asks once per phone).
+fn each_maker() -> impl Iterator<Item = &'static Maker> {
+    ALL.iter().flat_map(|f| f.makers.iter().copied())
+}
+
 /// A maker by name, any case.
 pub fn maker(name: &str) -> Option<&'static Maker> {
-    makers()
-        .into_iter()
-        .find(|m| m.name.eq_ignore_ascii_case(name.trim()))
+    each_maker().find(|m| m.name.eq_ignore_ascii_case(name.trim()))
 }
 
 /// The makers' names in alphabetical order, for error messages.
@@ -116,7 +119,7 @@ pub fn maker_names() -> String {
 
 /// The maker whose OUI `mac` carries.
 pub fn maker_of(mac: Mac) -> Option<&'static Maker> {
-    makers().into_iter().find(|m| m.owns(mac))
+    each_maker().find(|m| m.owns(mac))
 }
 
 /// One built-in profile: the class keys a `profile = "..."` stands for.
@@ -539,13 +542,6 @@ pub fn unescape(s: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// A UTC offset as `+hh:mm` (AudioCodes, and the default `time_zone`).
-pub fn offset_hh_mm(seconds: i32) -> String {
-    let sign = if seconds < 0 { '-' } else { '+' };
-    let m = seconds.unsigned_abs() / 60;
-    format!("{sign}{:02}:{:02}", m / 60, m % 60)
 }
 
 /// The attribute `name="..."` in an XML file.

@@ -94,7 +94,8 @@ defaults.ntp_servers = ["self"]
             listed: Some("listed in CONFIG_FILES"),
         },
     ],
-    time_zone: super::offset_hh_mm,
+    // `+hh:mm`, as option 2 is shown everywhere.
+    time_zone: crate::dhcp::options::utc_offset_text,
     lab: &[LabPhone {
         profile: "polycom",
         label: "Polycom VVX 411",

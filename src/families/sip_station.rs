@@ -57,7 +57,8 @@ defaults.bootfile = "{image}"
     agents: &[],
     appliance_names: &[],
     generated: &[],
-    time_zone: super::offset_hh_mm,
+    // `+hh:mm`, as option 2 is shown everywhere.
+    time_zone: crate::dhcp::options::utc_offset_text,
     lab: &[LabPhone {
         profile: "interaction-sip-station",
         label: "Interaction SIP Station (SIP100)",

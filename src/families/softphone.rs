@@ -28,7 +28,8 @@ defaults.provisioning_url = "{http}/"
     agents: &[],
     appliance_names: &[],
     generated: &[],
-    time_zone: super::offset_hh_mm,
+    // `+hh:mm`, as option 2 is shown everywhere.
+    time_zone: crate::dhcp::options::utc_offset_text,
     lab: &[LabPhone {
         profile: "softphone",
         label: "SIP Soft Phone (PattyJ.lab.voip)",

@@ -429,18 +429,14 @@ impl Phone<'_> {
                     }
                 }
                 Step::Reflash { requests } => result = recovered(self, reply, requests),
-                Step::Register { read, srv } => {
+                Step::Register { read, srv } | Step::Locate { read, srv } => {
                     let r = read(&got)?;
                     let target = self.registrar(&r.host, r.port, srv)?;
-                    result = self.register(&r, &target);
-                }
-                Step::Locate { read, srv } => {
-                    let r = read(&got)?;
-                    let target = self.registrar(&r.host, r.port, srv)?;
-                    result = Ok(match r.line {
-                        Some(line) => format!("registers line {line} at {target}"),
-                        None => format!("registers at {target}"),
-                    });
+                    result = match (step, r.line.as_deref()) {
+                        (Step::Register { .. }, _) => self.register(&r, &target),
+                        (_, Some(line)) => Ok(format!("registers line {line} at {target}")),
+                        (_, None) => Ok(format!("registers at {target}")),
+                    };
                 }
                 Step::Configured => {
                     let n = got.files.last().map_or(0, |(_, b)| b.len());

@@ -18,6 +18,25 @@ pub fn md5_hex(s: &str) -> String {
         .collect()
 }
 
+/// RFC 2617's MD5 response: without `qop`, MD5(HA1:nonce:HA2); with it
+/// (`nc`, `cnonce`, `qop`), MD5(HA1:nonce:nc:cnonce:qop:HA2).
+fn digest(
+    user: &str,
+    realm: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    nonce: &str,
+    qop: Option<(&str, &str, &str)>,
+) -> String {
+    let ha1 = md5_hex(&format!("{user}:{realm}:{password}"));
+    let ha2 = md5_hex(&format!("{method}:{uri}"));
+    match qop {
+        Some((nc, cnonce, qop)) => md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")),
+        None => md5_hex(&format!("{ha1}:{nonce}:{ha2}")),
+    }
+}
+
 /// A `WWW-Authenticate: Digest ...` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
@@ -94,22 +113,15 @@ impl Challenge {
         password: &str,
         cnonce: &str,
     ) -> String {
-        let ha1 = md5_hex(&format!("{user}:{}:{password}", self.realm));
-        let ha2 = md5_hex(&format!("{method}:{uri}"));
         let mut v = format!(
             "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", algorithm=MD5",
             self.realm, self.nonce
         );
-        let response = match &self.qop {
-            Some(qop) => {
-                v.push_str(&format!(", qop={qop}, nc=00000001, cnonce=\"{cnonce}\""));
-                md5_hex(&format!(
-                    "{ha1}:{}:00000001:{cnonce}:{qop}:{ha2}",
-                    self.nonce
-                ))
-            }
-            None => md5_hex(&format!("{ha1}:{}:{ha2}", self.nonce)),
-        };
+        let qop = self.qop.as_deref().map(|q| ("00000001", cnonce, q));
+        if let Some((nc, cnonce, q)) = qop {
+            v.push_str(&format!(", qop={q}, nc={nc}, cnonce=\"{cnonce}\""));
+        }
+        let response = digest(user, &self.realm, password, method, uri, &self.nonce, qop);
         v.push_str(&format!(", response=\"{response}\""));
         if let Some(o) = &self.opaque {
             v.push_str(&format!(", opaque=\"{o}\""));
@@ -296,17 +308,18 @@ impl Registrar {
                 if get("nonce") != self.nonce || get("username") != user {
                     return challenge();
                 }
-                let ha1 = md5_hex(&format!("{user}:{}:{password}", self.realm));
-                let ha2 = md5_hex(&format!("REGISTER:{}", get("uri")));
-                let want = match get("qop") {
-                    "" => md5_hex(&format!("{ha1}:{}:{ha2}", self.nonce)),
-                    qop => md5_hex(&format!(
-                        "{ha1}:{}:{}:{}:{qop}:{ha2}",
-                        self.nonce,
-                        get("nc"),
-                        get("cnonce")
-                    )),
-                };
+                let qop = Some(get("qop"))
+                    .filter(|q| !q.is_empty())
+                    .map(|q| (get("nc"), get("cnonce"), q));
+                let want = digest(
+                    &user,
+                    &self.realm,
+                    password,
+                    "REGISTER",
+                    get("uri"),
+                    &self.nonce,
+                    qop,
+                );
                 if get("response") == want {
                     reply("200 OK", "")
                 } else {

@@ -587,10 +587,13 @@ async fn put(
     };
     let opened = {
         let folder = folder.clone();
-        tokio::task::spawn_blocking(move || crate::files::upload::open_partial(&folder, &parts))
-            .await
+        tokio::task::spawn_blocking(move || {
+            crate::files::upload::open_partial(&folder, &parts)
+                .map(|(target, partial, file)| (target.exists(), target, partial, file))
+        })
+        .await
     };
-    let (target, mut partial, file) = match opened {
+    let (existed, target, mut partial, file) = match opened {
         Ok(Ok(x)) => x,
         // A folder where the name is, or a name too long: the name's fault.
         Ok(Err(e))
@@ -618,7 +621,6 @@ async fn put(
         http.counters.finish(&record);
         return (Response::text(400, wire::reason(400)), false);
     }
-    let existed = target.exists();
     record.file = Some(target.display().to_string());
     let mut out = tokio::io::BufWriter::with_capacity(64 << 10, tokio::fs::File::from_std(file));
     // The whole body within a minute plus a second per 64 KiB: a sender
