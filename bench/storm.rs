@@ -1092,8 +1092,7 @@ impl Phone<'_> {
             async move {
                 let mut wait = Duration::from_millis(500);
                 let mut buf = vec![0u8; 4096];
-                let mut resent = 0;
-                for _ in 0..4 {
+                for resent in 0..4u32 {
                     sock.send_to(req.as_bytes(), to)
                         .await
                         .map_err(|e| e.to_string())?;
@@ -1107,7 +1106,6 @@ impl Phone<'_> {
                             return Ok((resp, resent));
                         }
                     }
-                    resent += 1;
                     wait *= 2;
                 }
                 Err(format!("no SIP answer from {to}"))
