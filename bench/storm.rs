@@ -864,7 +864,7 @@ impl Phone<'_> {
             .map_err(|e| e.to_string())?;
         let mut head = Vec::new();
         let mut body = Vec::new();
-        let mut buf = vec![0u8; 64 << 10];
+        let mut buf = vec![0u8; if keep { 16 << 10 } else { 256 << 10 }];
         let mut total = 0u64;
         let read = async {
             loop {
@@ -902,9 +902,32 @@ impl Phone<'_> {
         Ok((status, body))
     }
 
+    /// One TFTP read, started again from the request two seconds after a
+    /// server's refusal other than "file not found" (a busy server), as
+    /// phones keep trying; ten tries at most.
+    async fn tftp(&mut self, server: Ipv4Addr, name: &str, keep: bool) -> Result<Vec<u8>, String> {
+        let mut tries = 0;
+        loop {
+            match self.tftp_once(server, name, keep).await {
+                Err(e) if !e.contains("error 1:") && e.contains(": error ") && tries < 10 => {
+                    tries += 1;
+                    self.out.retries += 1;
+                    self.note(e);
+                    sleep(Duration::from_secs(2)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// One TFTP read (octet, blksize 1468, lockstep), each silence of a
     /// second answered by sending the last message again, five at most.
-    async fn tftp(&mut self, server: Ipv4Addr, name: &str, keep: bool) -> Result<Vec<u8>, String> {
+    async fn tftp_once(
+        &mut self,
+        server: Ipv4Addr,
+        name: &str,
+        keep: bool,
+    ) -> Result<Vec<u8>, String> {
         use dialtone::files::tftp::packet::{self, Packet};
         let sock = self.udp().await?;
         let rrq = packet::rrq(name, &[("blksize", "1468")]);

@@ -15,7 +15,8 @@
 #
 # Usage:        sudo bash bench/storm.sh
 # Environment:  SIZES (default "100 500 1000"), ROUNDS (default 2),
-#               PLOT (default docs/storm-1000.png: phones done over time at
+#               STACKS (default "dialtone anchor"; one of them alone for
+#               a closer look), PLOT (default docs/storm-1000.png: phones done over time at
 #               N = 1000, from the last round), KEEP_WORK=1 keeps the files.
 # Prints one line per round and stack, then a table per N.
 # Takes about 4 minutes with the defaults.
@@ -26,6 +27,7 @@ cd "$(dirname "$0")/.."
 SIZES=${SIZES:-"100 500 1000"}
 ROUNDS=${ROUNDS:-2}
 PLOT=${PLOT:-docs/storm-1000.png}
+STACKS=${STACKS:-"dialtone anchor"}
 SERVER_IP=10.64.0.1
 # The pool (10.64.1.0-10.64.31.255) as prefixes: `local` routes in the
 # phones' namespace make every address of it the tool's, and the server
@@ -37,7 +39,8 @@ POOL_PREFIXES="10.64.1.0/24 10.64.2.0/23 10.64.4.0/22 10.64.8.0/21 10.64.16.0/20
 bench_setup storm $SERVER_IP/18 10.64.63.254/18 \
     dnsmasq:dnsmasq-base nginx:nginx dig:bind9-dnsutils curl:curl taskset:util-linux \
     chronyd:chrony python3:python3
-python3 -c 'import matplotlib' 2>/dev/null || apt-get install -y -qq --no-install-recommends python3-matplotlib >/dev/null
+# Debian's Python and its matplotlib, whatever python3 comes first in PATH.
+/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || apt-get install -y -qq --no-install-recommends python3-matplotlib >/dev/null
 cargo build --release --quiet --example storm
 STORM=$PWD/target/release/examples/storm
 
@@ -92,7 +95,7 @@ start_dialtone() {
     local dir=$1 run=$2
     mkdir -p "$run/state"
     sed -e "s#@STATE@#$run/state#; s#@TREE@#$dir/tree#" "$dir/dialtone.toml" >"$run/dialtone.toml"
-    ip netns exec "$SRV" $PIN_SERVER "$DIALTONE" serve --config "$run/dialtone.toml" 2>"$run/log" &
+    ip netns exec "$SRV" $PIN_SERVER ${DIALTONE_WRAP:-} "$DIALTONE" serve --config "$run/dialtone.toml" 2>"$run/log" &
     SERVER_PID=$!
 }
 
@@ -197,7 +200,7 @@ for n in $SIZES; do
     "$STORM" prepare "$dir" "$n"
     for round in $(seq "$ROUNDS"); do
         # Interleaved: the first stack alternates from round to round.
-        if [ $((round % 2)) = 1 ]; then stacks="dialtone anchor"; else stacks="anchor dialtone"; fi
+        if [ $((round % 2)) = 1 ]; then stacks=$STACKS; else stacks=$(echo "$STACKS" | awk '{ for (i = NF; i > 0; i--) printf "%s ", $i }'); fi
         for stack in $stacks; do
             run=$WORK/run-$n-$round-$stack
             mkdir -p "$run"
@@ -236,8 +239,8 @@ END {
         med(v[n, "anchor", "server_cpu"]) / med(v[n, "dialtone", "server_cpu"])
 }' "$RESULTS" | sort -n -k1,1 -s
 
-if [ -d "$WORK/run-1000-$ROUNDS-dialtone" ]; then
-    python3 bench/storm_plot.py "$WORK/run-1000-$ROUNDS-dialtone/phones.csv" \
+if [ -d "$WORK/run-1000-$ROUNDS-dialtone" ] && [ -d "$WORK/run-1000-$ROUNDS-anchor" ]; then
+    /usr/bin/python3 bench/storm_plot.py "$WORK/run-1000-$ROUNDS-dialtone/phones.csv" \
         "$WORK/run-1000-$ROUNDS-anchor/phones.csv" "$PLOT"
     echo "plot: $PLOT"
 fi

@@ -394,8 +394,12 @@ async fn serve_interface(
     owners: Arc<dyn Owners>,
     report: crate::net::ready::Report,
 ) -> anyhow::Result<()> {
-    let sock = crate::net::sockets::udp(&name, port, |_| Ok(()))
-        .with_context(|| format!("cannot listen for syslog on {name} UDP port {port}"))?;
+    // Phones log most while they boot, and they boot together.
+    let sock = crate::net::sockets::udp(&name, port, |s| {
+        crate::net::sockets::large_buffers(s, 1 << 20, false);
+        Ok(())
+    })
+    .with_context(|| format!("cannot listen for syslog on {name} UDP port {port}"))?;
     report.bound();
     tracing::info!(target: "dialtone::syslog", interface = %name, port, "receiving the phones' logs");
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];

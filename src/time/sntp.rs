@@ -138,8 +138,14 @@ async fn serve_interface(
     stratum: u8,
     report: crate::net::ready::Report,
 ) -> anyhow::Result<()> {
-    let sock = crate::net::sockets::udp(&name, port, |_| Ok(()))
-        .with_context(|| format!("cannot listen for SNTP on {name} UDP port {port}"))?;
+    // A site's phones ask for the time together after a power cut, while
+    // the same core moves their firmware: the queue holds the burst until
+    // this task runs (the default one overflowed at 5,000 phones).
+    let sock = crate::net::sockets::udp(&name, port, |s| {
+        crate::net::sockets::large_buffers(s, 1 << 20, false);
+        Ok(())
+    })
+    .with_context(|| format!("cannot listen for SNTP on {name} UDP port {port}"))?;
     report.bound();
     tracing::info!(target: "dialtone::time", interface = %name, port, stratum, "serving SNTP");
     let mut buf = [0u8; 512];

@@ -49,6 +49,11 @@ impl Drop for Running {
     }
 }
 
+/// How many TFTP transfers run now.
+pub fn running() -> usize {
+    RUNNING.load(Ordering::Relaxed)
+}
+
 /// The runtime's `on_thread_park` hook: stay awake briefly while several
 /// transfers run.
 pub fn before_park() {
