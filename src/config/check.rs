@@ -213,6 +213,16 @@ impl Cx<'_> {
             })?,
             None => 200,
         };
+        let new_clients_burst = match &raw.new_clients_burst {
+            Some(r) => u32::try_from(*r.get_ref()).map_err(|_| {
+                self.err(
+                    r,
+                    "dhcp.new_clients_burst",
+                    "expected a number of new clients, 0 or more",
+                )
+            })?,
+            None => 2000,
+        };
         let options = self.options(raw.options, "dhcp.options")?;
         let next_server = self.next_server(&raw.next_server, "dhcp.next_server")?;
 
@@ -266,6 +276,7 @@ impl Cx<'_> {
             authoritative: raw.authoritative.unwrap_or(true),
             rate_limit,
             new_clients_per_second,
+            new_clients_burst,
             next_server,
             options,
             subnets,

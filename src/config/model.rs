@@ -65,6 +65,9 @@ pub struct Dhcp {
     /// (no lease, offer, reservation or inventory entry) admitted per subnet
     /// per second; the rest are dropped. 0: no limit.
     pub new_clients_per_second: u32,
+    /// How many such clients a subnet admits at once before the rate
+    /// applies: a power cut's site of phones without leases boots together.
+    pub new_clients_burst: u32,
     /// siaddr, the BOOTP "next server" a loader fetches `file` from, when
     /// set here (the host's, then the last matching class's, the subnet's,
     /// the global one win in that order).

@@ -91,6 +91,8 @@ pub struct RawDhcp {
     pub rate_limit: Option<Spanned<i64>>,
     /// New clients admitted per subnet per second; 0 for no limit.
     pub new_clients_per_second: Option<Spanned<i64>>,
+    /// New clients admitted per subnet at once, before the rate applies.
+    pub new_clients_burst: Option<Spanned<i64>>,
     /// siaddr (the BOOTP next server): an IPv4 address or "self".
     pub next_server: Option<Spanned<String>>,
     #[serde(default)]

@@ -71,6 +71,7 @@ pub fn normalized(c: &Config) -> String {
     let _ = writeln!(o, "authoritative = {}", d.authoritative);
     let _ = writeln!(o, "rate_limit = {}", d.rate_limit);
     let _ = writeln!(o, "new_clients_per_second = {}", d.new_clients_per_second);
+    let _ = writeln!(o, "new_clients_burst = {}", d.new_clients_burst);
     next_server(&mut o, d.next_server);
     options(&mut o, "", &d.options);
     for s in &d.subnets {

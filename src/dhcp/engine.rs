@@ -207,6 +207,7 @@ impl Engine {
             && !self.admission.admit(
                 subnet.net.network(),
                 config.dhcp.new_clients_per_second,
+                config.dhcp.new_clients_burst,
                 now,
             )
         {

@@ -1,4 +1,5 @@
-//! Floods: how many new clients a subnet admits per second, and warnings
+//! Floods: how many new clients a subnet admits (a burst, then so many a
+//! second), and warnings
 //! said at most once a minute. Keyed by the subnet's network address, so
 //! their memory is bounded by the configuration, never by what clients send.
 //! No I/O, no clock: the second is passed in.
@@ -6,26 +7,33 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-/// New clients admitted per subnet in the current second.
+/// New clients admitted per subnet: a bucket per subnet holding up to
+/// `burst` admissions, refilled by `per_second` each second. A power cut's
+/// site of phones nobody has seen yet boots at once; a flood of made-up
+/// MACs goes on, and after the burst gets `per_second`.
 #[derive(Debug, Default)]
 pub struct Admission {
-    windows: HashMap<Ipv4Addr, (u64, u32)>,
+    /// Subnet -> (the second last refilled, admissions left).
+    buckets: HashMap<Ipv4Addr, (u64, u32)>,
 }
 
 impl Admission {
     /// Whether one more new client may be served in `subnet` during second
-    /// `now`, at most `per_second` (0: no limit).
-    pub fn admit(&mut self, subnet: Ipv4Addr, per_second: u32, now: u64) -> bool {
+    /// `now`: up to `burst` at once (never fewer than `per_second`), then
+    /// `per_second` a second (0: no limit).
+    pub fn admit(&mut self, subnet: Ipv4Addr, per_second: u32, burst: u32, now: u64) -> bool {
         if per_second == 0 {
             return true;
         }
-        let (second, admitted) = self.windows.entry(subnet).or_insert((now, 0));
-        if *second != now {
-            *second = now;
-            *admitted = 0;
+        let cap = burst.max(per_second);
+        let (last, left) = self.buckets.entry(subnet).or_insert((now, cap));
+        if now > *last {
+            let refill = (now - *last).saturating_mul(u64::from(per_second));
+            *left = u64::from(*left).saturating_add(refill).min(u64::from(cap)) as u32;
+            *last = now;
         }
-        if *admitted < per_second {
-            *admitted += 1;
+        if *left > 0 {
+            *left -= 1;
             true
         } else {
             false
@@ -75,14 +83,42 @@ mod tests {
     #[test]
     fn admits_per_second_per_subnet() {
         let mut a = Admission::default();
-        assert!((0..3).all(|_| a.admit(NET, 3, 100)));
-        assert!(!a.admit(NET, 3, 100));
+        assert!((0..3).all(|_| a.admit(NET, 3, 0, 100)));
+        assert!(!a.admit(NET, 3, 0, 100));
         assert!(
-            a.admit(Ipv4Addr::new(10, 1, 0, 0), 3, 100),
+            a.admit(Ipv4Addr::new(10, 1, 0, 0), 3, 0, 100),
             "another subnet"
         );
-        assert!(a.admit(NET, 3, 101), "the next second");
-        assert!((0..1000).all(|_| a.admit(NET, 0, 102)), "0 is no limit");
+        assert!(a.admit(NET, 3, 0, 101), "the next second");
+        assert!((0..1000).all(|_| a.admit(NET, 0, 0, 102)), "0 is no limit");
+    }
+
+    #[test]
+    fn a_burst_then_per_second() {
+        let mut a = Admission::default();
+        // A site's phones at once: the whole burst.
+        assert_eq!(
+            (0..2500).filter(|_| a.admit(NET, 200, 2000, 100)).count(),
+            2000
+        );
+        // Then the rate: 200 the next second, 400 after two quiet ones.
+        assert_eq!(
+            (0..500).filter(|_| a.admit(NET, 200, 2000, 101)).count(),
+            200
+        );
+        assert_eq!(
+            (0..500).filter(|_| a.admit(NET, 200, 2000, 103)).count(),
+            400
+        );
+        // Refilled to the burst and no further, after a long quiet.
+        assert_eq!(
+            (0..5000)
+                .filter(|_| a.admit(NET, 200, 2000, 10_000))
+                .count(),
+            2000
+        );
+        // A clock gone back refills nothing.
+        assert_eq!((0..10).filter(|_| a.admit(NET, 200, 2000, 50)).count(), 0);
     }
 
     #[test]

@@ -641,7 +641,7 @@ fn a_flood_of_offers_cannot_hold_the_pool_against_a_phone() {
 
 #[test]
 fn new_clients_are_admitted_per_second_and_known_ones_always() {
-    let (mut e, i) = small("new_clients_per_second = 2");
+    let (mut e, i) = small("new_clients_per_second = 2\nnew_clients_burst = 0");
     let outs: Vec<Outcome> = (1..=5)
         .map(|n| discover_at(&mut e, mac(n), &i, NOW))
         .collect();
@@ -667,6 +667,30 @@ fn new_clients_are_admitted_per_second_and_known_ones_always() {
     // 0: no limit.
     let (mut e, i) = small("new_clients_per_second = 0");
     assert!((1..=3).all(|n| discover_at(&mut e, mac(n), &i, NOW).reply.is_some()));
+}
+
+#[test]
+fn a_burst_of_new_clients_is_admitted_at_once_then_the_rate() {
+    let (mut e, i) = engine_on_v(
+        "[dhcp]\nnew_clients_per_second = 2\nnew_clients_burst = 5\n[[dhcp.subnet]]\ncidr = \"10.0.0.0/24\"\npool = [\"10.0.0.10-10.0.0.99\"]\n",
+    );
+    let served = |e: &mut Engine, from: u8, to: u8, now: u64| {
+        (from..=to)
+            .filter(|&n| discover_at(e, mac(n), &i, now).reply.is_some())
+            .count()
+    };
+    assert_eq!(served(&mut e, 1, 8, NOW), 5);
+    assert_eq!(served(&mut e, 11, 18, NOW + 1), 2);
+    // The default: 2,000 at once.
+    let (mut e, i) =
+        engine_on_v("[[dhcp.subnet]]\ncidr = \"10.0.0.0/20\"\npool = [\"10.0.1.0-10.0.15.250\"]\n");
+    let served = (0..2100u32)
+        .filter(|n| {
+            let m = Mac([0x02, 0, 0, 0, (n >> 8) as u8, *n as u8]);
+            discover_at(&mut e, m, &i, NOW).reply.is_some()
+        })
+        .count();
+    assert_eq!(served, 2000);
 }
 
 #[test]
