@@ -228,7 +228,6 @@ impl Outbox {
             }
         }
         flow.deadline = Instant::now() + flow.read.timeout;
-        self.ack_poll.sent();
         None
     }
 }
@@ -297,7 +296,6 @@ impl Task {
                 recv_batch(&self.sock, &mut self.inbox, &mut self.got)
             }) {
                 Ok(_) => {
-                    self.outbox.ack_poll.acked();
                     self.datagrams();
                     busy = true;
                 }
@@ -332,7 +330,6 @@ impl Task {
                         r => Some(r),
                     });
                 if let Some(r) = polled {
-                    self.outbox.ack_poll.acked();
                     match r {
                         Ok(_) => self.datagrams(),
                         // An ICMP error, as for a batch receive.
