@@ -668,7 +668,28 @@ impl Phone<'_> {
     }
 
     /// DISCOVER, OFFER, REQUEST, ACK: the ACK.
+    /// A lease; after a DHCPNAK the phone starts over from DISCOVER (RFC
+    /// 2131 3.1), three times at most, each counted as a retry.
     async fn lease(
+        &mut self,
+        vendor: Option<&str>,
+        requests: &[u8],
+        round: u32,
+    ) -> Result<ParsedReply, String> {
+        let mut naks = 0;
+        loop {
+            match self.lease_once(vendor, requests, round * 4 + naks).await {
+                Err(e) if e == "DHCPNAK" && naks < 3 => {
+                    naks += 1;
+                    self.out.retries += 1;
+                    self.note("DHCPNAK: starting over");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn lease_once(
         &mut self,
         vendor: Option<&str>,
         requests: &[u8],

@@ -21,7 +21,7 @@ def done_times(path):
 def main():
     dialtone, anchor, out = sys.argv[1:4]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    for path, label, style in ((dialtone, "dialtone", "-"), (anchor, "dnsmasq + nginx", "--")):
+    for path, label, style in ((dialtone, "dialtone", "-"), (anchor, "dnsmasq + nginx + chrony", "--")):
         done, n = done_times(path)
         ax.step([0] + done, range(len(done) + 1), style, where="post",
                 label=f"{label}: {len(done)} of {n} done, last at {done[-1]:.1f} s" if done else label)
