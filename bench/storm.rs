@@ -408,8 +408,10 @@ fn run(n: usize, out: &Path) -> Result<(), String> {
                 Ok(s) | Err(s) => s.replace('"', "'"),
             }
         );
+        // A failed phone counts at the time it gave up: its boot took at
+        // least that long.
+        boots.push(boot);
         if ok {
-            boots.push(boot);
             last = last.max(o.done.as_secs_f64());
         } else {
             failed += 1;
@@ -631,8 +633,10 @@ impl Phone<'_> {
         m
     }
 
-    /// Sends `m` and waits for an answer of the `wanted` types, again after
-    /// 4, 8, 16 and 32 seconds as RFC 2131 (4.1) has it.
+    /// Sends `m` and waits for an answer of the `wanted` types; sends it
+    /// again after 4, 8, 16 and 32 seconds, each randomized by up to a
+    /// second either way as RFC 2131 (4.1) has it, and gives up 64 seconds
+    /// after the last.
     async fn exchange(
         &mut self,
         rx: &mut mpsc::UnboundedReceiver<ParsedReply>,
@@ -642,7 +646,7 @@ impl Phone<'_> {
         let bytes = m.encode();
         let to = SocketAddr::from((Ipv4Addr::BROADCAST, 67));
         let mut wait = Duration::from_secs(4);
-        for attempt in 0..5 {
+        for attempt in 0..5u32 {
             if attempt > 0 {
                 self.out.dhcp_retransmissions += 1;
                 self.note(format!("DHCP message {} again", m.msg_type));
@@ -651,7 +655,10 @@ impl Phone<'_> {
                 .send_to(&bytes, to)
                 .await
                 .map_err(|e| e.to_string())?;
-            let until = Instant::now() + wait;
+            // The phone's own pseudo-random second either way.
+            let spread = (self.plan.index as u64 * 7919 + u64::from(attempt) * 104_729) % 2001;
+            let until =
+                Instant::now() + wait + Duration::from_millis(spread) - Duration::from_secs(1);
             loop {
                 match tokio::time::timeout_at(until, rx.recv()).await {
                     Ok(Some(r)) if r.msg_type().is_some_and(|t| wanted.contains(&t)) => {

@@ -218,8 +218,13 @@ impl Engine {
             if let Some(quiet) = self.over_cap.occur(subnet.net.network(), now) {
                 out.exchange.level = Level::Warn;
                 out.exchange.note = Some(format!(
-                    "more than {} new clients a second in {}: dropping the rest (a flood?); {quiet} dropped since the last warning",
-                    config.dhcp.new_clients_per_second, subnet.net
+                    "more than {} new clients at once, then {} a second, in {}: dropping the rest (a flood?); {quiet} dropped since the last warning",
+                    config
+                        .dhcp
+                        .new_clients_burst
+                        .max(config.dhcp.new_clients_per_second),
+                    config.dhcp.new_clients_per_second,
+                    subnet.net
                 ));
             } else {
                 out.exchange.note = Some("new client over new_clients_per_second".into());

@@ -32,6 +32,8 @@ impl Admission {
             *left = u64::from(*left).saturating_add(refill).min(u64::from(cap)) as u32;
             *last = now;
         }
+        // A burst lowered by a reload applies at once.
+        *left = (*left).min(cap);
         if *left > 0 {
             *left -= 1;
             true
@@ -116,6 +118,15 @@ mod tests {
                 .filter(|_| a.admit(NET, 200, 2000, 10_000))
                 .count(),
             2000
+        );
+        // A burst lowered (a reload) applies at once.
+        assert_eq!(
+            (0..5000).filter(|_| a.admit(NET, 200, 100, 10_000)).count(),
+            0
+        );
+        assert_eq!(
+            (0..5000).filter(|_| a.admit(NET, 200, 100, 20_000)).count(),
+            200
         );
         // A clock gone back refills nothing.
         assert_eq!((0..10).filter(|_| a.admit(NET, 200, 2000, 50)).count(), 0);

@@ -655,7 +655,7 @@ fn new_clients_are_admitted_per_second_and_known_ones_always() {
     assert_eq!(warned.len(), 1);
     let note = warned[0].exchange.note.as_deref().unwrap_or_default();
     assert!(
-        note.contains("more than 2 new clients a second in 10.0.0.0/24"),
+        note.contains("more than 2 new clients at once, then 2 a second, in 10.0.0.0/24"),
         "{note}"
     );
     // Known clients pass in the same second: one with an offer already, and

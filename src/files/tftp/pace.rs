@@ -8,7 +8,7 @@
 //! - `AckPoll`: a transfer that has the server to itself polls its socket
 //!   for the next ACK for up to `ACK_POLL` instead of sleeping, while its
 //!   ACKs come within that. A slower client (any phone on a real cable) is
-//!   waited for by sleeping, with one probe every `PROBE_EVERY` blocks.
+//!   waited for by sleeping, probed again after `PROBE_EVERY` waits.
 //! - `before_park`: while two or more transfers run, a runtime thread with
 //!   nothing to do stays awake for `PARK_SPIN` before it sleeps, so ACKs
 //!   arriving in that time are picked up without waking it. Without this,
@@ -69,8 +69,10 @@ pub fn before_park() {
 /// Polling for the ACK of a transfer that has the server to itself. A client
 /// whose ACKs come within `ACK_POLL` is polled for on every block; one
 /// slower than that misses two polls in a row and is then waited for by
-/// sleeping, probed again once every `PROBE_EVERY` blocks (about 1.5 us of
-/// polling per block for a phone answering at its own pace). The probe is
+/// sleeping through the next `PROBE_EVERY` waits (about one wait a block),
+/// then probed with two polls again: about 1.5 us of polling per block for
+/// a phone answering at its own pace. The task starts afresh for each new
+/// transfer. The probe is
 /// what brings a fast client back: a round trip measured while sleeping
 /// includes the wake-up, so a transfer that judged by it once stopped
 /// polling for good after one late ACK (a lone 64 MiB read took 2.3 s

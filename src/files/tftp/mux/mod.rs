@@ -180,7 +180,7 @@ enum Wake {
 type End = (Outcome, Option<String>);
 
 /// What the task sends, and what sending needs: the queue of datagrams,
-/// the way back for chunk reads, the lone client's round trip.
+/// the way back for chunk reads, and whether a lone client is polled for.
 struct Outbox {
     out: Vec<Out>,
     loaded_tx: mpsc::UnboundedSender<Loaded>,
@@ -319,8 +319,9 @@ impl Task {
                 continue;
             }
             // A lone client answering within microseconds is polled for,
-            // instead of sleeping between its ACKs.
-            if self.flows.len() == 1 {
+            // instead of sleeping between its ACKs; not while its next
+            // chunk is being read (no block is out, so no ACK can come).
+            if self.flows.len() == 1 && self.flows.values().all(|f| f.waiting.is_none()) {
                 let (sock, inbox, got) = (&self.sock, &mut self.inbox, &mut self.got);
                 let polled = self
                     .outbox
@@ -386,6 +387,8 @@ impl Task {
             self.finish(client, (Outcome::AbortedByClient, Some(detail)));
         }
         self.serial += 1;
+        // A new client: whether it is polled for is learnt afresh.
+        self.outbox.ack_poll = pace::AckPoll::default();
         let mut flow = Flow {
             serial: self.serial,
             started: Instant::now(),

@@ -101,7 +101,9 @@ impl Source {
     }
 
     /// Reads the chunk at `at` off the runtime and posts it to `done`,
-    /// reusing the current chunk's memory when nothing else holds it.
+    /// reusing the current chunk's memory when nothing else holds it and it
+    /// is not much larger than `want` (a chunk sized while few transfers ran
+    /// is let go when many run, so the read-ahead shrinks for real).
     pub(super) fn load(
         &mut self,
         at: u64,
@@ -113,7 +115,11 @@ impl Source {
             return;
         };
         let old = std::mem::take(&mut self.chunk);
-        let mut buf = old.try_into_mut().unwrap_or_else(|_| BytesMut::new());
+        let mut buf = old
+            .try_into_mut()
+            .ok()
+            .filter(|b| b.capacity() <= 2 * want)
+            .unwrap_or_else(|| BytesMut::with_capacity(want));
         tokio::task::spawn_blocking(move || {
             buf.resize(want, 0);
             let result = stamp
