@@ -48,6 +48,7 @@ use std::time::Duration;
 use dialtone::dhcp::client::{ClientMessage, ParsedReply};
 use dialtone::dhcp::options as opt;
 use dialtone::families::{self, Family, LabPhone, Source, Step, Vars};
+use dialtone::lab::phone::{best_srv, first_addr, text};
 use dialtone::lab::sip;
 use dialtone::units::Mac;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
@@ -563,24 +564,6 @@ struct Phone<'a> {
     out: Outcome,
 }
 
-/// Option `code` as text; a C string's terminating NUL (dnsmasq ends its
-/// string options with one) is not part of it, as the phones read it.
-fn text(reply: &ParsedReply, code: u8) -> Option<String> {
-    reply.get(code).map(|b| {
-        String::from_utf8_lossy(b)
-            .trim_end_matches('\0')
-            .to_string()
-    })
-}
-
-fn first_addr(reply: &ParsedReply, code: u8) -> Option<Ipv4Addr> {
-    reply
-        .get(code)
-        .and_then(|b| b.get(..4))
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(Ipv4Addr::from)
-}
-
 const DHCPDISCOVER: u8 = 1;
 const DHCPOFFER: u8 = 2;
 const DHCPREQUEST: u8 = 3;
@@ -771,36 +754,54 @@ impl Phone<'_> {
         m.metadata.recursion_desired = true;
         m.add_query(Query::query(qname, qtype));
         let wire = m.to_vec().map_err(|e| e.to_string())?;
-        let sock = self.udp().await?;
         let mut buf = [0u8; 1500];
+        let n = self
+            .exchange_udp(SocketAddr::from((server, 53)), &wire, &mut buf, |_| true)
+            .await?
+            .ok_or_else(|| format!("no DNS answer for {name} {qtype}"))?;
+        let r = Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
+        let mut answers: Vec<String> = r
+            .answers
+            .iter()
+            .filter_map(|rec| match &rec.data {
+                RData::A(a) if qtype == RecordType::A => Some(a.0.to_string()),
+                RData::SRV(s) => Some(format!(
+                    "{} {} {} {}",
+                    s.priority, s.weight, s.port, s.target
+                )),
+                _ => None,
+            })
+            .collect();
+        answers.sort();
+        self.note(format!("DNS {name} {qtype}: {answers:?}"));
+        Ok(answers)
+    }
+
+    /// One question over UDP from the phone's address, asked up to three
+    /// times two seconds apart (a retry each time again): the length of the
+    /// first answer `fits` accepts, or `None`.
+    async fn exchange_udp(
+        &mut self,
+        to: SocketAddr,
+        question: &[u8],
+        buf: &mut [u8],
+        fits: impl Fn(&[u8]) -> bool,
+    ) -> Result<Option<usize>, String> {
+        let sock = self.udp().await?;
         for attempt in 0..3 {
             if attempt > 0 {
                 self.out.retries += 1;
             }
-            sock.send_to(&wire, (server, 53))
+            sock.send_to(question, to)
                 .await
                 .map_err(|e| e.to_string())?;
-            let Ok(Ok(n)) = timeout(Duration::from_secs(2), sock.recv(&mut buf)).await else {
-                continue;
-            };
-            let r = Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
-            let mut answers: Vec<String> = r
-                .answers
-                .iter()
-                .filter_map(|rec| match &rec.data {
-                    RData::A(a) if qtype == RecordType::A => Some(a.0.to_string()),
-                    RData::SRV(s) => Some(format!(
-                        "{} {} {} {}",
-                        s.priority, s.weight, s.port, s.target
-                    )),
-                    _ => None,
-                })
-                .collect();
-            answers.sort();
-            self.note(format!("DNS {name} {qtype}: {answers:?}"));
-            return Ok(answers);
+            if let Ok(Ok(n)) = timeout(Duration::from_secs(2), sock.recv(buf)).await
+                && fits(&buf[..n])
+            {
+                return Ok(Some(n));
+            }
         }
-        Err(format!("no DNS answer for {name} {qtype}"))
+        Ok(None)
     }
 
     async fn resolve(&mut self, host: &str) -> Result<Ipv4Addr, String> {
@@ -815,26 +816,15 @@ impl Phone<'_> {
     }
 
     async fn sntp(&mut self, server: Ipv4Addr) -> Result<(), String> {
-        let sock = self.udp().await?;
         let mut req = [0u8; 48];
         req[0] = (4 << 3) | 3;
         let mut buf = [0u8; 68];
-        for attempt in 0..3 {
-            if attempt > 0 {
-                self.out.retries += 1;
-            }
-            sock.send_to(&req, (server, 123))
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Ok(Ok(n)) = timeout(Duration::from_secs(2), sock.recv(&mut buf)).await
-                && n >= 48
-                && buf[0] & 7 == 4
-            {
-                self.note(format!("SNTP from {server}: stratum {}", buf[1]));
-                return Ok(());
-            }
-        }
-        Err(format!("no SNTP answer from {server}"))
+        let to = SocketAddr::from((server, 123));
+        self.exchange_udp(to, &req, &mut buf, |r| r.len() >= 48 && r[0] & 7 == 4)
+            .await?
+            .ok_or_else(|| format!("no SNTP answer from {server}"))?;
+        self.note(format!("SNTP from {server}: stratum {}", buf[1]));
+        Ok(())
     }
 
     /// A GET of `path`, a new connection each time as phones do; up to three
@@ -1117,20 +1107,7 @@ impl Phone<'_> {
             return Ok((host.to_string(), port));
         }
         let answers = self.ask(&format!("{srv}.{host}"), RecordType::SRV).await?;
-        answers
-            .iter()
-            .filter_map(|a| {
-                let f: Vec<&str> = a.split_whitespace().collect();
-                let prio: u16 = f.first()?.parse().ok()?;
-                Some((
-                    prio,
-                    f.get(3)?.trim_end_matches('.').to_string(),
-                    f.get(2)?.parse().ok()?,
-                ))
-            })
-            .min()
-            .map(|(_, h, p)| (h, p))
-            .ok_or_else(|| format!("no SRV record for {srv}.{host}"))
+        best_srv(&answers).ok_or_else(|| format!("no SRV record for {srv}.{host}"))
     }
 
     /// REGISTER, the digest answer to the challenge, the final answer; each

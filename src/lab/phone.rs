@@ -150,18 +150,39 @@ pub fn lab_phones() -> Vec<Spec> {
 }
 
 /// The text of option `code` in `reply`.
-fn text(reply: &ParsedReply, code: u8) -> Option<String> {
-    reply
-        .get(code)
-        .map(|b| String::from_utf8_lossy(b).into_owned())
+/// Option `code` as text; a C string's terminating NUL (dnsmasq ends its
+/// string options with one) is not part of it, as phones read it.
+pub fn text(reply: &ParsedReply, code: u8) -> Option<String> {
+    reply.get(code).map(|b| {
+        String::from_utf8_lossy(b)
+            .trim_end_matches('\0')
+            .to_string()
+    })
 }
 
-fn first_addr(reply: &ParsedReply, code: u8) -> Option<Ipv4Addr> {
+/// The first address of option `code`.
+pub fn first_addr(reply: &ParsedReply, code: u8) -> Option<Ipv4Addr> {
     reply
         .get(code)
         .and_then(|b| b.get(..4))
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map(Ipv4Addr::from)
+}
+
+/// The registrar an SRV lookup names: the target and port of the best
+/// priority, from answers as `clients::ask` gives them ("priority weight
+/// port target").
+pub fn best_srv(answers: &[String]) -> Option<(String, u16)> {
+    answers
+        .iter()
+        .filter_map(|a| {
+            let f: Vec<&str> = a.split_whitespace().collect();
+            let prio: u16 = f.first()?.parse().ok()?;
+            let port: u16 = f.get(2)?.parse().ok()?;
+            Some((prio, f.get(3)?.trim_end_matches('.').to_string(), port))
+        })
+        .min()
+        .map(|(_, host, port)| (host, port))
 }
 
 /// A provisioning URL split into scheme, host, port and path (ending in `/`).
@@ -236,19 +257,8 @@ impl Phone<'_> {
             return Ok(format!("{host}:{port}"));
         }
         let answers = self.ask(&format!("{srv}.{host}"), RecordType::SRV);
-        // "priority weight port target", sorted: the best priority first.
-        answers
-            .iter()
-            .filter_map(|a| {
-                let f: Vec<&str> = a.split_whitespace().collect();
-                let prio: u16 = f.first()?.parse().ok()?;
-                Some((
-                    prio,
-                    format!("{}:{}", f.get(3)?.trim_end_matches('.'), f.get(2)?),
-                ))
-            })
-            .min()
-            .map(|(_, t)| t)
+        best_srv(&answers)
+            .map(|(target, port)| format!("{target}:{port}"))
             .ok_or_else(|| format!("no SRV record for {srv}.{host}"))
     }
 
