@@ -10,8 +10,10 @@
 #   and with windowsize 16. The same two 100-client rows again with
 #   tftpload (bench/tftpload.rs) as the client: every transfer from one
 #   epoll loop, so the clients' core is not what limits the row. Last, 50
-#   slow tftpload clients (each acknowledgement 100 us after its block, as a
-#   phone's stack answers) fetching 16 MiB lockstep.
+#   slow tftpload clients (each acknowledgement 100 us after its block)
+#   fetching 16 MiB lockstep; and 8 clients as slow as phones on a real
+#   cable (each acknowledgement 500 us after its block), 16 MiB lockstep:
+#   what a few phones' firmware reads cost the server's CPU.
 # Each row also gives the server's CPU time per MiB sent, from the same run.
 # HTTP: curl fetching the 64 MiB image, against a minimal sendfile responder
 # (Python) that shows what the veth pair carries.
@@ -19,7 +21,10 @@
 #
 # Run as root:  bash bench/files.sh            (about 14 minutes)
 # Environment:  RUNS (default 3 rounds, the servers taking turns in each;
-#               the best of the rounds is kept per row)
+#               the best of the rounds is kept per row); for a closer look
+#               at a few rows: SERVERS (e.g. "dialtone dnsmasq"), ROWS (an
+#               extended regular expression; only the rows it matches run,
+#               and the HTTP part is left out), e.g. ROWS='^100 clients x'.
 #
 # tftpd-hpa is unpacked from its Debian package into the work directory
 # (never installed as a service, so nothing listens on this machine's
@@ -107,12 +112,21 @@ busy_since() {
 }
 servers=(dialtone dnsmasq)
 [ -n "$TFTPD" ] && servers+=(tftpd-hpa)
+[ -n "${SERVERS:-}" ] && read -r -a servers <<<"$SERVERS"
 rows=("blksize 512" "blksize 1468" "blksize 1468, window 16" "100 clients x 16 MiB" "100 clients, window 16"
-    "tftpload 100 x 16 MiB" "tftpload 100, window 16" "tftpload 50 slow x 16 MiB")
+    "tftpload 100 x 16 MiB" "tftpload 100, window 16" "tftpload 50 slow x 16 MiB"
+    "tftpload 8 phones x 16 MiB")
+if [ -n "${ROWS:-}" ]; then
+    picked=()
+    for row in "${rows[@]}"; do [[ $row =~ $ROWS ]] && picked+=("$row"); done
+    [ ${#picked[@]} -gt 0 ] || { echo "ROWS='$ROWS' matches no row" >&2; exit 2; }
+    rows=("${picked[@]}")
+fi
 # MiB each row sends.
 declare -A MIB=(["blksize 512"]=64 ["blksize 1468"]=64 ["blksize 1468, window 16"]=64
     ["100 clients x 16 MiB"]=1600 ["100 clients, window 16"]=1600
-    ["tftpload 100 x 16 MiB"]=1600 ["tftpload 100, window 16"]=1600 ["tftpload 50 slow x 16 MiB"]=800)
+    ["tftpload 100 x 16 MiB"]=1600 ["tftpload 100, window 16"]=1600 ["tftpload 50 slow x 16 MiB"]=800
+    ["tftpload 8 phones x 16 MiB"]=128)
 declare -A C
 
 # Rounds: in each, every server in turn runs every row once, so a slow
@@ -137,6 +151,10 @@ for round in $(seq 1 "$RUNS"); do
                 "blksize 1468, window 16")
                     fetch image64.img "$WORK/out/a" --option "blksize 1468" --option "windowsize 16" \
                         || { echo "  $row: copy differs"; continue; } ;;
+                "tftpload 8 phones"*)
+                    ip netns exec "$CLI" $PIN_LOAD "$TFTPLOAD" 10.30.0.1 image16.img 8 1468 1 \
+                        $((16 << 20)) 500 >/dev/null || { echo "  $row: transfers failed"; continue; }
+                    ;;
                 "tftpload 50 slow"*)
                     ip netns exec "$CLI" $PIN_LOAD "$TFTPLOAD" 10.30.0.1 image16.img 50 1468 1 \
                         $((16 << 20)) 100 >/dev/null || { echo "  $row: transfers failed"; continue; }
@@ -176,6 +194,8 @@ for round in $(seq 1 "$RUNS"); do
     done
 done
 
+http_best= raw_best=
+if [ -z "${ROWS:-}" ]; then
 echo "== HTTP (64 MiB, curl)"
 # Both servers are timed by the same client, curl, discarding the body
 # (`-o /dev/null`), so the figure is the server and the pair, not the
@@ -234,6 +254,7 @@ stop_server
 mbps() { awk -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", 64 / s * 8.388608; else print "-" }'; }
 printf '  dialtone HTTP   %8s s  (%s Mbit/s)\n' "${http_best:-fail}" "$(mbps "${http_best:-0}")"
 printf '  sendfile (veth) %8s s  (%s Mbit/s)\n' "${raw_best:-fail}" "$(mbps "${raw_best:-0}")"
+fi
 
 # table NAME: one row per bench row, a column per server, then the ratio
 # of each anchor's figure to dialtone's, from the associative array NAME.

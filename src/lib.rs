@@ -23,12 +23,13 @@ pub fn now() -> u64 {
 
 /// The runtime `serve` and `recover` run on: one thread per core, each
 /// kept awake briefly between TFTP acknowledgements while several transfers
-/// run (`files::tftp::pace`).
+/// run and that pays (`files::tftp::pace`).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(files::tftp::pace::before_park)
+        .on_thread_unpark(files::tftp::pace::after_unpark)
         .build()
         .context("cannot start the runtime")
 }
