@@ -5,3 +5,4 @@
 pub mod arp;
 pub mod cache;
 pub mod clock;
+pub mod ready;

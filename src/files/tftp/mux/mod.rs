@@ -233,6 +233,9 @@ impl Outbox {
 }
 
 struct Task {
+    /// The socket, watched by the runtime threads' spins while the task
+    /// lives (declared first: let go before the socket is closed).
+    _watch: pace::Watch,
     tftp: Arc<Tftp>,
     sock: Arc<UdpSocket>,
     flows: HashMap<SocketAddrV4, Flow>,
@@ -254,6 +257,7 @@ impl Task {
         let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
         let far = Instant::now() + Duration::from_secs(3600);
         Task {
+            _watch: pace::Watch::new(&*sock),
             tftp,
             sock,
             flows: HashMap::new(),
