@@ -180,11 +180,13 @@ fn forget_oldest(phones: &mut BTreeMap<Mac, Sighting>, keep: Mac) {
         .filter(|(m, _)| **m != keep)
         .map(|(m, s)| (s.last_seen, *m))
         .collect();
-    let excess = phones.len().saturating_sub(PHONES_AFTER_EVICTION);
-    if excess == 0 || ages.is_empty() {
+    let excess = phones
+        .len()
+        .saturating_sub(PHONES_AFTER_EVICTION)
+        .min(ages.len());
+    if excess == 0 {
         return;
     }
-    let excess = excess.min(ages.len());
     ages.select_nth_unstable(excess - 1);
     for (_, m) in &ages[..excess] {
         phones.remove(m);

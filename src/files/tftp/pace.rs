@@ -26,8 +26,9 @@
 //! not a lab host's), the next waits sleep at once, for longer each round
 //! that does not pay, and are then tried again. 8 clients answering 500 us
 //! after each block (`bench/files.sh`) cost dialtone 9.2-9.6 ms of CPU per
-//! MiB against dnsmasq's 6.8-7.3 while every park spun, and 7.3-7.7
-//! against 7.0-8.4 with the score kept.
+//! MiB against dnsmasq's 6.8-7.3 while every park spun, and 6.3-7.9
+//! against 6.8-7.9 with the score kept and the spin ending at the first
+//! ACK.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -195,7 +196,14 @@ struct Payoff {
     next_skip: u32,
 }
 
+impl Default for Payoff {
+    fn default() -> Payoff {
+        Payoff::new()
+    }
+}
+
 impl Payoff {
+    /// `const`: the runtime threads' scores start in a `thread_local!`.
     const fn new() -> Payoff {
         Payoff {
             tried: 0,
@@ -243,16 +251,9 @@ impl Payoff {
 /// (which includes the wake-up), one late ACK once stopped the polling for
 /// good (a lone 64 MiB read took 2.3 s against the link's 1.2 s), and
 /// judged by two misses in a row, for the next 64 blocks (1.11-1.52 s).
+#[derive(Default)]
 pub struct AckPoll {
     payoff: Payoff,
-}
-
-impl Default for AckPoll {
-    fn default() -> AckPoll {
-        AckPoll {
-            payoff: Payoff::new(),
-        }
-    }
 }
 
 impl AckPoll {
